@@ -1,0 +1,4 @@
+from vidinvert.cli.app import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""The Typer application and the ``vidinvert`` entry point.
+
+One error type (:class:`~vidinvert.errors.VidinvertError`) is rendered once, as a red line, with
+a non-zero exit; ``--debug`` re-raises so the traceback is shown. Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional, Sequence
+
+import typer
+from typer.exceptions import TyperException
+
+from vidinvert import __version__
+from vidinvert.cli import common
+from vidinvert.errors import VidinvertError
+
+app = typer.Typer(
+    name="vidinvert",
+    help="Edit faces in real videos through a pretrained StyleGAN2 (Feature-Style encoder).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vidinvert {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and results.")] = False,
+) -> None:
+    common.state.debug = debug
+    common.state.quiet = quiet
+    common.setup_logging()
+
+
+def _register_commands() -> None:
+    # Each module adds its commands to ``app``; imports are cheap (heavy imports happen inside commands).
+    from vidinvert.cli import doctor, images, info, weights_cmd  # noqa: F401
+
+    for module in (doctor, weights_cmd, info, images):
+        module.register(app)
+
+
+_register_commands()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (also used by ``python -m vidinvert``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    common.state.debug = "--debug" in args
+    common.setup_logging()
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=args, prog_name="vidinvert", standalone_mode=False)
+        return int(rv) if isinstance(rv, int) else 0
+    except typer.Exit as exc:
+        return exc.exit_code
+    except TyperException as exc:  # usage errors (bad option, missing argument)
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            common.render_error(VidinvertError(exc.message))
+        return exc.exit_code
+    except typer.Abort:
+        common.err.print("[red]aborted[/red]")
+        return 130
+    except KeyboardInterrupt:
+        common.err.print("[red]interrupted[/red]")
+        return 130
+    except VidinvertError as exc:
+        if common.state.debug:
+            raise
+        common.render_error(exc)
+        return exc.exit_code
+    except Exception as exc:  # a bug: still one line unless --debug
+        if common.state.debug:
+            raise
+        common.render_error(exc)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,203 @@
+"""What every command shares: consoles, error rendering, the typed options.
+
+Results go to stdout (tables, ``--json``); messages, notices and progress go to stderr,
+so ``vidinvert info clip.mp4 --json | jq`` works. When stderr is not a terminal, Rich prints
+plain lines (no colour, no live bars).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from vidinvert.errors import VidinvertError
+
+out = Console(soft_wrap=True, highlight=False)  # results (stdout)
+err = Console(stderr=True, soft_wrap=True, highlight=False)  # messages and progress (stderr)
+
+
+class State:
+    """Global flags set by the app callback."""
+
+    debug: bool = False
+    quiet: bool = False
+
+
+state = State()
+
+
+def notice(message: str) -> None:
+    """A one-line notice on stderr (yellow), silenced by --quiet."""
+    if not state.quiet:
+        err.print(f"[yellow]{message}[/yellow]", markup=True)
+
+
+def loud(message: str) -> None:
+    """A one-line warning that --quiet does not silence (e.g. running on the CPU by surprise)."""
+    err.print(f"[bold red]{message}[/bold red]", markup=True)
+
+
+def info(message: str) -> None:
+    if not state.quiet:
+        err.print(message, markup=False)
+
+
+def print_json(obj: Any) -> None:
+    """Machine-readable output on stdout, nothing else on stdout."""
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def render_error(exc: BaseException) -> None:
+    """Render an error as one red line on stderr."""
+    msg = exc.message if isinstance(exc, VidinvertError) else f"internal error: {type(exc).__name__}: {exc}"
+    msg = " ".join(str(msg).split())
+    if not isinstance(exc, VidinvertError):
+        msg += " (run with --debug for the traceback; please report it)"
+    err.print(f"[red]error:[/red] {msg}", markup=True, highlight=False)
+
+
+class _ConsoleHandler(logging.Handler):
+    """Library log records -> one line each on stderr (warnings yellow; info hidden by --quiet)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = " ".join(record.getMessage().split())
+        except Exception:  # pragma: no cover - malformed record
+            return
+        if record.levelno >= logging.ERROR:
+            err.print(f"[red]{msg}[/red]", markup=True, highlight=False)
+        elif record.levelno >= logging.WARNING:
+            if not state.quiet:
+                err.print(f"[yellow]notice:[/yellow] {msg}", markup=True, highlight=False)
+        elif not state.quiet and (record.levelno >= logging.INFO or state.debug):
+            err.print(msg, markup=False, highlight=False)
+
+
+_handler = _ConsoleHandler()
+
+
+def setup_logging() -> None:
+    """Route the ``vidinvert`` loggers to the stderr console (idempotent)."""
+    logger = logging.getLogger("vidinvert")
+    if _handler not in logger.handlers:
+        logger.addHandler(_handler)
+    logger.setLevel(logging.DEBUG if state.debug else logging.INFO)
+    logger.propagate = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared typed options. Commands use these so one option means one thing everywhere.
+# ---------------------------------------------------------------------------------------------
+WeightsDirOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--weights-dir",
+        help="Folder with the model files (before $VIDINVERT_HOME and ~/.cache/vidinvert).",
+        envvar=None,
+    ),
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cuda | cuda:N | cpu.")]
+DtypeOpt = Annotated[
+    str, typer.Option("--dtype", help="auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON result on stdout instead of a table.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
+
+
+class StageProgress:
+    """Rich progress bars (items/s and ETA) on a terminal; periodic plain lines otherwise.
+
+    Usage::
+
+        with StageProgress(quiet=state.quiet) as prog:
+            task = prog.add("decode", total=n, unit="frames")
+            prog.advance(task, 1)
+    """
+
+    def __init__(self, *, quiet: bool | None = None, plain_every_s: float = 5.0) -> None:
+        self.quiet = state.quiet if quiet is None else quiet
+        self.live = err.is_terminal and not self.quiet
+        self.plain_every_s = plain_every_s
+        self._progress = None
+        self._plain: dict[int, dict] = {}
+
+    def __enter__(self) -> "StageProgress":
+        if self.live:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
+                                       TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description:<10}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=err,
+                transient=False,
+            )
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+        elif not self.quiet:
+            for tid, st in self._plain.items():
+                self._plain_line(tid, final=True)
+
+    def add(self, description: str, total: int | None, unit: str = "frames") -> int:
+        import time
+
+        if self._progress is not None:
+            return self._progress.add_task(description, total=total, rate="", unit=unit)
+        tid = len(self._plain)
+        self._plain[tid] = {"desc": description, "total": total, "done": 0, "unit": unit,
+                            "t0": time.perf_counter(), "last": time.perf_counter()}
+        return tid
+
+    def advance(self, task: int, n: int = 1) -> None:
+        import time
+
+        if self._progress is not None:
+            t = self._progress.tasks[[x.id for x in self._progress.tasks].index(task)]
+            speed = t.speed
+            unit = t.fields.get("unit", "")
+            rate = f"{speed:.1f} {unit}/s" if speed else ""
+            self._progress.update(task, advance=n, rate=rate)
+            return
+        st = self._plain[task]
+        st["done"] += n
+        now = time.perf_counter()
+        if not self.quiet and now - st["last"] >= self.plain_every_s:
+            st["last"] = now
+            self._plain_line(task)
+
+    def set_total(self, task: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress.update(task, total=total)
+        else:
+            self._plain[task]["total"] = total
+
+    def _plain_line(self, task: int, final: bool = False) -> None:
+        import time
+
+        st = self._plain[task]
+        el = max(time.perf_counter() - st["t0"], 1e-9)
+        rate = st["done"] / el
+        tot = st["total"]
+        of = f"/{tot}" if tot else ""
+        eta = ""
+        if tot and rate > 0 and not final:
+            eta = f", ETA {max(tot - st['done'], 0) / rate:.0f}s"
+        err.print(f"{st['desc']}: {st['done']}{of} {st['unit']} ({rate:.1f} {st['unit']}/s{eta})",
+                  markup=False, highlight=False)

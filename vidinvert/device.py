@@ -1,0 +1,82 @@
+"""Compute device and dtype resolution (``--device auto|cuda|cpu``, ``--dtype auto|fp32|bf16|fp16``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from vidinvert.errors import VidinvertError
+
+DEVICE_CHOICES = ("auto", "cuda", "cpu")
+DTYPE_CHOICES = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Where and in which precision the networks run.
+
+    ``dtype`` is the autocast dtype for the networks; float32 means no autocast.
+    ``fell_back`` is True when CUDA was asked for (or ``auto`` expected one) but the CPU is used.
+    """
+
+    device: torch.device
+    dtype: torch.dtype
+    fell_back: bool = False
+
+    @property
+    def autocast_enabled(self) -> bool:
+        return self.dtype != torch.float32
+
+    def autocast(self):
+        """A context manager: autocast to ``dtype`` on ``device``, or nothing in float32."""
+        return torch.autocast(
+            device_type=self.device.type, dtype=self.dtype, enabled=self.autocast_enabled
+        )
+
+    def describe(self) -> str:
+        name = str(self.device)
+        if self.device.type == "cuda":
+            name += f" ({torch.cuda.get_device_name(self.device)})"
+        return f"{name}, {dtype_name(self.dtype)}"
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return {v: k for k, v in _DTYPES.items()}.get(dtype, str(dtype))
+
+
+def resolve_compute(device: str = "auto", dtype: str = "auto") -> Compute:
+    """Resolve ``--device`` and ``--dtype``.
+
+    auto device: CUDA when available, else CPU (``fell_back`` set so the CLI can say so loudly).
+    ``cuda`` without CUDA falls back to the CPU with ``fell_back`` set, rather than failing a long job.
+    auto dtype: bf16 on CUDA, fp32 on CPU. fp16/bf16 on the CPU are allowed (slow, for tests).
+    """
+    device = (device or "auto").lower()
+    dtype = (dtype or "auto").lower()
+    if device not in DEVICE_CHOICES and not device.startswith("cuda:"):
+        raise VidinvertError(f"unknown --device {device!r}: choose one of {', '.join(DEVICE_CHOICES)} or cuda:N")
+    if dtype not in DTYPE_CHOICES:
+        raise VidinvertError(f"unknown --dtype {dtype!r}: choose one of {', '.join(DTYPE_CHOICES)}")
+    has_cuda = torch.cuda.is_available()
+    fell_back = False
+    if device == "auto":
+        dev = torch.device("cuda") if has_cuda else torch.device("cpu")
+        fell_back = not has_cuda
+    elif device.startswith("cuda"):
+        if has_cuda:
+            dev = torch.device(device)
+            if dev.index is not None and dev.index >= torch.cuda.device_count():
+                raise VidinvertError(
+                    f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+                )
+        else:
+            dev, fell_back = torch.device("cpu"), True
+    else:
+        dev = torch.device("cpu")
+    if dtype == "auto":
+        dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    else:
+        dt = _DTYPES[dtype]
+    return Compute(device=dev, dtype=dt, fell_back=fell_back)

@@ -1,0 +1,20 @@
+"""Latent edits: direction files and their registry, strengths over time, temporal filters."""
+
+from vidinvert.edit.directions import (
+    EDIT_STEP,
+    Direction,
+    available_directions,
+    load_direction,
+    resolve_attr,
+)
+from vidinvert.edit.latent import apply_edit, edit_feature
+
+__all__ = [
+    "EDIT_STEP",
+    "Direction",
+    "apply_edit",
+    "available_directions",
+    "edit_feature",
+    "load_direction",
+    "resolve_attr",
+]

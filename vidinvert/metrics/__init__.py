@@ -1,0 +1,1 @@
+"""Metrics: identity (ArcFace or dlib embeddings, identity consistency), flicker, image quality."""

@@ -1,0 +1,42 @@
+"""Temporal flicker of aligned face crops."""
+
+from __future__ import annotations
+
+import torch
+
+
+class FlickerMeter:
+    """Streaming mean absolute difference between consecutive aligned crops.
+
+    Feed crops ``[B,3,S,S]`` in [-1,1] in frame order (chunks may have any size); ``value`` is
+    the mean over all consecutive pairs of ``mean |x_t - x_{t-1}|`` measured in [0,1] units.
+    ``reset()`` starts a new run (e.g. after a gap without a face, so a cut is not counted).
+    """
+
+    def __init__(self) -> None:
+        self._last: torch.Tensor | None = None
+        self._sum = 0.0
+        self._n = 0
+
+    def reset(self) -> None:
+        self._last = None
+
+    def update(self, crops: torch.Tensor) -> None:
+        x = crops.detach().float()
+        if x.shape[0] == 0:
+            return
+        if self._last is not None:
+            x = torch.cat([self._last.to(x.device), x])
+        if x.shape[0] >= 2:
+            d = (x[1:] - x[:-1]).abs().mean(dim=(1, 2, 3)) / 2.0  # [-1,1] -> [0,1] units
+            self._sum += float(d.sum())
+            self._n += int(d.numel())
+        self._last = x[-1:].clone()
+
+    @property
+    def value(self) -> float | None:
+        return self._sum / self._n if self._n else None
+
+    @property
+    def pairs(self) -> int:
+        return self._n

@@ -1,0 +1,150 @@
+"""The image job: invert or edit aligned face images (``--no-align``), in batches.
+
+Aligned means FFHQ-aligned square crops (e.g. CelebA-HQ). A square image of another size is
+resized to the generator's resolution (antialiased) with a notice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from vidinvert.convert import to_tensor, to_uint8
+from vidinvert.edit.directions import Direction
+from vidinvert.errors import VidinvertError
+from vidinvert.fileio import atomic_path
+from vidinvert.imagefile import read_image, write_image
+from vidinvert.pipeline.inverter import Inverter, Latents
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EditSpec:
+    """One output's edit: a name for file names and the summed direction ``sum_i s_i * 15 * d_i``."""
+
+    name: str
+    directions: tuple[Direction, ...]
+    strengths: tuple[float, ...]
+
+    def delta(self) -> torch.Tensor:
+        """``[n_latent, style_dim]`` float32: the change of w at strength multiplier 1."""
+        total = None
+        for d, s in zip(self.directions, self.strengths):
+            v = d.scaled(s)
+            total = v if total is None else total + v
+        return total
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    inputs: tuple[Path, ...]
+    outputs: tuple[tuple[Path, ...], ...]  # per input: one output per edit (or the reconstruction)
+    edits: tuple[EditSpec, ...] = ()  # empty: invert (reconstruction)
+    strength: float = 3.0
+    save_latents: Path | None = None
+    batch_size: int = 4
+    overwrite: bool = False
+
+
+def load_aligned(path: Path, size: int) -> np.ndarray:
+    """Read an aligned face image as uint8 RGB ``[size,size,3]``."""
+    rgb = read_image(path)
+    h, w = rgb.shape[:2]
+    if h != w:
+        raise VidinvertError(
+            f"{path}: {w}x{h} is not a square aligned face; --no-align expects FFHQ-aligned square crops"
+        )
+    if h != size:
+        log.warning(f"{path.name}: {w}x{h} resized to the generator's {size}x{size}")
+        t = to_tensor(rgb)
+        t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", antialias=h > size,
+                                            align_corners=False)
+        rgb = to_uint8(t)[0]
+    return rgb
+
+
+def run_image_job(inverter: Inverter, job: ImageJob,
+                  progress: Callable[[int], None] | None = None) -> dict:
+    """Run the job; returns a summary dict (outputs, timings). Calls ``progress(n)`` per batch."""
+    t0 = time.perf_counter()
+    all_w, all_f, all_we, all_fe = [], [], [], []
+    written: list[str] = []
+    timings = {"read": 0.0, "invert": 0.0, "edit": 0.0, "synthesize": 0.0, "write": 0.0}
+    device = inverter.compute.device
+    for start in range(0, len(job.inputs), job.batch_size):
+        paths = job.inputs[start : start + job.batch_size]
+        outs = job.outputs[start : start + job.batch_size]
+        t = time.perf_counter()
+        batch = np.stack([load_aligned(p, inverter.size) for p in paths])
+        faces = to_tensor(batch, device=device)
+        timings["read"] += time.perf_counter() - t
+        t = time.perf_counter()
+        lat = inverter.invert(faces)
+        timings["invert"] += time.perf_counter() - t
+        all_w.append(lat.w.cpu())
+        all_f.append(lat.f.cpu())
+        results: list[Latents] = []
+        if job.edits:
+            t = time.perf_counter()
+            g_k_w = inverter.feature_at_k(lat.w)
+            for spec in job.edits:
+                results.append(inverter.edit(lat, spec.delta(), job.strength, g_k_w=g_k_w))
+            timings["edit"] += time.perf_counter() - t
+            all_we.append(torch.stack([r.w.cpu() for r in results], 1))
+            all_fe.append(torch.stack([r.f.cpu() for r in results], 1))
+        else:
+            results.append(lat)
+        for k, res in enumerate(results):
+            t = time.perf_counter()
+            images = to_uint8(inverter.synthesize(res))
+            timings["synthesize"] += time.perf_counter() - t
+            t = time.perf_counter()
+            for i, img in enumerate(images):
+                write_image(outs[i][k], img, overwrite=job.overwrite)
+                written.append(str(outs[i][k]))
+            timings["write"] += time.perf_counter() - t
+        if progress:
+            progress(len(paths))
+    if job.save_latents is not None:
+        arrays = {
+            "w": torch.cat(all_w).numpy(),
+            "f": torch.cat(all_f).numpy(),
+            "names": np.array([str(p) for p in job.inputs]),
+        }
+        if all_we:
+            arrays["w_edit"] = torch.cat(all_we).numpy()  # [N, n_edits, L, D]
+            arrays["f_edit"] = torch.cat(all_fe).numpy()
+            arrays["edits"] = np.array([e.name for e in job.edits])
+        with atomic_path(job.save_latents, overwrite=job.overwrite) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+        written.append(str(job.save_latents))
+    timings["total"] = time.perf_counter() - t0
+    n = len(job.inputs)
+    return {"images": n, "outputs": written, "timings_s": timings,
+            "seconds_per_image": timings["total"] / max(n, 1)}
+
+
+def default_output(src: Path, tag: str, out_dir: Path | None, suffix: str | None = None) -> Path:
+    """``face.png`` + ``smile`` -> ``face.smile.png`` (in ``out_dir`` or next to the input)."""
+    name = f"{src.stem}.{tag}{suffix or src.suffix}"
+    return (out_dir or src.parent) / name
+
+
+def plan_outputs(inputs: Sequence[Path], tags: Sequence[str], output: Path | None,
+                 out_dir: Path | None, suffix: str | None = None) -> list[tuple[Path, ...]]:
+    """One output per (input, tag). ``--output`` only for one input and one tag."""
+    if output is not None:
+        if len(inputs) != 1 or len(tags) != 1:
+            raise VidinvertError(
+                "--output names one file: with several inputs or edits use --out-dir (or --combine)"
+            )
+        return [(output,)]
+    return [tuple(default_output(p, t, out_dir, suffix) for t in tags) for p in inputs]

@@ -1,0 +1,154 @@
+"""The inversion engine: encoder + generator on one device, batched invert / edit / synthesize.
+
+Shared by the image job, the video pipeline and ``eval``. All tensors are RGB NCHW float in
+[-1,1]; latents are kept in float32 whatever the autocast dtype of the networks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from vidinvert.device import Compute
+from vidinvert.edit.latent import apply_edit, edit_feature
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Latents:
+    """Per-frame codes. ``w``: ``[B, n_latent, style_dim]`` float32 (latent_avg included);
+    ``f``: ``[B, C, 16, 16]`` float32, the feature code that replaces the generator's layer K."""
+
+    w: torch.Tensor
+    f: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.w.shape[0])
+
+    def cpu(self) -> "Latents":
+        return Latents(self.w.cpu(), self.f.cpu())
+
+    def slice(self, sl: slice) -> "Latents":
+        return Latents(self.w[sl], self.f[sl])
+
+
+@dataclass
+class Inverter:
+    """The encoder and the generator, ready on ``compute.device``, with one fixed noise set.
+
+    ``noise`` defaults to the generator checkpoint's stored buffers: the same noise for every
+    frame and every pass, which is what keeps a video temporally consistent.
+    """
+
+    encoder: torch.nn.Module
+    generator: torch.nn.Module
+    compute: Compute
+    feature_index: int = 5
+    noise: list[torch.Tensor] | None = None
+    files: dict[str, Path | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.encoder = self.encoder.to(self.compute.device).eval().requires_grad_(False)
+        self.generator = self.generator.to(self.compute.device).eval().requires_grad_(False)
+        if self.noise is None:
+            self.noise = [n.to(self.compute.device) for n in self.generator.stored_noise()]
+
+    # ------------------------------------------------------------------------------------------
+    @classmethod
+    def from_files(cls, encoder: Path, generator: Path, compute: Compute) -> "Inverter":
+        """Load the official checkpoint files (any supported format) strictly."""
+        from vidinvert.weights import load_encoder, load_generator
+
+        gen, latent_avg = load_generator(generator)
+        enc = load_encoder(encoder, latent_avg=latent_avg)
+        _check_pair(enc, gen, encoder, generator)
+        return cls(enc, gen, compute, files={"encoder": Path(encoder), "generator": Path(generator)})
+
+    @property
+    def size(self) -> int:
+        return int(self.generator.size)
+
+    @property
+    def n_latent(self) -> int:
+        return int(self.generator.n_latent)
+
+    @property
+    def style_dim(self) -> int:
+        return int(self.generator.style_dim)
+
+    # ------------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def invert(self, faces: torch.Tensor) -> Latents:
+        """Aligned faces ``[B,3,S,S]`` in [-1,1] (S = generator size) -> :class:`Latents`."""
+        from vidinvert.models.fs_encoder import prepare_encoder_input
+
+        x = faces.to(self.compute.device, torch.float32)
+        x256 = prepare_encoder_input(x)
+        with self.compute.autocast():
+            w, f = self.encoder(x256)
+        return Latents(w.float(), f.float())
+
+    @torch.inference_mode()
+    def feature_at_k(self, w: torch.Tensor) -> torch.Tensor:
+        """G_K(w): the generator's activation at layer K from w alone (early exit)."""
+        with self.compute.autocast():
+            g = self.generator.forward_until(w.to(self.compute.device), index=self.feature_index, noise=self.noise)
+        return g.float()
+
+    @torch.inference_mode()
+    def edit(self, latents: Latents, delta: torch.Tensor, strength: torch.Tensor | float,
+             g_k_w: torch.Tensor | None = None) -> Latents:
+        """``w~ = w + strength * delta``; ``F~ = F + G_K(w~) - G_K(w)``.
+
+        delta: ``[n_latent, style_dim]`` (``EDIT_STEP * d``, or a sum of such for combined edits);
+        strength: float or ``[B]``. Rows with strength 0 keep ``w`` and ``F`` exactly.
+        ``g_k_w`` may be passed when G_K(w) is already known (several edits of one inversion).
+        """
+        s = torch.as_tensor(strength, dtype=torch.float32, device=latents.w.device)
+        if s.ndim == 0:
+            s = s.expand(len(latents))
+        unchanged = s == 0
+        if bool(unchanged.all()):
+            return Latents(latents.w.clone(), latents.f.clone())
+        w_edit = apply_edit(latents.w, delta, s)
+        w_edit = torch.where(unchanged.view(-1, 1, 1), latents.w, w_edit)
+        if g_k_w is None:
+            both = self.feature_at_k(torch.cat([latents.w, w_edit]))
+            g_k_w, g_k_edit = both.chunk(2)
+        else:
+            g_k_edit = self.feature_at_k(w_edit)
+        f_edit = edit_feature(latents.f, g_k_w.to(latents.f.device), g_k_edit.to(latents.f.device), unchanged)
+        return Latents(w_edit, f_edit)
+
+    @torch.inference_mode()
+    def synthesize(self, latents: Latents) -> torch.Tensor:
+        """``G(w, F)``: images ``[B,3,S,S]`` float32, nominally [-1,1] (not clamped)."""
+        with self.compute.autocast():
+            img = self.generator(
+                latents.w.to(self.compute.device),
+                latents.f.to(self.compute.device),
+                feature_index=self.feature_index,
+                noise=self.noise,
+            )
+        return img.float()
+
+
+def _check_pair(enc, gen, enc_path, gen_path) -> None:
+    from vidinvert.errors import VidinvertError
+
+    n_styles = getattr(enc, "n_styles", None)
+    if n_styles is not None and n_styles != gen.n_latent:
+        raise VidinvertError(
+            f"encoder {enc_path} predicts {n_styles} style rows but generator {gen_path} "
+            f"({gen.size} px) takes {gen.n_latent}: use an encoder trained for this generator"
+        )
+    fc = getattr(enc, "feature_channels", None)
+    if fc is not None and fc != gen.channels[16]:
+        raise VidinvertError(
+            f"encoder {enc_path} predicts a {fc}-channel feature code but generator {gen_path} has "
+            f"{gen.channels[16]} channels at 16x16: use an encoder trained for this generator"
+        )
