@@ -36,3 +36,34 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("VIDINVERT_HOME", str(home))
     monkeypatch.setenv("VIDINVERT_NO_USER_CACHE", "1")
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """Tiny random models saved in the official file formats (rosinality generator, bare encoder).
+
+    Random weights: outputs are meaningless; tests use them for plumbing and invariants.
+    Returns a dict with ``generator``/``encoder`` paths and the in-memory models.
+    """
+    from vidinvert.models import tiny_pair
+
+    d = tmp_path_factory.mktemp("tiny_weights")
+    gen, enc = tiny_pair(0)
+    gen_path, enc_path = d / "tiny-generator.pt", d / "tiny-encoder.pth"
+    torch.save({"g_ema": gen.state_dict(), "latent_avg": enc.latent_avg[0].clone()}, gen_path)
+    torch.save(enc.state_dict(), enc_path)
+    return {"dir": d, "generator": gen_path, "encoder": enc_path, "gen": gen, "enc": enc}
+
+
+@pytest.fixture(scope="session")
+def astronaut_face(tmp_path_factory):
+    """A 64x64 square crop around the astronaut's face (uint8 RGB) saved as PNG."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    img = data.astronaut()[20:220, 130:330]  # roughly the face, square
+    small = np.asarray(Image.fromarray(img).resize((64, 64), Image.BICUBIC))
+    p = tmp_path_factory.mktemp("faces") / "face.png"
+    Image.fromarray(small).save(p)
+    return p

@@ -17,6 +17,8 @@ def to_tensor(images: np.ndarray | torch.Tensor, device: torch.device | str | No
 
     Follows the official normalisation: ``x/255`` then ``(x-0.5)/0.5``.
     """
+    if isinstance(images, np.ndarray) and not images.flags.writeable:
+        images = images.copy()
     t = torch.as_tensor(images)
     if t.dtype != torch.uint8:
         raise TypeError(f"expected uint8 RGB images, got {t.dtype}")
