@@ -50,10 +50,26 @@ def atomic_path(dest: Path, *, overwrite: bool) -> Iterator[Path]:
         yield tmp_path
         if dest.exists() and not overwrite:
             raise VidinvertError(f"output {dest} appeared while working: pass --overwrite to replace it")
-        os.replace(tmp_path, dest)
+        publish(tmp_path, dest)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish(tmp: Path, dest: Path) -> None:
+    """Rename a finished temp file into place with the permissions a new file would get.
+
+    ``mkstemp`` creates files readable by their owner only; outputs are meant to be shared like
+    any file the user creates (0666 minus the umask).
+    """
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, dest)
 
 
 def write_json(dest: Path, obj: Any) -> None:
