@@ -1,4 +1,4 @@
-"""``vidinvert invert`` and ``vidinvert edit``: images (``--no-align``) and videos share the options."""
+"""``vidinvert invert`` and ``vidinvert edit``: videos, and aligned images (``--no-align``), share the options."""
 
 from __future__ import annotations
 
@@ -34,6 +34,21 @@ StrengthOpt = Annotated[
     typer.Option("--strength", help="Edit strength (w~ = w + 15*S*d, d unit-norm); videos: keyframes 0s:0,2s:3."),
 ]
 CombineOpt = Annotated[bool, typer.Option("--combine", help="Sum several edits into one output.")]
+StartOpt = Annotated[Optional[str], typer.Option("--start", help="Start of the range: 12.5 / 12.5s (seconds) or 300f (frame).")]
+EndOpt = Annotated[Optional[str], typer.Option("--end", help="End of the range (exclusive), same grammar as --start.")]
+DetectorOpt = Annotated[str, typer.Option("--detector", help="auto (RetinaFace if its weights are present, else dlib) | retinaface | dlib.")]
+FaceOpt = Annotated[str, typer.Option("--face", help="Which face: largest | center | N (0 = leftmost); tracked over time.")]
+PasteOpt = Annotated[str, typer.Option("--paste", help="delta (add only the edit's change: keeps source detail) | full.")]
+ColorOpt = Annotated[bool, typer.Option("--color-match", help="Match the pasted face's colours to the source (full paste).")]
+SmoothOpt = Annotated[float, typer.Option("--smooth-latents", min=0.0, help="Gaussian sigma (frames) over w+ and F; 0 = off.")]
+FineOpt = Annotated[bool, typer.Option("--fine-mean", help="Replace the fine rows of w+ (9..17) by their running mean.")]
+MaxGapOpt = Annotated[float, typer.Option("--max-gap", min=0.0, help="Seconds without the face filled by interpolation; longer gaps pass through.")]
+CodecOpt = Annotated[str, typer.Option("--codec", help="libx264 | libx265 | ffv1 (lossless).")]
+CrfOpt = Annotated[float, typer.Option("--crf", help="Quality for libx264/libx265 (0 lossless .. 51; 18 is visually lossless).")]
+PresetOpt = Annotated[str, typer.Option("--preset", help="x264/x265 speed preset (ultrafast .. veryslow).")]
+PreviewOpt = Annotated[bool, typer.Option("--preview", help="Render a short stretch (first 2 s, or --start/--end) and estimate the full time.")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Keep a work folder so a stopped run continues where it stopped.")]
+ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Write the report as JSON here (a folder for several inputs).")]
 
 
 def resolve_models(encoder: str | None, generator: str | None, weights_dir: Path | None):
@@ -79,50 +94,63 @@ def _edit_specs(attr, direction, strength, combine, n_latent, style_dim, weights
 
 
 def _run(kind: str, inputs, output, out_dir, no_align, encoder, generator, weights_dir, device, dtype,
-         batch_size, save_latents, overwrite, as_json, attr=None, direction=None, strength="3", combine=False):
-    from vidinvert.fileio import check_output
+         batch_size, save_latents, overwrite, as_json, attr=None, direction=None, strength="3", combine=False,
+         video=None):
     from vidinvert.imagefile import is_image_path
-    from vidinvert.pipeline.images import ImageJob, plan_outputs, run_image_job
-    from vidinvert.pipeline.inverter import Inverter
-    from vidinvert.timespec import Keyframes
 
     if not inputs:
         raise VidinvertError("no inputs given")
-    images = [p for p in inputs if is_image_path(p)]
-    if len(images) != len(inputs):
-        raise VidinvertError("video inputs need the video pipeline (not in this build yet)")
-    if not no_align:
-        raise VidinvertError(
-            "still images are taken as FFHQ-aligned faces: pass --no-align (alignment of raw photos: use a video or align first)"
-        )
-    for p in inputs:
-        if not p.exists():
-            raise VidinvertError(f"input not found: {p}")
     if out_dir is not None and not out_dir.is_dir():
         raise VidinvertError(f"--out-dir {out_dir} is not an existing folder")
+    images = [p for p in inputs if is_image_path(p)]
+    if images and len(images) != len(inputs):
+        raise VidinvertError("give either images or videos in one call, not both")
+    if images and not no_align:
+        raise VidinvertError(
+            "still images are taken as FFHQ-aligned faces: pass --no-align (to align raw photos, use a video)"
+        )
+    if images or len(inputs) == 1:
+        for p in inputs:
+            if not p.exists():
+                raise VidinvertError(f"input not found: {p}")
     enc_path, gen_path = resolve_models(encoder, generator, weights_dir)
     compute = _compute(device, dtype)
+    from vidinvert.pipeline.inverter import Inverter
+
     inverter = Inverter.from_files(enc_path, gen_path, compute)
-    edits = ()
-    s = 0.0
-    tags = ["inverted"]
+    s, edits = 0.0, ()
     if kind == "edit":
         s, edits = _edit_specs(attr, direction, strength, combine, inverter.n_latent, inverter.style_dim, weights_dir)
-        if isinstance(s, Keyframes):
-            raise VidinvertError("strength keyframes apply to videos; give a single number for images")
-        tags = [e.name for e in edits]
+    if images:
+        return _run_images(kind, inverter, images, output, out_dir, no_align, s, edits, batch_size, save_latents,
+                           overwrite, as_json, enc_path, gen_path)
+    from vidinvert.cli.videos import run_videos
+
+    return run_videos(kind, inverter, inputs, output, out_dir, s, edits, batch_size, save_latents, overwrite,
+                      as_json, weights_dir, video or {})
+
+
+def _run_images(kind, inverter, inputs, output, out_dir, no_align, s, edits, batch_size, save_latents, overwrite,
+                as_json, enc_path, gen_path):
+    from vidinvert.fileio import check_output
+    from vidinvert.pipeline.images import ImageJob, plan_outputs, run_image_job
+    from vidinvert.timespec import Keyframes
+
+    if isinstance(s, Keyframes):
+        raise VidinvertError("strength keyframes apply to videos; give a single number for images")
+    tags = [e.name for e in edits] if edits else ["inverted"]
     outputs = plan_outputs(inputs, tags, output, out_dir)
     for outs in outputs:
         for o in outs:
             check_output(o, overwrite=overwrite, inputs=inputs)
     if save_latents is not None:
         check_output(save_latents, overwrite=overwrite, inputs=inputs)
-    bs = batch_size or (4 if compute.device.type == "cpu" else 16)
+    bs = batch_size or (4 if inverter.compute.device.type == "cpu" else 16)
     job = ImageJob(tuple(inputs), tuple(outputs), edits, float(s), save_latents, bs, overwrite)
     with common.StageProgress() as prog:
         task = prog.add(kind, total=len(inputs), unit="images")
         summary = run_image_job(inverter, job, progress=lambda n: prog.advance(task, n))
-    summary.update(device=compute.describe(), encoder=str(enc_path), generator=str(gen_path))
+    summary.update(device=inverter.compute.describe(), encoder=str(enc_path), generator=str(gen_path))
     if as_json:
         common.print_json(summary)
     else:
@@ -147,10 +175,30 @@ def register(app: typer.Typer) -> None:
         save_latents: LatentsOpt = None,
         overwrite: common.OverwriteOpt = False,
         as_json: common.JsonOpt = False,
+        start: StartOpt = None,
+        end: EndOpt = None,
+        detector: DetectorOpt = "auto",
+        face: FaceOpt = "largest",
+        paste: PasteOpt = "delta",
+        color_match: ColorOpt = False,
+        smooth_latents: SmoothOpt = 0.0,
+        fine_mean: FineOpt = False,
+        max_gap: MaxGapOpt = 0.5,
+        codec: CodecOpt = "libx264",
+        crf: CrfOpt = 18.0,
+        preset: PresetOpt = "medium",
+        preview: PreviewOpt = False,
+        resume: ResumeOpt = False,
+        report: ReportOpt = None,
     ) -> None:
-        """Invert faces (the reconstruction, no edit), e.g. [bold]vidinvert invert face.png --no-align -o recon.png[/bold]."""
-        _run("invert", inputs, output, out_dir, no_align, encoder, generator, weights_dir, device, dtype,
-             batch_size, save_latents, overwrite, as_json)
+        """Invert faces without editing (the reconstruction): [bold]vidinvert invert clip.mp4[/bold], or aligned images with --no-align."""
+        code = _run("invert", inputs, output, out_dir, no_align, encoder, generator, weights_dir, device, dtype,
+                    batch_size, save_latents, overwrite, as_json,
+                    video=dict(start=start, end=end, detector=detector, face=face, paste=paste, color_match=color_match,
+                       smooth_latents=smooth_latents, fine_mean=fine_mean, max_gap=max_gap, codec=codec, crf=crf,
+                       preset=preset, preview=preview, resume=resume, report=report, dtype=dtype))
+        if code:
+            raise typer.Exit(code)
 
     @app.command("edit")
     def edit(
@@ -171,7 +219,27 @@ def register(app: typer.Typer) -> None:
         save_latents: LatentsOpt = None,
         overwrite: common.OverwriteOpt = False,
         as_json: common.JsonOpt = False,
+        start: StartOpt = None,
+        end: EndOpt = None,
+        detector: DetectorOpt = "auto",
+        face: FaceOpt = "largest",
+        paste: PasteOpt = "delta",
+        color_match: ColorOpt = False,
+        smooth_latents: SmoothOpt = 0.0,
+        fine_mean: FineOpt = False,
+        max_gap: MaxGapOpt = 0.5,
+        codec: CodecOpt = "libx264",
+        crf: CrfOpt = 18.0,
+        preset: PresetOpt = "medium",
+        preview: PreviewOpt = False,
+        resume: ResumeOpt = False,
+        report: ReportOpt = None,
     ) -> None:
-        """Edit faces along a direction, e.g. [bold]vidinvert edit face.png --no-align --attr smile -o smile.png[/bold]."""
-        _run("edit", inputs, output, out_dir, no_align, encoder, generator, weights_dir, device, dtype,
-             batch_size, save_latents, overwrite, as_json, attr, direction, strength, combine)
+        """Edit the face in videos: [bold]vidinvert edit clip.mp4 --attr smile[/bold] -> clip.smile.mp4 (aligned images with --no-align)."""
+        code = _run("edit", inputs, output, out_dir, no_align, encoder, generator, weights_dir, device, dtype,
+                    batch_size, save_latents, overwrite, as_json, attr, direction, strength, combine,
+                    video=dict(start=start, end=end, detector=detector, face=face, paste=paste, color_match=color_match,
+                       smooth_latents=smooth_latents, fine_mean=fine_mean, max_gap=max_gap, codec=codec, crf=crf,
+                       preset=preset, preview=preview, resume=resume, report=report, dtype=dtype))
+        if code:
+            raise typer.Exit(code)

@@ -71,11 +71,11 @@ class DlibEmbedder:
     def __init__(self) -> None:
         import dlib
 
-        from vidinvert.face.dlib_models import dlib_model_path
+        from vidinvert.face import dlib_models
 
         self._dlib = dlib
-        self._shape = dlib.shape_predictor(str(dlib_model_path("shape_predictor_5_face_landmarks.dat")))
-        self._rec = dlib.face_recognition_model_v1(str(dlib_model_path("dlib_face_recognition_resnet_model_v1.dat")))
+        self._shape = dlib_models.shape_predictor(5)
+        self._rec = dlib_models.recognition_model()
 
     @torch.inference_mode()
     def embed(self, faces: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,240 @@
+"""End-to-end video runs with the tiny random models (meaningless faces, real plumbing).
+
+Outputs use ffv1 in an RGB pixel format so decoded frames can be compared exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from tests.face_clips import face_frame, make_face_clip
+from vidinvert.cli.app import main
+
+
+def _frames(path):
+    """Decoded frames (uint8 RGB via vidinvert's reader) and their pts."""
+    from vidinvert.video import open_video
+
+    fr = list(open_video(path))
+    return np.stack([f.rgb for f in fr]), [f.pts for f in fr], [f.time for f in fr]
+
+
+def _audio_packets(path):
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return []
+        return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clips")
+    return make_face_clip(d / "clip.mp4", n_frames=10)
+
+
+@pytest.fixture()
+def direction(tmp_path):
+    p = tmp_path / "smile.npy"
+    np.save(p, np.random.default_rng(3).standard_normal((64,)).astype(np.float32))
+    return p
+
+
+def _models(tw):
+    return ["--encoder", str(tw["encoder"]), "--generator", str(tw["generator"]), "--device", "cpu"]
+
+
+def test_edit_keeps_frames_timestamps_audio_and_background(tmp_path, clip, tiny_weights, direction):
+    out = tmp_path / "edited.mkv"
+    rep_path = tmp_path / "report.json"
+    rc = main(["edit", str(clip), "--direction", str(direction), "--strength", "3", "-o", str(out),
+               "--codec", "ffv1", "--report", str(rep_path), *_models(tiny_weights)])
+    assert rc == 0
+    src, src_pts, src_t = _frames(clip)
+    got, got_pts, got_t = _frames(out)
+    assert got.shape == src.shape
+    np.testing.assert_allclose(got_t, src_t, atol=1e-6)  # same timestamps (time bases may differ)
+    assert _audio_packets(out) == _audio_packets(clip)  # audio copied byte for byte
+    # background far from the face is bit-identical; the face changed
+    assert np.array_equal(got[:, :, 150:], src[:, :, 150:])
+    assert np.abs(got.astype(int) - src.astype(int)).sum() > 0
+    rep = json.loads(rep_path.read_text())
+    assert rep["frames"] == {"edited": 10, "detected": 10, "interpolated": 0, "passthrough": 0, "total": 10}
+    assert rep["identity_embedder"] == "dlib-resnet128"
+    assert 0 < rep["identity_consistency"]["source"] <= 1
+    assert set(rep["identity_consistency"]) == {"source", "inversion", "smile"}
+    assert len(rep["per_frame"]["id_smile"]) == 10
+    run = json.loads((tmp_path / "edited.run.json").read_text())
+    assert run["weights"]["encoder"]["sha256"] and run["config"]["video"]["codec"] == "ffv1"
+    with av.open(str(out)) as c:
+        assert "vidinvert" in c.metadata.get("comment", "").lower() or "vidinvert" in str(c.metadata).lower()
+
+
+def test_strength_zero_delta_is_the_source_and_full_is_the_inversion(tmp_path, clip, tiny_weights, direction):
+    d0, f0, inv = tmp_path / "d0.mkv", tmp_path / "f0.mkv", tmp_path / "inv.mkv"
+    common = [*_models(tiny_weights), "--codec", "ffv1"]
+    assert main(["edit", str(clip), "--direction", str(direction), "--strength", "0", "-o", str(d0), *common]) == 0
+    assert main(["edit", str(clip), "--direction", str(direction), "--strength", "0", "--paste", "full",
+                 "-o", str(f0), *common]) == 0
+    assert main(["invert", str(clip), "-o", str(inv), *common]) == 0
+    src = _frames(clip)[0]
+    assert np.array_equal(_frames(d0)[0], src)
+    inv_frames = _frames(inv)[0]
+    assert np.array_equal(_frames(f0)[0], inv_frames)
+    assert not np.array_equal(inv_frames, src)
+
+
+def test_keyframed_strength_fades_in(tmp_path, clip, tiny_weights, direction):
+    out = tmp_path / "fade.mkv"
+    # strength 0 for frames 0..3, then ramping: frames before 4f equal the source (delta paste)
+    assert main(["edit", str(clip), "--direction", str(direction), "--strength", "4f:0,9f:3", "-o", str(out),
+                 "--codec", "ffv1", *_models(tiny_weights)]) == 0
+    src, got = _frames(clip)[0], _frames(out)[0]
+    assert all(np.array_equal(got[i], src[i]) for i in range(5))
+    assert not np.array_equal(got[9], src[9])
+
+
+def test_no_face_two_faces_rotation_vfr_odd_size(tmp_path, tiny_weights, direction):
+    def gap_frame(i):  # frames 3..8 without a face: longer than --max-gap 0.1 s at 25 fps
+        return face_frame(i) if not 3 <= i <= 8 else np.full((144, 176, 3), (90, 110, 130), np.uint8)
+
+    clips = {
+        "gap": (make_face_clip(tmp_path / "gap.mp4", n_frames=12, frame_fn=gap_frame), (12, 6)),
+        "two": (make_face_clip(tmp_path / "two.mp4", n_frames=6, size=(240, 144),
+                               frame_fn=lambda i: face_frame(i, (240, 144), faces=((10, 20), (130, 24)))), (6, 0)),
+        "rot": (make_face_clip(tmp_path / "rot.mp4", n_frames=6, rotation=90), (6, 0)),
+        "vfr": (make_face_clip(tmp_path / "vfr.mp4", pts=[0, 40, 70, 130, 150, 200, 260], time_base=Fraction(1, 1000)),
+                (7, 0)),
+        "odd": (make_face_clip(tmp_path / "odd.mp4", n_frames=6, size=(177, 143),
+                               frame_fn=lambda i: face_frame(i, (177, 143)), codec="ffv1"), (6, 0)),
+    }
+    for name, (path, (total, passthrough)) in clips.items():
+        out = tmp_path / f"{name}.out.mkv"
+        rep = tmp_path / f"{name}.json"
+        rc = main(["edit", str(path), "--direction", str(direction), "-o", str(out), "--codec", "ffv1",
+                   "--max-gap", "0.1", "--report", str(rep), *_models(tiny_weights)])
+        assert rc == 0, name
+        r = json.loads(rep.read_text())
+        assert r["frames"]["total"] == total and r["frames"]["passthrough"] == passthrough, (name, r["frames"])
+        src, _, src_t = _frames(path)
+        got, _, got_t = _frames(out)
+        assert got.shape == src.shape, name  # displayed (upright) size kept, odd sizes too
+        np.testing.assert_allclose(got_t, src_t, atol=1e-6)
+        if name == "gap":  # frames of the long gap pass through untouched
+            assert all(np.array_equal(got[i], src[i]) for i in range(4, 8))
+
+
+def test_many_inputs_one_failing(tmp_path, clip, tiny_weights, direction, capsys):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    rc = main(["edit", str(clip), str(bad), "--direction", str(direction), "--out-dir", str(out_dir),
+               "--codec", "ffv1", *_models(tiny_weights)])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "bad.mp4" in err and "1 of 2 inputs failed" in err and "Traceback" not in err
+    assert (out_dir / "clip.smile.mp4").exists() and not (out_dir / "bad.smile.mp4").exists()
+    assert not [p for p in out_dir.iterdir() if "partial" in p.name]
+
+
+def test_preview_estimates_the_whole_clip(tmp_path, clip, tiny_weights, direction, capsys):
+    rc = main(["edit", str(clip), "--direction", str(direction), "--preview", "--end", "4f", "--out-dir",
+               str(tmp_path), "--json", *_models(tiny_weights)])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    p = res["videos"][0]["preview"]
+    assert p["frames_rendered"] == 4 and p["frames_total"] == 10 and p["estimated_seconds"] > 0
+    assert (tmp_path / "clip.smile.preview.mp4").exists()
+    assert len(_frames(tmp_path / "clip.smile.preview.mp4")[0]) == 4
+
+
+def _job(clip, out, tw, direction, resume, chunk=4):
+    from vidinvert.device import resolve_compute
+    from vidinvert.edit.directions import load_direction
+    from vidinvert.face.stage import FaceConfig
+    from vidinvert.pipeline.images import EditSpec
+    from vidinvert.pipeline.inverter import Inverter
+    from vidinvert.pipeline.video import OutputSpec, VideoConfig, VideoJob
+
+    inv = Inverter.from_files(tw["encoder"], tw["generator"], resolve_compute("cpu", "fp32"))
+    d = load_direction(direction, inv.n_latent, inv.style_dim, name="smile")
+    cfg = VideoConfig(strength=2.0, batch_size=3, chunk_frames=chunk, codec="ffv1", resume=resume,
+                      latent_sigma=1.0, fine_mean=True)
+    job = VideoJob(source=clip, outputs=(OutputSpec("smile", out, EditSpec("smile", (d,), (1.0,))),),
+                   config=cfg, face=FaceConfig(detector="dlib"))
+    return inv, job
+
+
+def test_resume_after_interruption_equals_uninterrupted(tmp_path, clip, tiny_weights, direction, monkeypatch):
+    from vidinvert.errors import VidinvertError
+    from vidinvert.pipeline.video import VideoRun
+    from vidinvert.pipeline.workdir import WorkDir
+
+    ref_out = tmp_path / "ref.mkv"
+    inv, job = _job(clip, ref_out, tiny_weights, direction, resume=False)
+    ref_report = VideoRun(inv, job).run()
+
+    out = tmp_path / "resumed.mkv"
+    inv, job = _job(clip, out, tiny_weights, direction, resume=True)
+    calls = {"n": 0}
+    original = VideoRun.render_chunk
+
+    def flaky(self, chunk, latents):
+        calls["n"] += 1
+        if chunk.number == 1:
+            raise KeyboardInterrupt  # the user stops the run during the second chunk
+        return original(self, chunk, latents)
+
+    monkeypatch.setattr(VideoRun, "render_chunk", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        VideoRun(inv, job, workdir=WorkDir.open(job, inv)).run()
+    assert not out.exists()
+    wd = WorkDir.open(job, inv)
+    assert wd.done == {0}
+    monkeypatch.setattr(VideoRun, "render_chunk", original)
+    rendered = []
+    monkeypatch.setattr(VideoRun, "render_chunk",
+                        lambda self, c, l: rendered.append(c.number) or original(self, c, l))
+    report = VideoRun(inv, job, workdir=wd).run()
+    assert 0 not in rendered  # the finished chunk is not redone
+    ref, ref_pts, ref_t = _frames(ref_out)
+    got, got_pts, got_t = _frames(out)
+    assert np.array_equal(got, ref) and got_pts == ref_pts
+    assert report["identity_consistency"] == pytest.approx(ref_report["identity_consistency"])
+    assert report["flicker"] == pytest.approx(ref_report["flicker"])
+
+    # a different configuration refuses the work folder
+    _, job2 = _job(clip, out, tiny_weights, direction, resume=True, chunk=5)
+    with pytest.raises(VidinvertError, match="different configuration"):
+        WorkDir.open(job2, inv)
+
+
+@pytest.mark.slow
+def test_full_size_official_layout_models_on_a_three_frame_clip(tmp_path, direction):
+    """The 1024 models (random weights in the official layout) through the whole pipeline on CPU."""
+    from vidinvert.models.fs_encoder import FeatureStyleEncoder
+    from vidinvert.models.stylegan2 import Generator
+
+    torch.manual_seed(0)
+    gen = Generator(1024)
+    enc = FeatureStyleEncoder()
+    gp, ep = tmp_path / "stylegan2-ffhq-config-f.pt", tmp_path / "143_enc.pth"
+    torch.save({"g_ema": gen.state_dict(), "latent_avg": torch.zeros(512)}, gp)
+    torch.save(enc.state_dict(), ep)
+    del gen, enc
+    np.save(tmp_path / "w.npy", np.random.default_rng(0).standard_normal((512,)).astype(np.float32))
+    clip = make_face_clip(tmp_path / "c.mp4", n_frames=3)
+    out = tmp_path / "c.out.mp4"
+    rep = tmp_path / "r.json"
+    rc = main(["edit", str(clip), "--direction", str(tmp_path / "w.npy"), "-o", str(out), "--report", str(rep),
+               "--encoder", str(ep), "--generator", str(gp), "--device", "cpu", "--batch-size", "3"])
+    assert rc == 0
+    r = json.loads(rep.read_text())
+    assert r["frames"]["edited"] == 3
+    assert len(_frames(out)[0]) == 3

@@ -1,0 +1,105 @@
+"""Bad inputs: one clear line naming the file, a non-zero exit, no traceback, no output left."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.video_fixtures import (
+    make_audio_only,
+    make_clip,
+    make_corrupted,
+    make_not_a_video,
+    make_still_image,
+    make_truncated,
+    make_unsupported_codec,
+    make_zero_frames,
+)
+from vidinvert.cli.app import main
+from vidinvert.errors import VidinvertError
+from vidinvert.video import RandomAccessVideo, VideoWriter, open_video, probe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    (d / "folder.mp4").mkdir()
+    noisy = dict(size=(176, 144), n_frames=30, kind="noise")
+    fast = make_clip(d / "fast.mp4", container_options={"movflags": "+faststart"}, **noisy)
+    mkv = make_clip(d / "m.mkv", **noisy)
+    plain = make_clip(d / "plain.mp4", n_frames=10)
+    return {
+        # name: (path, what the message must say, does it fail only while decoding?)
+        "missing": (d / "nope.mp4", "no such file", False),
+        "folder": (d / "folder.mp4", "is a folder", False),
+        "text": (make_not_a_video(d / "notes.mp4"), "not a video FFmpeg can read", False),
+        "image": (make_still_image(d / "photo.png"), "still image", False),
+        "audio_only": (make_audio_only(d / "song.m4a"), "only audio", False),
+        "zero_frames": (make_zero_frames(d / "empty.mkv"), "no frames", False),
+        "unsupported": (make_unsupported_codec(d / "avs3.mkv"), "not supported by this FFmpeg build", False),
+        "no_header": (make_truncated(plain.path, d / "cut_plain.mp4"), "truncated before its header", False),
+        "truncated_mp4": (make_truncated(fast.path, d / "cut.mp4"), r"truncated or corrupt: the video ends at frame \d+", False),
+        "truncated_mkv": (make_truncated(mkv.path, d / "cut.mkv"), r"truncated or corrupt: the video ends at frame \d+", False),
+        "corrupt": (make_corrupted(fast.path, d / "corrupt.mp4"), r"corrupt or truncated video data at frame \d+ \(\d+\.\d{3} s\)", True),
+    }
+
+
+NAMES = ["missing", "folder", "text", "image", "audio_only", "zero_frames", "unsupported", "no_header",
+         "truncated_mp4", "truncated_mkv", "corrupt"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reader_raises_one_line(bad, name):
+    path, pattern, _ = bad[name]
+    with pytest.raises(VidinvertError, match=pattern) as exc:
+        for _ in open_video(path):
+            pass
+    msg = str(exc.value)
+    assert "\n" not in msg and path.name in msg
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_info_cli_exit_code_and_single_line(bad, name, capfd):
+    path, pattern, decode_only = bad[name]
+    code = main(["info", str(path)])
+    out, err = capfd.readouterr()
+    if decode_only:  # info demuxes but does not decode: the damage shows when reading
+        assert code == 0
+        return
+    assert code != 0
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and path.name in lines[0]
+    assert "Traceback" not in err and out == ""
+
+
+@pytest.mark.parametrize("name", ["audio_only", "zero_frames", "text", "folder"])
+def test_random_access_refuses(bad, name):
+    path, pattern, _ = bad[name]
+    with pytest.raises(VidinvertError, match=pattern):
+        RandomAccessVideo(path)
+
+
+@pytest.mark.parametrize("name", ["text", "missing", "folder"])
+def test_writer_refuses_bad_audio_source_and_leaves_nothing(bad, name, tmp_path):
+    path, pattern, _ = bad[name]
+    good = make_clip(tmp_path / "g.mp4", n_frames=2)
+    with pytest.raises(VidinvertError, match=pattern):
+        VideoWriter(tmp_path / "o.mp4", like=probe(good.path), audio_from=path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.mp4"]  # no partial output
+
+
+def test_subprocess_cli_error_is_one_line(bad, tmp_path):
+    path = bad["audio_only"][0]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200")
+    proc = subprocess.run([sys.executable, "-m", "vidinvert", "info", str(path)], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines == [f"error: {path} has only audio: it needs a video stream"]
+    assert proc.stdout == ""

@@ -1,0 +1,108 @@
+"""The video report: identity consistency (eq. 9), per-frame identity, flicker, counts, speed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from vidinvert.metrics.flicker import FlickerMeter
+from vidinvert.metrics.identity import identity_consistency, paired_identity
+
+
+@dataclass
+class StreamMetrics:
+    """Embeddings and flicker of one stream of aligned crops (source, inversion or an edit)."""
+
+    embeddings: list[torch.Tensor] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)
+    flicker: FlickerMeter = field(default_factory=FlickerMeter)
+
+    def add(self, crops: torch.Tensor, emb: torch.Tensor | None, indices: list[int]) -> None:
+        if emb is not None:
+            self.embeddings.append(emb.cpu())
+            self.indices += list(indices)
+        self.flicker.update(crops)
+
+    def gap(self) -> None:
+        self.flicker.reset()
+
+    def matrix(self) -> torch.Tensor | None:
+        return torch.cat(self.embeddings) if self.embeddings else None
+
+    # state for --resume (a chunk's metrics are carried over without recomputing them)
+    def state(self) -> dict:
+        fl = self.flicker
+        return {"emb": self.matrix() if self.embeddings else torch.zeros(0), "idx": torch.tensor(self.indices),
+                "fl_sum": torch.tensor(fl._sum, dtype=torch.float64), "fl_n": torch.tensor(fl._n),
+                "fl_last": fl._last if fl._last is not None else torch.zeros(0)}
+
+    def load(self, st: dict) -> None:
+        self.embeddings = [st["emb"]] if st["emb"].numel() else []
+        self.indices = [int(i) for i in st["idx"].tolist()]
+        self.flicker._sum = float(st["fl_sum"])
+        self.flicker._n = int(st["fl_n"])
+        self.flicker._last = st["fl_last"] if st["fl_last"].numel() else None
+
+
+class StageClock:
+    """Accumulated seconds and frames per stage (frames/s in the report)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.frames: dict[str, int] = {}
+
+    def add(self, stage: str, seconds: float, frames: int) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+        self.frames[stage] = self.frames.get(stage, 0) + frames
+
+    def timer(self, stage: str, frames: int):
+        clock = self
+
+        class _T:
+            def __enter__(self):
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                clock.add(stage, time.perf_counter() - self.t, frames)
+
+        return _T()
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {k: {"seconds": round(v, 4), "frames": self.frames[k],
+                    "fps": round(self.frames[k] / v, 3) if v > 0 else None} for k, v in self.seconds.items()}
+
+
+def build_report(*, source: StreamMetrics, inversion: StreamMetrics, edits: dict[str, StreamMetrics],
+                 embedder: str, counts: dict, clock: StageClock, extra: dict) -> dict:
+    """Everything the user is told about a video run (JSON-able)."""
+    def ic(sm: StreamMetrics):
+        m = sm.matrix()
+        return None if m is None or len(m) == 0 else identity_consistency(m)
+
+    src = source.matrix()
+    rep: dict = {
+        "identity_embedder": embedder,
+        "frames": counts,
+        "identity_consistency": {"source": ic(source), "inversion": ic(inversion)},
+        "identity_to_source": {},
+        "flicker": {"source": source.flicker.value, "inversion": inversion.flicker.value},
+        "flicker_minus_source": {},
+        "per_frame": {"index": source.indices},
+        "stages": clock.summary(),
+    }
+    streams = {"inversion": inversion, **edits}
+    for name, sm in streams.items():
+        if name != "inversion":
+            rep["identity_consistency"][name] = ic(sm)
+            rep["flicker"][name] = sm.flicker.value
+        m = sm.matrix()
+        if m is not None and src is not None and len(m) == len(src):
+            per = paired_identity(m, src)
+            rep["identity_to_source"][name] = float(per.mean())
+            rep["per_frame"][f"id_{name}"] = [round(float(v), 5) for v in per]
+        fv, fs = sm.flicker.value, source.flicker.value
+        rep["flicker_minus_source"][name] = None if fv is None or fs is None else fv - fs
+    rep.update(extra)
+    return rep

@@ -1,0 +1,513 @@
+"""The video job: decode -> face stage -> batched inversion -> edits -> synthesis -> paste -> encode.
+
+Everything streams in chunks of ``chunk_frames`` frames; memory is bounded by a few chunks
+whatever the clip's length. Three threads overlap the work: decoding and the face stage run
+ahead in a background thread, the networks run in the calling thread (on the GPU when there
+is one), and encoding runs in a writer thread.
+
+Temporal consistency: one fixed noise set for the whole clip (the generator's stored noise),
+the same edit vector on every frame, ``F~ = F + G_K(w~) - G_K(w)`` with the early-exit G_K,
+and optional smoothing of w+ and F (centred Gaussian, one chunk of look-ahead) and fine-layer
+averaging. Filters never mix frames across a gap without the face.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from vidinvert.errors import VidinvertError
+from vidinvert.face.stage import AlignedFace, FaceAligner, FaceConfig
+from vidinvert.pipeline.images import EditSpec
+from vidinvert.pipeline.inverter import Inverter, Latents
+from vidinvert.pipeline.latent_filters import FineMeanState, smooth_window
+from vidinvert.pipeline.report import StageClock, StreamMetrics, build_report
+from vidinvert.timespec import Keyframes, TimeRange
+
+log = logging.getLogger(__name__)
+
+PASTE_MODES = ("delta", "full")
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One output clip: ``edit`` None renders the inversion (``vidinvert invert``)."""
+
+    name: str
+    path: Path
+    edit: EditSpec | None = None
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """Settings of the video job (see ``vidinvert edit --help`` for each option)."""
+
+    strength: float | Keyframes = 3.0
+    batch_size: int = 4
+    chunk_frames: int = 32
+    paste_mode: str = "delta"
+    color_match: bool = False
+    latent_sigma: float = 0.0
+    fine_mean: bool = False
+    fine_start: int = 9
+    codec: str = "libx264"
+    crf: float = 18.0
+    preset: str = "medium"
+    mask_size: int = 256
+    overwrite: bool = False
+    resume: bool = False
+    report_identity: bool = True
+
+    def __post_init__(self) -> None:
+        if self.paste_mode not in PASTE_MODES:
+            raise VidinvertError(f"--paste {self.paste_mode}: choose one of {', '.join(PASTE_MODES)}")
+        if self.batch_size < 1 or self.chunk_frames < 1:
+            raise VidinvertError("--batch-size and the chunk size must be at least 1")
+        radius = int(np.ceil(3 * self.latent_sigma)) if self.latent_sigma > 0 else 0
+        if radius > self.chunk_frames:
+            raise VidinvertError(
+                f"--smooth-latents {self.latent_sigma:g} reaches {radius} frames, more than a chunk "
+                f"({self.chunk_frames}); use a smaller sigma"
+            )
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    source: Path
+    outputs: tuple[OutputSpec, ...]
+    config: VideoConfig = field(default_factory=VideoConfig)
+    face: FaceConfig = field(default_factory=FaceConfig)
+    time_range: TimeRange = field(default_factory=TimeRange)
+    save_latents: Path | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class Chunk:
+    """Frames of one chunk with their timing and, once inverted, their raw latents."""
+
+    number: int
+    items: list[AlignedFace]
+    pts: list[int]
+    durations: list[int | None]
+    latents: list[Latents | None] = field(default_factory=list)  # per item, raw (before filters)
+
+    @property
+    def valid(self) -> list[bool]:
+        return [it.quad is not None for it in self.items]
+
+
+class _Background:
+    """Run an iterator in a thread with a bounded queue; exceptions re-raised in the consumer."""
+
+    _END = object()
+
+    def __init__(self, make: Callable[[], Iterator], depth: int = 2) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(make,), daemon=True)
+        self._thread.start()
+
+    def _run(self, make) -> None:
+        try:
+            for item in make():
+                while not self._stop.is_set():
+                    try:
+                        self._q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+            self._q.put(self._END)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            self._q.put(exc)
+
+    def __iter__(self):
+        while True:
+            item = self._q.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            while True:
+                self._q.get_nowait()
+        except queue.Empty:
+            pass
+
+
+class _WriterThread:
+    """Encodes frames in a thread; ``put(fn)`` queues a call, errors surface on ``put``/``join``."""
+
+    def __init__(self, depth: int = 4) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            fn = self._q.get()
+            if fn is None:
+                return
+            if self._error is None:
+                try:
+                    fn()
+                except BaseException as exc:  # noqa: BLE001
+                    self._error = exc
+
+    def put(self, fn: Callable[[], None]) -> None:
+        if self._error is not None:
+            raise self._error
+        self._q.put(fn)
+
+    def join(self) -> None:
+        self._q.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+ProgressFn = Callable[[str, int], None]
+
+
+class VideoRun:
+    """One video through the pipeline. Construct, then :meth:`run` -> report dict."""
+
+    def __init__(self, inverter: Inverter, job: VideoJob, *, embedder=None, masker=None,
+                 progress: ProgressFn | None = None, workdir=None) -> None:
+        self.inv = inverter
+        self.job = job
+        self.cfg = job.config
+        self.embedder = embedder
+        self.masker = masker
+        self.progress = progress or (lambda stage, n: None)
+        self.workdir = workdir
+        self.clock = StageClock()
+        self.source_metrics = StreamMetrics()
+        self.inversion_metrics = StreamMetrics()
+        self.edit_metrics = {o.name: StreamMetrics() for o in job.outputs if o.edit is not None}
+        self.fine = FineMeanState()
+        self.deltas = {o.name: o.edit.delta() for o in job.outputs if o.edit is not None}
+        self._latent_chunks: list[dict] = []
+
+    # -------------------------------------------------------------------------------- frames
+    def _chunks(self, reader, timing: dict) -> Iterator[Chunk]:
+        aligner = FaceAligner(self.job.face)
+        self.aligner = aligner
+
+        def frames():
+            for fr in reader.frames(prefetch=4):
+                timing[fr.index] = (fr.pts, fr.duration)
+                yield fr
+
+        items: list[AlignedFace] = []
+        number = 0
+        t0 = time.perf_counter()
+        for it in aligner.run(frames()):
+            items.append(it)
+            if len(items) == self.cfg.chunk_frames:
+                self.clock.add("decode+face", time.perf_counter() - t0, len(items))
+                yield self._make_chunk(number, items, timing)
+                number += 1
+                items = []
+                t0 = time.perf_counter()
+        if items:
+            self.clock.add("decode+face", time.perf_counter() - t0, len(items))
+            yield self._make_chunk(number, items, timing)
+
+    @staticmethod
+    def _make_chunk(number: int, items: list[AlignedFace], timing: dict) -> Chunk:
+        pts, durs = [], []
+        for it in items:
+            p, d = timing.pop(it.index)
+            pts.append(p)
+            durs.append(d)
+        return Chunk(number, items, pts, durs)
+
+    # ------------------------------------------------------------------------------ networks
+    def _crops(self, chunk: Chunk, sel: list[int]) -> torch.Tensor:
+        from vidinvert.face.align import warp_faces
+
+        quads = np.stack([chunk.items[i].quad for i in sel])
+        with self.clock.timer("align", len(sel)):
+            return warp_faces([chunk.items[i].frame for i in sel], quads, self.inv.size,
+                              device=self.inv.compute.device)
+
+    def invert_chunk(self, chunk: Chunk) -> None:
+        """Raw latents for every frame with a face (batched)."""
+        chunk.latents = [None] * len(chunk.items)
+        sel_all = [i for i, v in enumerate(chunk.valid) if v]
+        b = self.cfg.batch_size
+        for s in range(0, len(sel_all), b):
+            sel = sel_all[s : s + b]
+            crops = self._crops(chunk, sel)
+            with self.clock.timer("encode", len(sel)):
+                lat = self.inv.invert(crops)
+            for j, i in enumerate(sel):
+                chunk.latents[i] = Latents(lat.w[j : j + 1].cpu(), lat.f[j : j + 1].cpu())
+        self.progress("invert", len(chunk.items))
+
+    def filtered_latents(self, before: Chunk | None, chunk: Chunk, after: Chunk | None) -> list[Latents | None]:
+        """Temporal filters of ``chunk``'s latents using the neighbouring chunks as context."""
+        cfg = self.cfg
+        out: list[Latents | None] = list(chunk.latents)
+        if cfg.latent_sigma > 0:
+            r = int(np.ceil(3 * cfg.latent_sigma))
+            seq: list[Latents | None] = []
+            head = (before.latents[-r:] if before is not None else [])
+            tail = (after.latents[:r] if after is not None else [])
+            seq = list(head) + list(chunk.latents) + list(tail)
+            valid = [x is not None for x in seq]
+            if any(valid):
+                proto = next(x for x in seq if x is not None)
+                w = torch.cat([x.w if x is not None else torch.zeros_like(proto.w) for x in seq])
+                f = torch.cat([x.f if x is not None else torch.zeros_like(proto.f) for x in seq])
+                targets = range(len(head), len(head) + len(chunk.latents))
+                ws = smooth_window(w, valid, targets, cfg.latent_sigma)
+                fs = smooth_window(f, valid, targets, cfg.latent_sigma)
+                out = [Latents(ws[k : k + 1], fs[k : k + 1]) if chunk.latents[k] is not None else None
+                       for k in range(len(chunk.latents))]
+        if cfg.fine_mean:
+            start = min(cfg.fine_start, self.inv.n_latent)
+            res = []
+            for lat in out:
+                if lat is None:
+                    self.fine.reset()
+                    res.append(None)
+                else:
+                    res.append(Latents(self.fine.apply(lat.w[0], start)[None], lat.f))
+            out = res
+        return out
+
+    def _strengths(self, chunk: Chunk, sel: list[int]) -> torch.Tensor:
+        s = self.cfg.strength
+        vals = []
+        for i in sel:
+            it = chunk.items[i]
+            base = s.value_at(it.index, it.time) if isinstance(s, Keyframes) else float(s)
+            vals.append(base * float(it.edit_weight))
+        return torch.tensor(vals, dtype=torch.float32)
+
+    def render_chunk(self, chunk: Chunk, latents: list[Latents | None]) -> dict[str, list[np.ndarray]]:
+        """Edited full frames of every output for this chunk (uint8 RGB), and metrics."""
+        from vidinvert.face.masks import outline_masks
+        from vidinvert.face.paste import paste_faces
+
+        cfg, inv = self.cfg, self.inv
+        outputs = {o.name: [it.frame for it in chunk.items] for o in self.job.outputs}
+        sel_all = [i for i, lat in enumerate(latents) if lat is not None]
+        # gaps reset the flicker meters (a cut is not flicker)
+        for i, it in enumerate(chunk.items):
+            if it.quad is None:
+                for sm in (self.source_metrics, self.inversion_metrics, *self.edit_metrics.values()):
+                    sm.gap()
+        b = cfg.batch_size
+        for s in range(0, len(sel_all), b):
+            sel = sel_all[s : s + b]
+            # a gap inside the batch resets meters in order: split the batch at gaps
+            lat = Latents(torch.cat([latents[i].w for i in sel]), torch.cat([latents[i].f for i in sel]))
+            src = self._crops(chunk, sel)
+            quads = np.stack([chunk.items[i].quad for i in sel])
+            frames = [chunk.items[i].frame for i in sel]
+            weights = np.array([chunk.items[i].edit_weight for i in sel])
+            with self.clock.timer("synthesize", len(sel)):
+                recon = inv.synthesize(lat)
+            g_k_w = None
+            edited: dict[str, torch.Tensor] = {}
+            strengths = self._strengths(chunk, sel)
+            for o in self.job.outputs:
+                if o.edit is None:
+                    continue
+                with self.clock.timer("edit", len(sel)):
+                    if g_k_w is None:
+                        g_k_w = inv.feature_at_k(lat.w)
+                    lat_e = inv.edit(lat, self.deltas[o.name], strengths, g_k_w=g_k_w)
+                with self.clock.timer("synthesize", len(sel)):
+                    edited[o.name] = inv.synthesize(lat_e)
+            with self.clock.timer("paste", len(sel)):
+                lm = [chunk.items[i].landmarks_crop for i in sel]
+                base_mask = None
+                if self.masker is None:
+                    base_mask = outline_masks(lm, cfg.mask_size, device=inv.compute.device)
+                for o in self.job.outputs:
+                    img = recon if o.edit is None else edited[o.name]
+                    mode = "full" if o.edit is None else cfg.paste_mode
+                    if self.masker is not None:
+                        mask = self.masker.masks(src, img, size=cfg.mask_size)
+                    else:
+                        mask = base_mask
+                    pasted = paste_faces(frames, quads, img, mask, mode=mode, recon=recon, weights=weights,
+                                         color_reference=src if (cfg.color_match and mode == "full") else None)
+                    for j, i in enumerate(sel):
+                        outputs[o.name][i] = pasted[j]
+            with self.clock.timer("metrics", len(sel)):
+                self._metrics(chunk, sel, src, recon, edited)
+            if self.job.save_latents is not None:
+                self._collect_latents(chunk, sel, lat)
+        return outputs
+
+    def _embed(self, crops: torch.Tensor):
+        if self.embedder is None or not self.cfg.report_identity:
+            return None
+        return self.embedder.embed(crops)
+
+    def _metrics(self, chunk: Chunk, sel: list[int], src, recon, edited) -> None:
+        idx = [chunk.items[i].index for i in sel]
+        # split at gaps so flicker never spans a cut
+        runs, cur = [], [0]
+        for k in range(1, len(sel)):
+            if sel[k] != sel[k - 1] + 1:
+                runs.append(cur)
+                cur = []
+            cur.append(k)
+        runs.append(cur)
+        emb_src, emb_rec = self._embed(src), self._embed(recon)
+        emb_ed = {n: self._embed(x) for n, x in edited.items()}
+        for r_i, run in enumerate(runs):
+            if r_i > 0:
+                for sm in (self.source_metrics, self.inversion_metrics, *self.edit_metrics.values()):
+                    sm.gap()
+            sl = slice(run[0], run[-1] + 1)
+            ids = idx[sl]
+            self.source_metrics.add(src[sl], None if emb_src is None else emb_src[sl], ids)
+            self.inversion_metrics.add(recon[sl], None if emb_rec is None else emb_rec[sl], ids)
+            for n, x in edited.items():
+                e = emb_ed[n]
+                self.edit_metrics[n].add(x[sl], None if e is None else e[sl], ids)
+
+    def _collect_latents(self, chunk: Chunk, sel: list[int], lat: Latents) -> None:
+        self._latent_chunks.append({
+            "w": lat.w.to(torch.float16).numpy(),
+            "f": lat.f.to(torch.float16).numpy(),
+            "index": np.array([chunk.items[i].index for i in sel], np.int64),
+            "time": np.array([chunk.items[i].time for i in sel], np.float64),
+            "pts": np.array([chunk.pts[i] for i in sel], np.int64),
+            "quad": np.stack([chunk.items[i].quad for i in sel]).astype(np.float32),
+            "status": np.array([chunk.items[i].status for i in sel]),
+        })
+        if sum(len(c["index"]) for c in self._latent_chunks) >= 256:
+            self._flush_latents()
+
+    def _flush_latents(self) -> None:
+        if not self._latent_chunks:
+            return
+        from vidinvert.fileio import atomic_path
+
+        d = self.job.save_latents
+        d.mkdir(parents=True, exist_ok=True)
+        n = len(list(d.glob("latents_*.npz")))
+        merged = {k: np.concatenate([c[k] for c in self._latent_chunks]) for k in self._latent_chunks[0]}
+        with atomic_path(d / f"latents_{n:05d}.npz", overwrite=True) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **merged)
+        self._latent_chunks = []
+
+    # --------------------------------------------------------------------------------- run
+    def run(self) -> dict:
+        from vidinvert.video import open_video
+
+        job, cfg = self.job, self.cfg
+        t_start = time.perf_counter()
+        reader = open_video(job.source, time_range=job.time_range)
+        info = reader.info
+        total = reader.count()
+        self.total_frames = total
+        sinks = self._open_sinks(info)
+        writer = _WriterThread()
+        timing: dict = {}
+        background = _Background(lambda: self._chunks(reader, timing), depth=2)
+        prev: Chunk | None = None
+        before: Chunk | None = None
+        frames_done = 0
+        try:
+            for chunk in background:
+                if self.workdir is not None and self.workdir.is_done(chunk.number):
+                    self.workdir.load_raw(chunk)
+                else:
+                    self.invert_chunk(chunk)
+                    if self.workdir is not None:
+                        self.workdir.save_raw(chunk)
+                if prev is not None:
+                    frames_done += self._finish_chunk(before, prev, chunk, sinks, writer)
+                before, prev = prev, chunk
+                if before is not None:
+                    before.items = [_drop_frame(it) for it in before.items]  # keep latents only
+            if prev is not None:
+                frames_done += self._finish_chunk(before, prev, None, sinks, writer)
+            writer.join()
+            if frames_done == 0:
+                raise VidinvertError(f"{job.source}: no frames in the selected range")
+            self._flush_latents()
+            written = {name: sink.close() for name, sink in sinks.items()}
+        except BaseException:
+            background.close()
+            for sink in sinks.values():
+                sink.abort()
+            raise
+        counts = self.aligner.counts.as_dict()
+        wall = time.perf_counter() - t_start
+        return build_report(
+            source=self.source_metrics, inversion=self.inversion_metrics, edits=self.edit_metrics,
+            embedder=getattr(self.embedder, "name", None) if cfg.report_identity else None, counts=counts,
+            clock=self.clock,
+            extra={"input": str(job.source), "outputs": {k: str(v) for k, v in written.items()},
+                   "wall_seconds": round(wall, 3), "fps_end_to_end": round(frames_done / wall, 3) if wall else None,
+                   "device": self.inv.compute.describe(), "paste_mode": cfg.paste_mode,
+                   "strength": str(cfg.strength)},
+        )
+
+    def _finish_chunk(self, before, chunk, after, sinks, writer) -> int:
+        n = len(chunk.items)
+        if self.workdir is not None and self.workdir.is_done(chunk.number):
+            if chunk.number == self.workdir.last_done:
+                self.workdir.load_state(self)
+            self.progress("render", n)
+            return n
+        latents = self.filtered_latents(before, chunk, after)
+        outputs = self.render_chunk(chunk, latents)
+        pts, durs = chunk.pts, chunk.durations
+        for name, frames in outputs.items():
+            sink = sinks[name]
+            writer.put(lambda s=sink, fr=frames, c=chunk.number: s.write_chunk(c, fr, pts, durs))
+        if self.workdir is not None:
+            snap = self.workdir.snapshot(self)
+            writer.put(lambda c=chunk.number, st=snap: self.workdir.mark_done(c, st))
+        self.progress("render", n)
+        return n
+
+    def _open_sinks(self, info) -> dict:
+        from vidinvert.pipeline.sinks import DirectSink
+
+        sinks = {}
+        try:
+            for o in self.job.outputs:
+                if self.workdir is not None:
+                    sinks[o.name] = self.workdir.sink(o, info, self)
+                else:
+                    sinks[o.name] = DirectSink(o.path, info, self)
+        except BaseException:
+            for s in sinks.values():
+                s.abort()
+            raise
+        return sinks
+
+
+def _drop_frame(it: AlignedFace) -> AlignedFace:
+    """Free a finished chunk's pixels (its latents stay for the filters' context)."""
+    it.frame = None  # type: ignore[assignment]
+    return it
+

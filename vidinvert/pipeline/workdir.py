@@ -1,0 +1,192 @@
+"""The work folder of a resumable run (``--resume``).
+
+Next to the (first) output: ``.<output stem>.vidinvert-work/`` holds, per finished chunk, its
+raw latents (``raw_NNNNNN.pt``) and one encoded segment per output (``seg_<name>_NNNNNN.<ext>``),
+plus the report's running state after the last finished chunk and ``state.json`` (the run's
+fingerprint and the finished chunks). No raw frames are stored. A stopped run started again with
+``--resume`` skips the finished chunks' inversion, synthesis and encoding (decoding and the
+face stage are replayed, they are cheap and keep tracking identical) and joins the segments at
+the end. A work folder from a run with another configuration is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidinvert.errors import VidinvertError
+from vidinvert.fileio import write_json
+from vidinvert.pipeline.inverter import Latents
+from vidinvert.runinfo import to_jsonable
+
+log = logging.getLogger(__name__)
+
+
+def _fingerprint(job, inverter) -> str:
+    cfg = to_jsonable(job.config)
+    for k in ("overwrite", "resume"):
+        cfg.pop(k, None)
+    src = Path(job.source).stat()
+    files = {}
+    for k, p in inverter.files.items():
+        if p is not None:
+            st = Path(p).stat()
+            files[k] = [str(Path(p).resolve()), st.st_size, st.st_mtime_ns]
+    edits = {}
+    for o in job.outputs:
+        if o.edit is not None:
+            edits[o.name] = hashlib.sha256(o.edit.delta().numpy().tobytes()).hexdigest()
+    blob = {
+        "config": cfg, "face": to_jsonable(job.face), "range": str(job.time_range),
+        "outputs": [[o.name, str(o.path)] for o in job.outputs], "edits": edits,
+        "source": [str(Path(job.source).resolve()), src.st_size, src.st_mtime_ns], "models": files,
+        "device": inverter.compute.device.type, "dtype": str(inverter.compute.dtype),
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class WorkDir:
+    def __init__(self, path: Path, fingerprint: str, done: list[int]) -> None:
+        self.path = path
+        self.fingerprint = fingerprint
+        self.done = set(done)
+
+    @classmethod
+    def open(cls, job, inverter) -> "WorkDir":
+        first = job.outputs[0].path
+        path = first.parent / f".{first.stem}.vidinvert-work"
+        fp = _fingerprint(job, inverter)
+        state = path / "state.json"
+        if state.exists():
+            st = json.loads(state.read_text())
+            if st.get("fingerprint") != fp:
+                raise VidinvertError(
+                    f"the work folder {path} belongs to a run with a different configuration, input or models; "
+                    f"run the same command as before, or delete the folder to start over"
+                )
+            done = sorted(int(k) for k in st.get("done", []))
+            if done:
+                log.warning(f"resuming: {len(done)} finished chunk(s) found in {path}")
+            return cls(path, fp, done)
+        path.mkdir(parents=True, exist_ok=True)
+        wd = cls(path, fp, [])
+        wd._write_state()
+        return wd
+
+    # ------------------------------------------------------------------ chunks
+    @property
+    def last_done(self) -> int:
+        return max(self.done) if self.done else -1
+
+    def is_done(self, number: int) -> bool:
+        return number in self.done
+
+    def _raw(self, number: int) -> Path:
+        return self.path / f"raw_{number:06d}.pt"
+
+    def save_raw(self, chunk) -> None:
+        valid = [lat is not None for lat in chunk.latents]
+        if not any(valid):
+            data = {"valid": torch.tensor(valid)}
+        else:
+            data = {"valid": torch.tensor(valid),
+                    "w": torch.cat([x.w for x in chunk.latents if x is not None]),
+                    "f": torch.cat([x.f for x in chunk.latents if x is not None])}
+        tmp = self._raw(chunk.number).with_suffix(".tmp")
+        torch.save(data, tmp)
+        tmp.replace(self._raw(chunk.number))
+
+    def load_raw(self, chunk) -> None:
+        p = self._raw(chunk.number)
+        data = torch.load(p, map_location="cpu", weights_only=True)
+        valid = data["valid"].tolist()
+        if len(valid) != len(chunk.items) or valid != chunk.valid:
+            raise VidinvertError(f"the work folder {self.path} does not match this clip's frames: delete it to start over")
+        out, j = [], 0
+        for v in valid:
+            if v:
+                out.append(Latents(data["w"][j : j + 1], data["f"][j : j + 1]))
+                j += 1
+            else:
+                out.append(None)
+        chunk.latents = out
+
+    # ------------------------------------------------------------------ running state
+    def snapshot(self, run) -> dict:
+        st = {"source": run.source_metrics.state(), "inversion": run.inversion_metrics.state(),
+              "edits": {k: v.state() for k, v in run.edit_metrics.items()},
+              "fine_total": run.fine.total if run.fine.total is not None else torch.zeros(0),
+              "fine_count": torch.tensor(run.fine.count), "clock": json.dumps([run.clock.seconds, run.clock.frames])}
+        return st
+
+    def load_state(self, run) -> None:
+        st = torch.load(self.path / "running.pt", map_location="cpu", weights_only=True)
+        run.source_metrics.load(st["source"])
+        run.inversion_metrics.load(st["inversion"])
+        for k, v in st["edits"].items():
+            run.edit_metrics[k].load(v)
+        run.fine.total = st["fine_total"] if st["fine_total"].numel() else None
+        run.fine.count = int(st["fine_count"])
+        seconds, frames = json.loads(st["clock"])
+        run.clock.seconds.update(seconds)
+        run.clock.frames.update(frames)
+
+    def mark_done(self, number: int, snapshot: dict) -> None:
+        """Called (in the writer thread) after the chunk's segments are written."""
+        tmp = self.path / "running.tmp"
+        torch.save(snapshot, tmp)
+        tmp.replace(self.path / "running.pt")
+        self.done.add(number)
+        self._write_state()
+
+    def _write_state(self) -> None:
+        write_json(self.path / "state.json", {"fingerprint": self.fingerprint, "done": sorted(self.done)})
+
+    # ------------------------------------------------------------------ outputs
+    def sink(self, output, info, run) -> "SegmentSink":
+        return SegmentSink(self, output, info, run)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+class SegmentSink:
+    """Frames of each chunk -> one encoded segment; ``close`` joins them into the output."""
+
+    def __init__(self, wd: WorkDir, output, info, run) -> None:
+        self.wd, self.output, self.info, self.run = wd, output, info, run
+        self.suffix = output.path.suffix
+        self.numbers: set[int] = set(wd.done)
+
+    def _seg(self, number: int) -> Path:
+        return self.wd.path / f"seg_{self.output.name}_{number:06d}{self.suffix}"
+
+    def write_chunk(self, number: int, frames: list[np.ndarray], pts: list[int], durations: list) -> None:
+        from vidinvert.video import VideoWriter
+
+        cfg = self.run.cfg
+        with VideoWriter(self._seg(number), like=self.info, codec=cfg.codec, crf=cfg.crf, preset=cfg.preset,
+                         overwrite=True, audio_from=None, time_range=None,
+                         codec_options={"bf": "0"} if cfg.codec in ("libx264", "libx265") else None) as w:
+            for rgb, p, d in zip(frames, pts, durations):
+                w.write(rgb, p, d)
+        self.numbers.add(number)
+
+    def close(self) -> Path:
+        from vidinvert.pipeline.sinks import output_metadata
+        from vidinvert.video.concat import concat_segments
+
+        tr = self.run.job.time_range
+        segments = [self._seg(n) for n in sorted(self.numbers)]
+        return concat_segments(segments, self.output.path, like=self.info, audio_from=self.run.job.source,
+                               trimmed=bool(tr and (tr.start or tr.end)), metadata=output_metadata(self.run),
+                               overwrite=self.run.cfg.overwrite)
+
+    def abort(self) -> None:
+        """Keep the segments: they are what --resume continues from."""

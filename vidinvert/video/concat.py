@@ -1,0 +1,101 @@
+"""Join encoded segments of one clip into the final file, with the source's audio, without re-encoding.
+
+Used by resumable runs: each chunk of frames is encoded into its own segment (same codec and
+settings, no B-frames so decode timestamps stay monotonic across the joins, source timestamps
+kept), and the segments' packets are remuxed in order into the destination. The result has the
+same frames and timestamps as a single continuous encode of the same frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import av
+
+from vidinvert.errors import VidinvertError
+from vidinvert.video.audio import AudioCarrier
+from vidinvert.video.probe import VideoInfo, check_input_path
+from vidinvert.video.writer import _FORMATS
+
+log = logging.getLogger(__name__)
+
+
+def concat_segments(segments: Sequence[Path], dest: Path, *, like: VideoInfo, audio_from: Path | None,
+                    trimmed: bool, metadata: Mapping[str, str] | None = None, overwrite: bool = False) -> Path:
+    """Remux ``segments`` (in order) into ``dest`` (temp file renamed at the end).
+
+    ``trimmed``: shift timestamps so the output starts at 0 and cut the audio to the video's span
+    (as :class:`~vidinvert.video.VideoWriter` does for a trimmed run).
+    """
+    dest = Path(dest)
+    if not segments:
+        raise VidinvertError(f"no frames were rendered for {dest}")
+    if dest.exists() and not overwrite:
+        raise VidinvertError(f"{dest} already exists: pass --overwrite to replace it")
+    fmt = _FORMATS.get(dest.suffix.lower())
+    if fmt is None:
+        raise VidinvertError(f"{dest}: unsupported output type '{dest.suffix}': use .mp4, .mov or .mkv")
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.partial-", suffix=dest.suffix, dir=dest.parent)
+    os.close(fd)
+    partial = Path(tmp)
+    out = None
+    audio = None
+    try:
+        out = av.open(str(partial), "w", format=fmt)
+        with av.open(str(segments[0])) as first:
+            template = first.streams.video[0]
+            ov = out.add_stream_from_template(template)
+            ov.time_base = template.time_base
+        if audio_from is not None:
+            audio = AudioCarrier(check_input_path(audio_from), out, fmt, trimmed=trimmed)
+        meta = {k: v for k, v in like.metadata if k.lower() not in ("rotate", "encoder", "major_brand",
+                                                                     "minor_version", "compatible_brands")}
+        meta.update(metadata or {})
+        out.metadata.update(meta)
+        first_pts = None
+        last_end = None
+        for seg in segments:
+            with av.open(str(seg)) as c:
+                s = c.streams.video[0]
+                tb = s.time_base
+                for pk in c.demux(s):
+                    if pk.size == 0 or pk.pts is None:
+                        continue
+                    if first_pts is None:
+                        first_pts = pk.pts
+                        if audio is not None:
+                            audio.start(float(pk.pts * tb))
+                    if audio is not None:
+                        audio.pump(float(pk.pts * tb))
+                    end = pk.pts + (pk.duration or 0)
+                    last_end = float(end * tb) if last_end is None else max(last_end, float(end * tb))
+                    if trimmed:
+                        pk.pts -= first_pts
+                        if pk.dts is not None:
+                            pk.dts -= first_pts
+                    pk.stream = ov
+                    out.mux(pk)
+        if audio is not None:
+            audio.finish(last_end)
+            audio.close()
+            audio = None
+        out.close()
+        out = None
+        os.replace(partial, dest)
+        return dest
+    finally:
+        if audio is not None:
+            try:
+                audio.close()
+            except Exception:
+                pass
+        if out is not None:
+            try:
+                out.close()
+            except Exception:
+                pass
+        partial.unlink(missing_ok=True)

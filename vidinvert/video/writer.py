@@ -1,0 +1,337 @@
+"""Encoder: upright RGB frames + the source's timestamps and audio -> a new clip, atomically.
+
+``VideoWriter(dest, like=info, ...)`` is a context manager. Frames are written with their
+source pts (``info.time_base`` units): the output keeps the time base (where the container
+can: MP4/MOV yes, Matroska rounds to milliseconds), per-frame timestamps (VFR stays VFR), the
+displayed size (frames are upright; no rotation tag is written), the colour range and matrix
+(as tags, and used for the RGB->YUV conversion) and every audio stream of ``audio_from``.
+
+Safety: the clip is written to ``.<name>.partial-XXXX<ext>`` next to ``dest`` and renamed
+over it only when complete; on any exception the partial file is removed. ``dest`` may not be
+an input (``like.path`` or ``audio_from``), and an existing ``dest`` needs ``overwrite=True``.
+Inputs are only ever opened for reading.
+
+Pixel format (``pix_fmt=None``): libx264/libx265 keep the source's chroma layout (4:2:0,
+4:2:2, 4:4:4) and bit depth (10-bit -> ``yuv4xxp10le``); odd sizes cannot be 4:2:0/4:2:2, so
+they get 4:4:4 with a notice. FFV1 writes ``bgr0`` (``gbrp10le`` for >8-bit sources): exact
+RGB, so decoding gives back the written frames bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from vidinvert.errors import VidinvertError
+from vidinvert.fileio import publish
+from vidinvert.timespec import TimeRange
+from vidinvert.video.audio import AudioCarrier
+from vidinvert.video.colour import ColourSpec, FrameMaker, chroma_layout
+from vidinvert.video.probe import VideoInfo, check_input_path
+
+log = logging.getLogger(__name__)
+
+CODECS = ("libx264", "libx265", "ffv1")
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def choose_pix_fmt(codec: str, like: VideoInfo, requested: str | None = None) -> str:
+    """The output pixel format for ``codec`` given the source (see the module doc)."""
+    supported = [f.name for f in (av.Codec(codec, "w").video_formats or ())]
+    w, h = like.width, like.height
+    if requested:
+        if supported and requested not in supported:
+            raise VidinvertError(f"--pix-fmt {requested} is not supported by {codec}: use one of {', '.join(supported)}")
+        chroma = chroma_layout(requested)
+        if (chroma in ("420", "422", "411") and w % 2) or (chroma in ("420", "440") and h % 2):
+            raise VidinvertError(f"--pix-fmt {requested} cannot hold the odd size {w}x{h}: use yuv444p")
+        return requested
+    deep = like.bit_depth > 8
+    if codec == "ffv1":
+        return "gbrp10le" if deep and "gbrp10le" in supported else "bgr0"
+    chroma = like.chroma if like.chroma in ("420", "422", "444") else ("444" if like.chroma == "rgb" else "420")
+    odd = (chroma in ("420", "422") and w % 2) or (chroma == "420" and h % 2)
+    if odd:
+        log.warning("odd size %dx%d cannot be stored as 4:%s:%s; writing yuv444p%s (less widely playable)",
+                    w, h, chroma[1], chroma[2], "10le" if deep else "")
+        chroma = "444"
+    fmt = f"yuv{chroma}p"
+    if deep:
+        if fmt + "10le" in supported:
+            return fmt + "10le"
+        log.warning("%s in this FFmpeg build cannot write %d-bit video; writing 8-bit %s", codec, like.bit_depth, fmt)
+    return fmt
+
+
+class VideoWriter:
+    """Writes upright RGB frames to ``dest`` (see the module doc for what is kept).
+
+    Arguments: ``like`` the source's :class:`VideoInfo` (size, time base, rate, colour,
+    bit depth); ``codec`` libx264 | libx265 | ffv1; ``crf``/``preset`` for x264/x265;
+    ``pix_fmt`` None = automatic; ``audio_from`` a clip whose audio streams are carried
+    over (usually the source; None = no audio); ``time_range`` the trim the frames come from:
+    when set, the output starts at 0 and the audio is cut to the span of the written frames;
+    ``metadata`` container tags added to the source's.
+    """
+
+    def __init__(
+        self,
+        dest: str | os.PathLike,
+        *,
+        like: VideoInfo,
+        codec: str = "libx264",
+        crf: float = 18,
+        preset: str = "medium",
+        pix_fmt: str | None = None,
+        overwrite: bool = False,
+        audio_from: str | os.PathLike | None = None,
+        time_range: TimeRange | None = None,
+        metadata: Mapping[str, str] | None = None,
+        threads: int = 0,
+        codec_options: Mapping[str, str] | None = None,
+    ) -> None:
+        self.dest = Path(dest).expanduser()
+        self.like = like
+        self.codec = codec
+        self.trimmed = bool(time_range and (time_range.start or time_range.end))
+        self._check_dest(overwrite, audio_from)
+        if codec not in CODECS:
+            raise VidinvertError(f"--codec {codec} is not one of {', '.join(CODECS)}")
+        try:
+            av.Codec(codec, "w")
+        except Exception:
+            raise VidinvertError(f"this FFmpeg build has no {codec} encoder; choose another --codec") from None
+        if codec in ("libx264", "libx265"):
+            if preset not in PRESETS:
+                raise VidinvertError(f"--preset {preset} is not one of {', '.join(PRESETS)}")
+            if not 0 <= crf <= 51:
+                raise VidinvertError(f"--crf {crf:g} is out of range: use 0 (lossless) .. 51 (worst); 18 is the default")
+        self.pix_fmt = choose_pix_fmt(codec, like, pix_fmt)
+        fmt = _FORMATS[self.dest.suffix.lower()]
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.dest.stem}.partial-", suffix=self.dest.suffix, dir=self.dest.parent)
+        os.close(fd)
+        self.partial = Path(tmp)
+        self._out = None
+        self._audio: AudioCarrier | None = None
+        self._held: tuple[np.ndarray, int, int | None] | None = None
+        self._durations: dict[int, int] = {}
+        self._first_pts: int | None = None
+        self._last_pts: int | None = None
+        self._last_delta: int | None = None
+        self.frames_written = 0
+        self._closed = False
+        try:
+            self._out = av.open(str(self.partial), "w", format=fmt)
+            self._setup_video(fmt, crf, preset, threads, dict(codec_options or {}))
+            if audio_from is not None:
+                self._audio = AudioCarrier(check_input_path(audio_from), self._out, fmt, trimmed=self.trimmed)
+            meta = {k: v for k, v in like.metadata if k.lower() not in ("rotate", "encoder", "major_brand",
+                                                                         "minor_version", "compatible_brands")}
+            meta.update(metadata or {})
+            self._out.metadata.update(meta)
+        except BaseException:
+            self.abort()
+            raise
+
+    # -- setup ------------------------------------------------------------------------------
+    def _check_dest(self, overwrite: bool, audio_from) -> None:
+        d = self.dest
+        if d.suffix.lower() not in _FORMATS:
+            raise VidinvertError(f"{d}: unsupported output type '{d.suffix}': use .mp4, .mov or .mkv")
+        inputs = [self.like.path] + ([Path(audio_from)] if audio_from is not None else [])
+        for src in inputs:
+            if _same_file(d, src) or d.resolve() == Path(src).expanduser().resolve():
+                raise VidinvertError(f"refusing to write over the input {src}: choose another output path")
+        if d.is_dir():
+            raise VidinvertError(f"{d} is a folder: give an output file name")
+        if not d.parent.is_dir():
+            raise VidinvertError(f"output folder {d.parent} does not exist")
+        if d.exists() and not overwrite:
+            raise VidinvertError(f"{d} already exists: pass --overwrite to replace it")
+
+    def _setup_video(self, fmt: str, crf: float, preset: str, threads: int, extra: dict[str, str]) -> None:
+        like = self.like
+        rate = like.avg_frame_rate or Fraction(25)
+        s = self._out.add_stream(self.codec, rate=rate)
+        s.width, s.height, s.pix_fmt = like.width, like.height, self.pix_fmt
+        s.time_base = like.time_base
+        cc = s.codec_context
+        cc.time_base = like.time_base
+        cc.framerate = rate
+        cc.thread_count = threads
+        colour = like.colour
+        if colour.matrix == "rgb":  # RGB source into a YUV format: tag what we convert with
+            colour = ColourSpec("bt709" if like.height >= 720 else "bt601", "limited", True, True,
+                                colour.primaries, colour.trc)
+        self._maker = FrameMaker(self.pix_fmt, colour)
+        spec = self._maker.spec
+        cc.colorspace = spec.avcol_matrix
+        cc.color_range = spec.avcol_range
+        cc.color_primaries = spec.primaries
+        cc.color_trc = spec.trc
+        if like.sample_aspect_ratio:
+            sar = like.sample_aspect_ratio
+            cc.sample_aspect_ratio = 1 / sar if like.orientation.transpose else sar
+        if self.codec in ("libx264", "libx265"):
+            opts = {"crf": f"{crf:g}", "preset": preset}
+            if self.codec == "libx265":
+                opts["x265-params"] = "log-level=error"
+                if fmt in ("mp4", "mov"):
+                    cc.codec_tag = "hvc1"
+        else:
+            opts = {"level": "3", "slicecrc": "1", "slices": "4", "g": "1"}
+        opts.update(extra)  # e.g. {"bf": "0"} for segments that are joined later
+        cc.options = opts
+        self._stream = s
+
+    # -- writing ----------------------------------------------------------------------------
+    def write(self, image, pts: int, duration: int | None = None) -> None:
+        """Write one frame: ``image`` numpy uint8 HxWx3 RGB, or torch uint8 [3, H, W] RGB (any device).
+
+        ``pts`` in ``like.time_base`` ticks, strictly increasing; ``duration`` ticks or None
+        (then the gap to the next frame, and for the last frame the previous gap).
+        """
+        if self._closed:
+            raise RuntimeError("VideoWriter is closed")
+        rgb = _as_hwc_uint8(image)
+        if rgb.shape != (self.like.height, self.like.width, 3):
+            raise ValueError(
+                f"frame is {rgb.shape[1]}x{rgb.shape[0]}, the output is {self.like.width}x{self.like.height}"
+            )
+        pts = int(pts)
+        if self._last_pts is not None and pts <= self._last_pts:
+            raise ValueError(f"pts must increase: {pts} after {self._last_pts}")
+        if self._first_pts is None:
+            self._first_pts = pts
+            if self._audio is not None:
+                self._audio.start(float(pts * self.like.time_base))
+        if self._last_pts is not None:
+            self._last_delta = pts - self._last_pts
+        self._last_pts = pts
+        if self._held is not None:
+            h_rgb, h_pts, h_dur = self._held
+            self._encode(h_rgb, h_pts, h_dur if h_dur else pts - h_pts)
+        self._held = (rgb, pts, duration)
+        if self._audio is not None:
+            self._audio.pump(float(pts * self.like.time_base))
+
+    def write_frame(self, frame) -> None:
+        """Write a :class:`~vidinvert.video.reader.Frame` (its rgb, pts and duration)."""
+        self.write(frame.rgb, frame.pts, frame.duration)
+
+    def write_batch(self, images, pts: Sequence[int], durations: Sequence[int | None] | None = None) -> None:
+        """``images``: torch uint8 [B, 3, H, W] RGB (any device) or numpy uint8 [B, H, W, 3]."""
+        if hasattr(images, "detach"):
+            images = images.detach().to("cpu").permute(0, 2, 3, 1).contiguous().numpy()
+        durations = durations or [None] * len(pts)
+        if len(images) != len(pts) or len(durations) != len(pts):
+            raise ValueError("images, pts and durations must have the same length")
+        for img, p, d in zip(images, pts, durations):
+            self.write(img, p, d)
+
+    def _encode(self, rgb: np.ndarray, pts: int, duration: int | None) -> None:
+        out_pts = pts - self._first_pts if self.trimmed else pts
+        frame = self._maker(rgb)
+        frame.pts = out_pts
+        frame.time_base = self.like.time_base
+        if duration:
+            frame.duration = duration
+            self._durations[out_pts] = duration
+        self._mux(self._encode_checked(frame))
+        self.frames_written += 1
+
+    def _encode_checked(self, frame):
+        try:
+            return self._stream.encode(frame)
+        except av.FFmpegError as exc:
+            raise VidinvertError(
+                f"{self.codec} cannot encode {self.dest.name} ({self.like.width}x{self.like.height} {self.pix_fmt}): "
+                f"{getattr(exc, 'strerror', None) or exc}"
+            ) from None
+
+    def _mux(self, packets) -> None:
+        for pk in packets:
+            d = self._durations.pop(pk.pts, None) if pk.pts is not None else None
+            if d:
+                pk.duration = d
+            self._out.mux(pk)
+
+    # -- finishing --------------------------------------------------------------------------
+    def close(self) -> Path:
+        """Flush, finish the audio, and rename the partial file to ``dest``. Returns ``dest``."""
+        if self._closed:
+            return self.dest
+        try:
+            if self._held is not None:
+                h_rgb, h_pts, h_dur = self._held
+                dur = h_dur or self._last_delta or self.like.nominal_frame_ticks
+                self._encode(h_rgb, h_pts, dur)
+                self._held = None
+                end = float((h_pts + dur) * self.like.time_base)
+            else:
+                end = None
+            if self.frames_written == 0:
+                raise VidinvertError(f"no frames were written to {self.dest}")
+            self._mux(self._encode_checked(None))
+            if self._audio is not None:
+                self._audio.finish(end)
+                self._audio.close()
+            self._out.close()
+            self._out = None
+            publish(self.partial, self.dest)
+            self._closed = True
+            log.info("wrote %s (%d frames, %s %s)", self.dest, self.frames_written, self.codec, self.pix_fmt)
+            return self.dest
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Stop and remove the partial file (nothing is left at ``dest``)."""
+        self._closed = True
+        for closer in (getattr(self._audio, "close", None), getattr(self._out, "close", None)):
+            if closer is not None:
+                try:
+                    closer()
+                except Exception:  # the file is going away anyway
+                    pass
+        self._out = None
+        try:
+            self.partial.unlink(missing_ok=True)
+        except (OSError, AttributeError):
+            pass
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _as_hwc_uint8(image) -> np.ndarray:
+    if hasattr(image, "detach"):  # torch tensor [3, H, W]
+        if image.dim() != 3 or image.shape[0] != 3:
+            raise ValueError(f"expected a torch tensor [3, H, W], got {tuple(image.shape)}")
+        image = image.detach().to("cpu").permute(1, 2, 0).contiguous().numpy()
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"expected uint8 HxWx3 RGB, got {arr.dtype} {arr.shape}")
+    return arr
