@@ -3,6 +3,7 @@
 from vidinvert.edit.directions import (
     EDIT_STEP,
     Direction,
+    broadcast_direction,
     available_directions,
     load_direction,
     resolve_attr,
@@ -13,6 +14,7 @@ __all__ = [
     "EDIT_STEP",
     "Direction",
     "apply_edit",
+    "broadcast_direction",
     "available_directions",
     "edit_feature",
     "load_direction",
