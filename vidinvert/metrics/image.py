@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import math
 import warnings
 from pathlib import Path
 from typing import Mapping
@@ -225,7 +224,3 @@ def load_lpips(weights_dir: Path | str | None, device: torch.device | str = "cpu
         return None
     return LPIPSMetric.from_file(path, device)
 
-
-def finite_or_none(value: float) -> float | None:
-    """A float for JSON: None for NaN and infinities."""
-    return value if value is not None and math.isfinite(value) else None

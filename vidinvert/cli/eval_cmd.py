@@ -1,0 +1,135 @@
+"""``vidinvert eval``: the inversion benchmark on a video folder (Table 3, Figure 9) or aligned images (Table 1).
+
+Several GPUs or machines: ``torchrun --nproc-per-node N -m vidinvert eval DIR --out OUT`` (each
+rank takes a slice of the videos; rank 0 writes the report).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vidinvert.cli import common
+
+SourceArg = Annotated[
+    Optional[str],
+    typer.Argument(metavar="DIR", show_default=False,
+                   help="Videos: a folder (RAVDESS layout or any), a quoted glob, or a list file."),
+]
+ImagesOpt = Annotated[Optional[str], typer.Option("--images", help="Aligned face images (folder, glob or list file) instead of videos.")]
+OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: ./eval-<source name>).")]
+ModalityOpt = Annotated[str, typer.Option("--modality", help="RAVDESS clips held twice: video-only (default) or audio-video; the other is the fallback.")]
+SampleOpt = Annotated[Optional[int], typer.Option("--sample", min=1, help="Evaluate N items drawn at random (reproducible with --seed).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of --sample.")]
+MaxFramesOpt = Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Only the first N frames of each video.")]
+LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Images: only the first N in name order (e.g. 1000 for CelebA-HQ).")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Skip the items already finished in --out.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Discard the results of an earlier run in --out.")]
+EncoderOpt = Annotated[Optional[str], typer.Option("--encoder", help="Encoder file or registry name (default: fs-encoder).")]
+GeneratorOpt = Annotated[Optional[str], typer.Option("--generator", help="Generator file or registry name (default: stylegan2-ffhq, else psp-ffhq).")]
+BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Crops per batch (default: 4 on CPU, 16 on CUDA).")]
+DetectorOpt = Annotated[str, typer.Option("--detector", help="Face detector: auto (RetinaFace if its weights are found, else dlib) | retinaface | dlib.")]
+MetricSizeOpt = Annotated[Optional[int], typer.Option("--metric-size", min=11, help="Resize crops to this size for SSIM/PSNR/MSE/LPIPS (default: the generator's).")]
+
+
+def _default_out(source: str) -> Path:
+    name = Path(source.rstrip("/\\")).name
+    name = "".join(c for c in name if c not in "*?[]") or "run"
+    return Path(f"eval-{Path(name).stem or name}")
+
+
+def _rank() -> int:
+    try:
+        return int(os.environ.get("RANK", "0") or 0)
+    except ValueError:
+        return 0
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("eval")
+    def eval_command(
+        source: SourceArg = None,
+        images: ImagesOpt = None,
+        out: OutOpt = None,
+        modality: ModalityOpt = "video-only",
+        sample: SampleOpt = None,
+        seed: SeedOpt = 0,
+        max_frames: MaxFramesOpt = None,
+        limit: LimitOpt = None,
+        resume: ResumeOpt = False,
+        overwrite: OverwriteOpt = False,
+        encoder: EncoderOpt = None,
+        generator: GeneratorOpt = None,
+        weights_dir: common.WeightsDirOpt = None,
+        device: common.DeviceOpt = "auto",
+        dtype: common.DtypeOpt = "auto",
+        batch_size: BatchOpt = None,
+        detector: DetectorOpt = "auto",
+        metric_size: MetricSizeOpt = None,
+        as_json: common.JsonOpt = False,
+    ) -> None:
+        """Measure inversion quality: SSIM, PSNR, MSE, LPIPS, ID and identity consistency.
+
+        Writes OUT/videos.csv (or images.csv), summary.json, table.md, identity_consistency.png
+        and run.json, and prints the table. Several GPUs or machines:
+        torchrun --nproc-per-node N -m vidinvert eval DIR --out OUT.
+        """
+        from vidinvert.device import resolve_compute
+        from vidinvert.errors import VidinvertError
+        from vidinvert.evaluate.datasets import MODALITIES
+        from vidinvert.evaluate.runner import EvalRun, run_eval
+
+        if (source is None) == (images is None):
+            raise VidinvertError("give a video source (DIR, glob or list file) or --images DIR, exactly one")
+        if modality not in MODALITIES:
+            raise VidinvertError(f"unknown --modality {modality!r}: choose one of {', '.join(MODALITIES)}")
+        if limit is not None and images is None:
+            raise VidinvertError("--limit applies to --images; for videos use --sample or --max-frames")
+        if max_frames is not None and images is not None:
+            raise VidinvertError("--max-frames applies to videos; for images use --limit or --sample")
+        main_rank = _rank() == 0
+        compute = resolve_compute(device, dtype)
+        if main_rank and compute.fell_back and device != "cpu":
+            common.loud("running on the CPU: CUDA is not available"
+                        + (" although --device cuda was asked for" if device.startswith("cuda") else "")
+                        + " (this is slow; pass --device cpu to silence this)")
+        run = EvalRun(
+            out=out or _default_out(source or images or "run"), videos=source, images=images, modality=modality,
+            sample=sample, seed=seed, max_frames=max_frames, limit=limit, resume=resume, overwrite=overwrite,
+            encoder=encoder, generator=generator, weights_dir=weights_dir, device=device, dtype=dtype,
+            batch_size=batch_size, detector=detector, metric_size=metric_size,
+        )
+        unit = "videos" if run.mode == "video" else "images"
+        with common.StageProgress(quiet=common.state.quiet or not main_rank) as prog:
+            tasks: dict[str, int] = {}
+
+            def on_ready(info: dict) -> None:
+                if main_rank:
+                    shard = f", {info['mine']} on this rank of {info['world_size']}" if info["world_size"] > 1 else ""
+                    common.info(f"eval: {info['items']} {unit}{shard} on {info['device']}; identity: "
+                                f"{info['models']['identity'] or 'none'}; LPIPS: {info['models']['lpips'] or 'none'}")
+
+            def progress(kind: str, n: int) -> None:
+                if kind == "total":
+                    tasks["item"] = prog.add(unit, total=n, unit=unit)
+                    if run.mode == "video":
+                        tasks["frames"] = prog.add("frames", total=None, unit="frames")
+                elif kind in tasks:
+                    prog.advance(tasks[kind], n)
+
+            summary = run_eval(run, progress=progress, on_ready=on_ready)
+        if summary is None:  # not rank 0: rank 0 reports
+            return
+        if as_json:
+            common.print_json(summary)
+            return
+        from vidinvert.evaluate.report import markdown_table
+
+        common.out.print(markdown_table(summary, summary.get("method", "ours")), markup=False, end="")
+        c = summary["counts"]
+        if c["skipped"]:
+            common.notice(f"{c['skipped']} of {c['selected']} {unit} skipped (see summary.json 'skipped')")
+        common.info(f"results in {run.out}/: " + ", ".join(Path(p).name for p in summary.get("files", {}).values()))
