@@ -25,16 +25,6 @@ pytest.importorskip("dlib")
 N_FRAMES = 4
 
 
-def _ensure_registered() -> None:
-    """In-process runs work before ``eval_cmd`` is listed in ``cli/app.py`` (no-op once it is)."""
-    from vidinvert.cli import app as app_module, eval_cmd
-
-    names = {c.name or (c.callback.__name__ if c.callback else None) for c in app_module.app.registered_commands}
-    if "eval" not in names:
-        eval_cmd.register(app_module.app)
-
-
-_ensure_registered()
 
 
 def _env(home: Path) -> dict[str, str]:

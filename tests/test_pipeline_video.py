@@ -158,7 +158,7 @@ def _job(clip, out, tw, direction, resume, chunk=4):
     from vidinvert.device import resolve_compute
     from vidinvert.edit.directions import load_direction
     from vidinvert.face.stage import FaceConfig
-    from vidinvert.pipeline.images import EditSpec
+    from vidinvert.edit.directions import EditSpec
     from vidinvert.pipeline.inverter import Inverter
     from vidinvert.pipeline.video import OutputSpec, VideoConfig, VideoJob
 

@@ -11,6 +11,23 @@ import numpy as np
 import torch
 
 
+def unit_from_uint8(images: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """uint8 ``[..., 3, H, W]`` tensor (0..255) -> float in [-1,1], same device and layout.
+
+    The official normalisation: ``x/255`` then ``(x-0.5)/0.5`` (= ``x/127.5 - 1``).
+    """
+    return images.to(dtype or torch.float32).div(127.5).sub_(1.0)
+
+
+def uint8_from_unit(images: torch.Tensor) -> torch.Tensor:
+    """float ``[..., 3, H, W]`` in [-1,1] -> uint8 tensor, same device and layout.
+
+    The official conversion: ``clamp((x+1)/2, 0, 1) * 255 + 0.5`` truncated, in float32.
+    """
+    x = ((images.detach().float() + 1.0) / 2.0).clamp_(0.0, 1.0).mul_(255.0).add_(0.5).clamp_(0.0, 255.0)
+    return x.to(torch.uint8)
+
+
 def to_tensor(images: np.ndarray | torch.Tensor, device: torch.device | str | None = None,
               dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 RGB ``[H,W,3]`` or ``[B,H,W,3]`` (numpy or tensor) -> float ``[B,3,H,W]`` in [-1,1].
@@ -26,8 +43,7 @@ def to_tensor(images: np.ndarray | torch.Tensor, device: torch.device | str | No
         t = t.unsqueeze(0)
     if t.ndim != 4 or t.shape[-1] != 3:
         raise ValueError(f"expected [B,H,W,3] or [H,W,3] RGB images, got shape {tuple(t.shape)}")
-    t = t.to(device=device, non_blocking=True).permute(0, 3, 1, 2).to(dtype)
-    return t.div_(127.5).sub_(1.0)
+    return unit_from_uint8(t.to(device=device, non_blocking=True).permute(0, 3, 1, 2), dtype)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -39,5 +55,4 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     x = images.detach()
     if x.ndim == 3:
         x = x.unsqueeze(0)
-    x = ((x.float() + 1.0) / 2.0).clamp_(0.0, 1.0).mul_(255.0).add_(0.5).clamp_(0.0, 255.0)
-    return x.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    return uint8_from_unit(x).permute(0, 2, 3, 1).contiguous().cpu().numpy()

@@ -76,7 +76,7 @@ def _compute(device: str, dtype: str):
 
 def _edit_specs(attr, direction, strength, combine, n_latent, style_dim, weights_dir):
     from vidinvert.edit.directions import load_direction, resolve_attr
-    from vidinvert.pipeline.images import EditSpec
+    from vidinvert.edit.directions import EditSpec
     from vidinvert.timespec import parse_strength
 
     s = parse_strength(strength)

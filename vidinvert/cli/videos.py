@@ -63,7 +63,7 @@ def run_videos(kind, inverter, inputs, output, out_dir, strength, edits, batch_s
     from vidinvert.face.track import TrackConfig, parse_face_select
     from vidinvert.fileio import write_json
     from vidinvert.metrics.identity import make_identity_embedder
-    from vidinvert.pipeline.images import EditSpec
+    from vidinvert.edit.directions import EditSpec
     from vidinvert.pipeline.video import OutputSpec, VideoConfig, VideoJob
     from vidinvert.runinfo import run_json_path, run_record
     from vidinvert.timespec import TimeRange, parse_time

@@ -3,6 +3,7 @@
 from vidinvert.edit.directions import (
     EDIT_STEP,
     Direction,
+    EditSpec,
     broadcast_direction,
     available_directions,
     load_direction,
@@ -13,6 +14,7 @@ from vidinvert.edit.latent import apply_edit, edit_feature
 __all__ = [
     "EDIT_STEP",
     "Direction",
+    "EditSpec",
     "apply_edit",
     "broadcast_direction",
     "available_directions",

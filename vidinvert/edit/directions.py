@@ -158,3 +158,20 @@ def resolve_attr(attr: str, weights_dir: Path | None = None) -> tuple[str, Path]
         f"unknown or missing direction {attr!r}: available here: {have} (known names: {', '.join(known)}, "
         f"aliases: {', '.join(sorted(ALIASES))}); put NAME.npy in {where} or pass --direction FILE.npy{hint}"
     )
+
+
+@dataclass(frozen=True)
+class EditSpec:
+    """One output's edit: a name for file names and the summed direction ``sum_i s_i * 15 * d_i``."""
+
+    name: str
+    directions: tuple[Direction, ...]
+    strengths: tuple[float, ...]
+
+    def delta(self) -> torch.Tensor:
+        """``[n_latent, style_dim]`` float32: the change of w at strength multiplier 1."""
+        total = None
+        for d, s in zip(self.directions, self.strengths):
+            v = d.scaled(s)
+            total = v if total is None else total + v
+        return total

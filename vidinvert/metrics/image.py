@@ -47,10 +47,11 @@ def to_unit_interval(images: torch.Tensor, *, quantize: bool = True) -> torch.Te
     :func:`vidinvert.convert.to_uint8` followed by ``/255`` would, so metrics match those of
     the saved PNGs.
     """
-    x = ((images.detach().float() + 1.0) / 2.0).clamp(0.0, 1.0)
     if quantize:
-        x = torch.floor(x * 255.0 + 0.5) / 255.0
-    return x
+        from vidinvert.convert import uint8_from_unit
+
+        return uint8_from_unit(images).float() / 255.0
+    return ((images.detach().float() + 1.0) / 2.0).clamp(0.0, 1.0)
 
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:

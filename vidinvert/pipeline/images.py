@@ -16,30 +16,13 @@ import numpy as np
 import torch
 
 from vidinvert.convert import to_tensor, to_uint8
-from vidinvert.edit.directions import Direction
+from vidinvert.edit.directions import EditSpec
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import atomic_path
 from vidinvert.imagefile import read_image, write_image
 from vidinvert.pipeline.inverter import Inverter, Latents
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EditSpec:
-    """One output's edit: a name for file names and the summed direction ``sum_i s_i * 15 * d_i``."""
-
-    name: str
-    directions: tuple[Direction, ...]
-    strengths: tuple[float, ...]
-
-    def delta(self) -> torch.Tensor:
-        """``[n_latent, style_dim]`` float32: the change of w at strength multiplier 1."""
-        total = None
-        for d, s in zip(self.directions, self.strengths):
-            v = d.scaled(s)
-            total = v if total is None else total + v
-        return total
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import torch
 
 from vidinvert.errors import VidinvertError
 from vidinvert.face.stage import AlignedFace, FaceAligner, FaceConfig
-from vidinvert.pipeline.images import EditSpec
+from vidinvert.edit.directions import EditSpec
 from vidinvert.pipeline.inverter import Inverter, Latents
 from vidinvert.pipeline.latent_filters import FineMeanState, smooth_window
 from vidinvert.pipeline.report import StageClock, StreamMetrics, build_report

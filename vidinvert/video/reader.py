@@ -106,17 +106,17 @@ class FrameBatch:
 
 
 def to_unit(images, dtype=None):
-    """uint8 [..., 3, H, W] 0..255 -> float [-1, 1] (same device; ``dtype`` default float32)."""
-    import torch
+    """uint8 [..., 3, H, W] 0..255 -> float [-1, 1] (same device); see :mod:`vidinvert.convert`."""
+    from vidinvert.convert import unit_from_uint8
 
-    return images.to(dtype or torch.float32) / 127.5 - 1.0
+    return unit_from_uint8(images, dtype)
 
 
 def from_unit(x):
-    """float [..., 3, H, W] in [-1, 1] -> uint8 0..255 (rounded, clamped; same device)."""
-    import torch
+    """float [..., 3, H, W] in [-1, 1] -> uint8 0..255 (same device); see :mod:`vidinvert.convert`."""
+    from vidinvert.convert import uint8_from_unit
 
-    return ((x.float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+    return uint8_from_unit(x)
 
 
 def _configure_decoder(stream, threads: int) -> None:

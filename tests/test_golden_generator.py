@@ -1,0 +1,112 @@
+"""StyleGAN2 generator against outputs of the official code (../shared/reference/golden).
+
+The weights are rebuilt bit for bit by the reference folder's make_weights.py (checked by digest);
+tolerances are the README's: rel L2 <= 1e-4 for float32 arrays, uint8 PSNR >= 45 dB for the float16
+1024 images after the official uint8 conversion.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.conftest import GOLDEN, requires_golden
+from vidinvert.models.stylegan2 import Generator
+
+pytestmark = [pytest.mark.golden, requires_golden]
+
+REL_TOL = 1e-4
+PSNR_MIN_DB = 45.0
+SALT = "golden-v1"
+
+
+@pytest.fixture(scope="module")
+def make_weights():
+    spec = importlib.util.spec_from_file_location("golden_make_weights", GOLDEN / "make_weights.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rel(ours: torch.Tensor, ref: np.ndarray) -> float:
+    ref_t = torch.from_numpy(np.asarray(ref, dtype=np.float64))
+    return float((ours.detach().double() - ref_t).norm() / ref_t.norm())
+
+
+def _official_uint8(x: torch.Tensor) -> torch.Tensor:
+    """``save_image(clip_img(x))``: clamp((x+1)/2, 0, 1) * 255 + 0.5, clamp to [0, 255], truncate."""
+    return (torch.clamp((x.float() + 1) / 2, 0, 1) * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+
+
+def _uint8_psnr(ours: torch.Tensor, ref: np.ndarray) -> float:
+    a = _official_uint8(ours).double()
+    b = _official_uint8(torch.from_numpy(np.asarray(ref, dtype=np.float32))).double()
+    mse = float((a - b).square().mean())
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def test_tiny_generator_matches_official(make_weights):
+    ref = np.load(GOLDEN / "golden_tiny.npz")
+    sd, latent_avg = make_weights.build_tiny(salt=SALT)
+    assert make_weights.digest_tiny(sd, latent_avg) == str(ref["weights_digest"]), "weights rebuilt wrongly"
+    g = Generator(64, 512, 8, channel_multiplier=1).eval()
+    g.load_state_dict(sd, strict=True)
+    for i, n in enumerate(g.stored_noise()):
+        assert np.array_equal(n.numpy(), ref[f"noise_{i}"])
+    k = int(ref["idx_k"])
+    assert k == 5 and [int(i) for i in ref["outs_16x16_indices"]] == [4, 5]
+
+    z, w = torch.from_numpy(ref["z"]), torch.from_numpy(ref["w_plus"])
+    feat, w_edit = torch.from_numpy(ref["F"]), torch.from_numpy(ref["w_edit"])
+    with torch.no_grad():
+        w_map = g.mapping(z)
+        results = {"w_map": w_map, "image_z": g(w_map)}
+        image, outs = g(w, return_features=True)
+        results["image"] = image
+        results.update({f"outs_{i}": o for i, o in enumerate(outs)})
+        results["image_F"] = g(w, feat, feature_index=k)
+        results["image_F_half"] = g(w, feat, feature_index=k, feature_scale=0.5)
+        g5 = g.forward_until(torch.cat([w, w_edit]), index=k)
+        results["G5_w_edit"] = g5[1:]
+        f_edit = feat + g5[1:] - g5[:1]
+        results["F_edit"] = f_edit
+        results["edited"] = g(w_edit, f_edit, feature_index=k)
+        g.grouped_modconv = True  # the reference form must agree with the official numbers too
+        results["edited_grouped"] = g(w_edit, f_edit, feature_index=k)
+    assert torch.equal(outs[0], torch.from_numpy(ref["outs_0"]).expand_as(outs[0]))
+    errors = {name: _rel(v, ref[name.replace("_grouped", "")]) for name, v in results.items()}
+    bad = {name: e for name, e in errors.items() if not e <= REL_TOL}
+    assert not bad, f"rel L2 above {REL_TOL}: {bad}"
+
+
+@pytest.mark.slow
+def test_1024_generator_edit_and_reconstruction_match_official(make_weights):
+    ref = np.load(GOLDEN / "golden_1024.npz")
+    enc_sd, sd, latent_avg = make_weights.build_all(salt=SALT)
+    assert make_weights.digest_full(enc_sd, sd, latent_avg) == str(ref["weights_digest"]), "weights rebuilt wrongly"
+    del enc_sd
+    g = Generator(1024).eval()
+    g.load_state_dict(sd, strict=True)
+    del sd
+
+    w, w_edit = torch.from_numpy(ref["w_plus"]), torch.from_numpy(ref["w_edit"])
+    feat = torch.from_numpy(ref["F"])
+    with torch.no_grad():
+        g5 = g.forward_until(torch.cat([w, w_edit]))  # G_K(w), G_K(w~): the two early-exit passes
+        f_edit = feat + g5[1:] - g5[:1]
+        # One batched pass: reconstruction G(w, F), edit G(w~, F~), and G(w) via a per-sample scale of 0.
+        images = g(torch.cat([w, w_edit, w]), torch.cat([feat, f_edit, feat]),
+                   feature_scale=torch.tensor([1.0, 1.0, 0.0]))
+    assert _rel(g5[:1], ref["G5_w"]) <= REL_TOL
+    assert _rel(g5[1:], ref["G5_w_edit"]) <= REL_TOL
+    assert _rel(f_edit, ref["F_edit"]) <= REL_TOL
+    assert images.shape == (3, 3, 1024, 1024) and images.dtype == torch.float32
+    pooled = F.avg_pool2d(images, 4)
+    for i, name in enumerate(["recon", "edited", "recon_w"]):
+        psnr = _uint8_psnr(images[i:i + 1], ref[name])
+        assert psnr >= PSNR_MIN_DB, f"{name}: uint8 PSNR {psnr:.1f} dB"
+        assert _rel(pooled[i:i + 1], ref[f"{name}_256"]) <= REL_TOL, name
