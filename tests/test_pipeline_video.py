@@ -238,3 +238,23 @@ def test_full_size_official_layout_models_on_a_three_frame_clip(tmp_path, direct
     r = json.loads(rep.read_text())
     assert r["frames"]["edited"] == 3
     assert len(_frames(out)[0]) == 3
+
+
+def test_side_by_side_and_frames_dir(tmp_path, clip, tiny_weights, direction):
+    out = tmp_path / "e.mkv"
+    frames_dir = tmp_path / "frames"
+    rc = main(["edit", str(clip), "--direction", str(direction), "-o", str(out), "--codec", "ffv1", "--side-by-side",
+               "--frames-dir", str(frames_dir), *_models(tiny_weights)])
+    assert rc == 0
+    src = _frames(clip)[0]
+    edited = _frames(out)[0]
+    sbs = _frames(tmp_path / "e.side-by-side.mkv")[0]
+    w = src.shape[2]
+    assert sbs.shape == (len(src), src.shape[1], 3 * w, 3)
+    assert np.array_equal(sbs[:, :, :w], src) and np.array_equal(sbs[:, :, 2 * w:], edited)
+    assert not np.array_equal(sbs[:, :, w : 2 * w], src)  # the inversion, pasted in full
+    pngs = sorted((frames_dir / "smile").glob("*.png"))
+    assert len(pngs) == len(src)
+    from PIL import Image
+
+    assert np.array_equal(np.asarray(Image.open(pngs[3])), edited[3])

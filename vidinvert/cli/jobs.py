@@ -48,6 +48,8 @@ CrfOpt = Annotated[float, typer.Option("--crf", help="Quality for libx264/libx26
 PresetOpt = Annotated[str, typer.Option("--preset", help="x264/x265 speed preset (ultrafast .. veryslow).")]
 PreviewOpt = Annotated[bool, typer.Option("--preview", help="Render a short stretch (first 2 s, or --start/--end) and estimate the full time.")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Keep a work folder so a stopped run continues where it stopped.")]
+SideBySideOpt = Annotated[bool, typer.Option("--side-by-side", help="Also write OUTPUT.side-by-side.mp4: source | inversion | edit.")]
+FramesDirOpt = Annotated[Optional[Path], typer.Option("--frames-dir", help="Also write every output frame as PNG into this folder.")]
 ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Write the report as JSON here (a folder for several inputs).")]
 
 
@@ -190,13 +192,16 @@ def register(app: typer.Typer) -> None:
         preview: PreviewOpt = False,
         resume: ResumeOpt = False,
         report: ReportOpt = None,
+        side_by_side: SideBySideOpt = False,
+        frames_dir: FramesDirOpt = None,
     ) -> None:
         """Invert faces without editing (the reconstruction): [bold]vidinvert invert clip.mp4[/bold], or aligned images with --no-align."""
         code = _run("invert", inputs, output, out_dir, no_align, encoder, generator, weights_dir, device, dtype,
                     batch_size, save_latents, overwrite, as_json,
                     video=dict(start=start, end=end, detector=detector, face=face, paste=paste, color_match=color_match,
                        smooth_latents=smooth_latents, fine_mean=fine_mean, max_gap=max_gap, codec=codec, crf=crf,
-                       preset=preset, preview=preview, resume=resume, report=report, dtype=dtype))
+                       preset=preset, preview=preview, resume=resume, report=report, dtype=dtype,
+                       side_by_side=side_by_side, frames_dir=frames_dir))
         if code:
             raise typer.Exit(code)
 
@@ -234,12 +239,15 @@ def register(app: typer.Typer) -> None:
         preview: PreviewOpt = False,
         resume: ResumeOpt = False,
         report: ReportOpt = None,
+        side_by_side: SideBySideOpt = False,
+        frames_dir: FramesDirOpt = None,
     ) -> None:
         """Edit the face in videos: [bold]vidinvert edit clip.mp4 --attr smile[/bold] -> clip.smile.mp4 (aligned images with --no-align)."""
         code = _run("edit", inputs, output, out_dir, no_align, encoder, generator, weights_dir, device, dtype,
                     batch_size, save_latents, overwrite, as_json, attr, direction, strength, combine,
                     video=dict(start=start, end=end, detector=detector, face=face, paste=paste, color_match=color_match,
                        smooth_latents=smooth_latents, fine_mean=fine_mean, max_gap=max_gap, codec=codec, crf=crf,
-                       preset=preset, preview=preview, resume=resume, report=report, dtype=dtype))
+                       preset=preset, preview=preview, resume=resume, report=report, dtype=dtype,
+                       side_by_side=side_by_side, frames_dir=frames_dir))
         if code:
             raise typer.Exit(code)

@@ -89,6 +89,7 @@ def run_videos(kind, inverter, inputs, output, out_dir, strength, edits, batch_s
         color_match=bool(opts.get("color_match")), latent_sigma=float(opts.get("smooth_latents") or 0.0),
         fine_mean=bool(opts.get("fine_mean")), codec=opts.get("codec", "libx264"), crf=float(opts.get("crf", 18)),
         preset=opts.get("preset", "medium"), overwrite=overwrite, resume=bool(opts.get("resume")),
+        side_by_side=bool(opts.get("side_by_side")), frames_dir=opts.get("frames_dir"),
     )
     device = inverter.compute.device
     face_cfg = FaceConfig(
@@ -171,6 +172,10 @@ def _one_video(kind, inverter, src, output, out_dir, edits, cfg, face_cfg, time_
         latents_dir = save_latents if not many else save_latents / src.stem
         if latents_dir.exists() and any(latents_dir.iterdir()) and not cfg.overwrite:
             raise VidinvertError(f"--save-latents folder {latents_dir} is not empty: pass --overwrite or choose another")
+    if cfg.frames_dir is not None and many:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, frames_dir=cfg.frames_dir / src.stem)
     job = VideoJob(source=src, outputs=outs, config=cfg, face=face_cfg, time_range=time_range,
                    save_latents=latents_dir)
     workdir = WorkDir.open(job, inverter) if cfg.resume else None

@@ -35,6 +35,7 @@ from vidinvert.timespec import Keyframes, TimeRange
 log = logging.getLogger(__name__)
 
 PASTE_MODES = ("delta", "full")
+SIDE_BY_SIDE = "side-by-side"
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class VideoConfig:
     overwrite: bool = False
     resume: bool = False
     report_identity: bool = True
+    side_by_side: bool = False
+    frames_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.paste_mode not in PASTE_MODES:
@@ -309,6 +312,8 @@ class VideoRun:
 
         cfg, inv = self.cfg, self.inv
         outputs = {o.name: [it.frame for it in chunk.items] for o in self.job.outputs}
+        if cfg.side_by_side:
+            outputs[SIDE_BY_SIDE] = [it.frame for it in chunk.items]  # the inversion, pasted in full
         sel_all = [i for i, lat in enumerate(latents) if lat is not None]
         # gaps reset the flicker meters (a cut is not flicker)
         for i, it in enumerate(chunk.items):
@@ -354,6 +359,16 @@ class VideoRun:
                                          color_reference=src if (cfg.color_match and mode == "full") else None)
                     for j, i in enumerate(sel):
                         outputs[o.name][i] = pasted[j]
+                if cfg.side_by_side:
+                    first = self.job.outputs[0]
+                    if first.edit is None:
+                        inv_frames = [outputs[first.name][i] for i in sel]
+                    else:
+                        mask = self.masker.masks(src, recon, size=cfg.mask_size) if self.masker else base_mask
+                        inv_frames = paste_faces(frames, quads, recon, mask, mode="full", weights=weights)
+                    outputs.setdefault(SIDE_BY_SIDE, [it.frame for it in chunk.items])
+                    for j, i in enumerate(sel):
+                        outputs[SIDE_BY_SIDE][i] = inv_frames[j]
             with self.clock.timer("metrics", len(sel)):
                 self._metrics(chunk, sel, src, recon, edited)
             if self.job.save_latents is not None:
@@ -480,6 +495,13 @@ class VideoRun:
         latents = self.filtered_latents(before, chunk, after)
         outputs = self.render_chunk(chunk, latents)
         pts, durs = chunk.pts, chunk.durations
+        if self.cfg.side_by_side:
+            last = self.job.outputs[-1].name
+            outputs[SIDE_BY_SIDE] = [np.concatenate([it.frame, inv, out], axis=1) for it, inv, out in
+                                     zip(chunk.items, outputs[SIDE_BY_SIDE], outputs[last])]
+        if self.cfg.frames_dir is not None:
+            idx = [it.index for it in chunk.items]
+            writer.put(lambda o=dict(outputs), ix=idx: _write_frames(self.cfg.frames_dir, o, ix))
         for name, frames in outputs.items():
             sink = sinks[name]
             writer.put(lambda s=sink, fr=frames, c=chunk.number: s.write_chunk(c, fr, pts, durs))
@@ -492,18 +514,37 @@ class VideoRun:
     def _open_sinks(self, info) -> dict:
         from vidinvert.pipeline.sinks import DirectSink
 
+        import dataclasses
+
         sinks = {}
+        specs = [(o, info) for o in self.job.outputs]
+        if self.cfg.side_by_side:
+            first = self.job.outputs[0].path
+            sbs = OutputSpec(SIDE_BY_SIDE, first.with_name(first.stem + ".side-by-side" + first.suffix))
+            specs.append((sbs, dataclasses.replace(info, width=3 * info.width, coded_width=3 * info.width,
+                                                   coded_height=info.height)))
         try:
-            for o in self.job.outputs:
+            for o, like in specs:
                 if self.workdir is not None:
-                    sinks[o.name] = self.workdir.sink(o, info, self)
+                    sinks[o.name] = self.workdir.sink(o, like, self)
                 else:
-                    sinks[o.name] = DirectSink(o.path, info, self)
+                    sinks[o.name] = DirectSink(o.path, like, self)
         except BaseException:
             for s in sinks.values():
                 s.abort()
             raise
         return sinks
+
+
+def _write_frames(root: Path, outputs: dict[str, list[np.ndarray]], indices: list[int]) -> None:
+    """``--frames-dir``: every output frame as ``root/<output name>/<frame index>.png``."""
+    from PIL import Image
+
+    for name, frames in outputs.items():
+        d = Path(root) / name
+        d.mkdir(parents=True, exist_ok=True)
+        for i, rgb in zip(indices, frames):
+            Image.fromarray(rgb).save(d / f"{i:06d}.png")
 
 
 def _drop_frame(it: AlignedFace) -> AlignedFace:
