@@ -360,7 +360,8 @@ class Generator(nn.Module):
         w_plus: [B, n_latent, style_dim] (or [B, style_dim], repeated). feature: optional feature code
         [B, C_K, r_K, r_K] (C_K = channels at index K, r_K = 16 for K = 5), injected at ``feature_index``
         as ``(1 - s) * x + s * feature`` with ``s = feature_scale`` (float or [B] tensor). noise: None for
-        the stored buffers, or ``num_layers`` tensors broadcastable to [B, 1, r, r].
+        the stored buffers, or ``num_layers`` tensors broadcastable to [B, 1, r, r] (an entry None: no noise).
+        Run under ``torch.no_grad()``/``inference_mode()`` for the in-place fast path; grad mode works too.
         Returns the image [B, 3, size, size] float32 RGB, roughly in [-1, 1]; with ``return_features`` also
         ``outs`` (n_latent activations, w-driven at ``feature_index``; possibly channels-last).
         """
