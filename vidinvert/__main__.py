@@ -1,4 +1,4 @@
-from vidinvert.cli.app import main
+from vidinvert.cli.app import entry
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

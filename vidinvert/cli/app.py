@@ -94,5 +94,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def entry(argv: Sequence[str] | None = None) -> None:
+    """Console entry point: run :func:`main` and exit with its code.
+
+    A rank started by ``torchrun`` (``WORLD_SIZE`` > 1) leaves with ``os._exit`` once its outputs
+    are written and flushed: after ``destroy_process_group`` the Gloo/NCCL worker threads can
+    still abort the interpreter's finalisation (SIGABRT), which would turn a finished run into a
+    failed one.
+    """
+    import logging
+    import os
+
+    code = main(argv)
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    entry()

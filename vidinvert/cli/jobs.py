@@ -43,6 +43,10 @@ ColorOpt = Annotated[bool, typer.Option("--color-match", help="Match the pasted 
 SmoothOpt = Annotated[float, typer.Option("--smooth-latents", min=0.0, help="Gaussian sigma (frames) over w+ and F; 0 = off.")]
 FineOpt = Annotated[bool, typer.Option("--fine-mean", help="Replace the fine rows of w+ (9..17) by their running mean.")]
 MaxGapOpt = Annotated[float, typer.Option("--max-gap", min=0.0, help="Seconds without the face filled by interpolation; longer gaps pass through.")]
+CropSigmaOpt = Annotated[
+    str, typer.Option("--crop-sigma", help="Temporal smoothing of the crop, Gaussian sigmas in frames: CENTER,AXES.")
+]
+FlowOpt = Annotated[bool, typer.Option("--flow-refine", help="Refine landmarks with optical flow between detections.")]
 CodecOpt = Annotated[str, typer.Option("--codec", help="libx264 | libx265 | ffv1 (lossless).")]
 CrfOpt = Annotated[float, typer.Option("--crf", help="Quality for libx264/libx265 (0 lossless .. 51; 18 is visually lossless).")]
 PresetOpt = Annotated[str, typer.Option("--preset", help="x264/x265 speed preset (ultrafast .. veryslow).")]
@@ -186,6 +190,8 @@ def register(app: typer.Typer) -> None:
         smooth_latents: SmoothOpt = 0.0,
         fine_mean: FineOpt = False,
         max_gap: MaxGapOpt = 0.5,
+        crop_sigma: CropSigmaOpt = "2,4",
+        flow_refine: FlowOpt = False,
         codec: CodecOpt = "libx264",
         crf: CrfOpt = 18.0,
         preset: PresetOpt = "medium",
@@ -199,7 +205,8 @@ def register(app: typer.Typer) -> None:
         code = _run("invert", inputs, output, out_dir, no_align, encoder, generator, weights_dir, device, dtype,
                     batch_size, save_latents, overwrite, as_json,
                     video=dict(start=start, end=end, detector=detector, face=face, paste=paste, color_match=color_match,
-                       smooth_latents=smooth_latents, fine_mean=fine_mean, max_gap=max_gap, codec=codec, crf=crf,
+                       smooth_latents=smooth_latents, fine_mean=fine_mean, max_gap=max_gap, crop_sigma=crop_sigma,
+                       flow_refine=flow_refine, codec=codec, crf=crf,
                        preset=preset, preview=preview, resume=resume, report=report, dtype=dtype,
                        side_by_side=side_by_side, frames_dir=frames_dir))
         if code:
@@ -233,6 +240,8 @@ def register(app: typer.Typer) -> None:
         smooth_latents: SmoothOpt = 0.0,
         fine_mean: FineOpt = False,
         max_gap: MaxGapOpt = 0.5,
+        crop_sigma: CropSigmaOpt = "2,4",
+        flow_refine: FlowOpt = False,
         codec: CodecOpt = "libx264",
         crf: CrfOpt = 18.0,
         preset: PresetOpt = "medium",
@@ -246,7 +255,8 @@ def register(app: typer.Typer) -> None:
         code = _run("edit", inputs, output, out_dir, no_align, encoder, generator, weights_dir, device, dtype,
                     batch_size, save_latents, overwrite, as_json, attr, direction, strength, combine,
                     video=dict(start=start, end=end, detector=detector, face=face, paste=paste, color_match=color_match,
-                       smooth_latents=smooth_latents, fine_mean=fine_mean, max_gap=max_gap, codec=codec, crf=crf,
+                       smooth_latents=smooth_latents, fine_mean=fine_mean, max_gap=max_gap, crop_sigma=crop_sigma,
+                       flow_refine=flow_refine, codec=codec, crf=crf,
                        preset=preset, preview=preview, resume=resume, report=report, dtype=dtype,
                        side_by_side=side_by_side, frames_dir=frames_dir))
         if code:

@@ -92,10 +92,17 @@ def run_videos(kind, inverter, inputs, output, out_dir, strength, edits, batch_s
         side_by_side=bool(opts.get("side_by_side")), frames_dir=opts.get("frames_dir"),
     )
     device = inverter.compute.device
+    try:
+        sigma_center, sigma_axes = (float(x) for x in str(opts.get("crop_sigma", "2,4")).split(","))
+        if sigma_center < 0 or sigma_axes < 0:
+            raise ValueError
+    except ValueError:
+        raise VidinvertError(f"--crop-sigma {opts.get('crop_sigma')!r}: give two sigmas in frames, e.g. 2,4") from None
     face_cfg = FaceConfig(
         detector=opts.get("detector", "auto"), weights_dir=str(weights_dir) if weights_dir else None,
-        device=str(device), track=TrackConfig(select=parse_face_select(opts.get("face", "largest"))),
-        smooth=SmoothConfig(max_gap=float(opts.get("max_gap", 0.5))),
+        device=str(device), track=TrackConfig(select=parse_face_select(opts.get("face", "largest")),
+                                              flow_refine=bool(opts.get("flow_refine"))),
+        smooth=SmoothConfig(sigma_center=sigma_center, sigma_axes=sigma_axes, max_gap=float(opts.get("max_gap", 0.5))),
     )
     embedder = make_identity_embedder(weights_dir, device)
     masker = load_parsing_masker(weights_dir, device)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import sys
 
 
-def _main() -> int:
+def _main() -> None:
     from vidinvert.cli import app as cli
 
     if not any(g.name == "train" for g in cli.app.registered_groups):
         from vidinvert.cli import train_cmd
 
         train_cmd.register(cli.app)
-    return cli.main(["train", *sys.argv[1:]])
+    cli.entry(["train", *sys.argv[1:]])
 
 
 if __name__ == "__main__":
-    raise SystemExit(_main())
+    _main()
