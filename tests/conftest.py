@@ -29,6 +29,24 @@ requires_golden = pytest.mark.skipif(
     reason=f"official golden outputs not found at {GOLDEN} (set VIDINVERT_REFERENCE to the reference folder)",
 )
 
+def load_make_weights():
+    """The reference folder's ``make_weights.py`` (rebuilds the golden weights bit for bit), as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("golden_make_weights", GOLDEN / "make_weights.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rel_l2(ours: torch.Tensor, ref) -> float:
+    """Relative L2 error ``|ours - ref| / |ref|`` computed in float64."""
+    import numpy as np
+
+    ref_t = torch.from_numpy(np.asarray(ref, dtype=np.float64))
+    return float((ours.detach().double() - ref_t).norm() / ref_t.norm())
+
+
 # Keep the suite deterministic and polite on a 2-core machine.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 

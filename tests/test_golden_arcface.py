@@ -8,31 +8,18 @@ multi-layer identity loss (1 - cosine per flattened stage, eps 1e-6): abs <= 1e-
 
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import GOLDEN, requires_golden
+from tests.conftest import GOLDEN, load_make_weights, rel_l2, requires_golden
 from vidinvert.models.iresnet import iresnet50, prepare_arcface_input
 
 pytestmark = [requires_golden, pytest.mark.golden]
 
 SALT = "golden-v1"
 STAGES = ["layer1", "layer2", "layer3", "layer4", "embedding"]
-
-
-def _make_weights():
-    spec = importlib.util.spec_from_file_location("golden_make_weights", GOLDEN / "make_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _rel_l2(ours: torch.Tensor, ref: np.ndarray) -> float:
-    ref_t = torch.from_numpy(np.asarray(ref, dtype=np.float32))
-    return ((ours.float() - ref_t).norm() / ref_t.norm()).item()
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +34,7 @@ def golden() -> dict:
 
 @pytest.fixture(scope="module")
 def run(golden) -> dict:
-    mw = _make_weights()
+    mw = load_make_weights()
     sd = mw.arcface_state_dict(SALT)
     digest = mw.digest_arcface(sd)
     net = iresnet50()
@@ -78,11 +65,11 @@ def test_identity_input_is_the_nearest_112_resize(run, golden, name):
 def test_stages_and_embedding(run, golden, index):
     ours, ref = run["feats"][index], golden[STAGES[index]]
     assert ours.shape == ref.shape
-    assert _rel_l2(ours, ref) <= 1e-4
+    assert rel_l2(ours, ref) <= 1e-4
 
 
 def test_embedding_of_the_reconstruction(run, golden):
-    assert _rel_l2(run["feats_recon"][4], golden["embedding_recon"]) <= 1e-4
+    assert rel_l2(run["feats_recon"][4], golden["embedding_recon"]) <= 1e-4
 
 
 def test_multi_layer_identity_loss(run, golden):

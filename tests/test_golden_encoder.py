@@ -8,30 +8,17 @@ encoder forward for the whole file.
 
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import GOLDEN, requires_golden
+from tests.conftest import GOLDEN, load_make_weights, rel_l2, requires_golden
 from vidinvert.models.fs_encoder import FeatureStyleEncoder, prepare_encoder_input
 
 pytestmark = [requires_golden, pytest.mark.golden, pytest.mark.slow]
 
 SALT = "golden-v1"
-
-
-def _make_weights():
-    spec = importlib.util.spec_from_file_location("golden_make_weights", GOLDEN / "make_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _rel_l2(ours: torch.Tensor, ref: np.ndarray) -> float:
-    ref_t = torch.from_numpy(np.asarray(ref, dtype=np.float32))
-    return ((ours.float() - ref_t).norm() / ref_t.norm()).item()
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +29,7 @@ def golden() -> dict:
 
 @pytest.fixture(scope="module")
 def run(golden) -> dict:
-    mw = _make_weights()
+    mw = load_make_weights()
     enc_sd = mw.encoder_state_dict(SALT)
     latent_avg = mw.latent_avg_512(SALT)
     gen_sd = mw.generator_state_dict(mw.load_kernels(), SALT)  # only for the digest (~30M values)
@@ -76,4 +63,4 @@ def test_encoder_input_from_the_1024_image(run, golden):
 @pytest.mark.parametrize("name", ["w_delta", "w_plus", "F"])
 def test_encoder_outputs(run, golden, name):
     assert run[name].shape == golden[name].shape
-    assert _rel_l2(run[name], golden[name]) <= 1e-4
+    assert rel_l2(run[name], golden[name]) <= 1e-4

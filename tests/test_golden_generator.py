@@ -7,14 +7,13 @@ tolerances are the README's: rel L2 <= 1e-4 for float32 arrays, uint8 PSNR >= 45
 
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.conftest import GOLDEN, requires_golden
+from tests.conftest import GOLDEN, load_make_weights, rel_l2, requires_golden
 from vidinvert.models.stylegan2 import Generator
 
 pytestmark = [pytest.mark.golden, requires_golden]
@@ -26,15 +25,7 @@ SALT = "golden-v1"
 
 @pytest.fixture(scope="module")
 def make_weights():
-    spec = importlib.util.spec_from_file_location("golden_make_weights", GOLDEN / "make_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _rel(ours: torch.Tensor, ref: np.ndarray) -> float:
-    ref_t = torch.from_numpy(np.asarray(ref, dtype=np.float64))
-    return float((ours.detach().double() - ref_t).norm() / ref_t.norm())
+    return load_make_weights()
 
 
 def _official_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -78,7 +69,7 @@ def test_tiny_generator_matches_official(make_weights):
         g.grouped_modconv = True  # the reference form must agree with the official numbers too
         results["edited_grouped"] = g(w_edit, f_edit, feature_index=k)
     assert torch.equal(outs[0], torch.from_numpy(ref["outs_0"]).expand_as(outs[0]))
-    errors = {name: _rel(v, ref[name.replace("_grouped", "")]) for name, v in results.items()}
+    errors = {name: rel_l2(v, ref[name.replace("_grouped", "")]) for name, v in results.items()}
     bad = {name: e for name, e in errors.items() if not e <= REL_TOL}
     assert not bad, f"rel L2 above {REL_TOL}: {bad}"
 
@@ -101,12 +92,12 @@ def test_1024_generator_edit_and_reconstruction_match_official(make_weights):
         # One batched pass: reconstruction G(w, F), edit G(w~, F~), and G(w) via a per-sample scale of 0.
         images = g(torch.cat([w, w_edit, w]), torch.cat([feat, f_edit, feat]),
                    feature_scale=torch.tensor([1.0, 1.0, 0.0]))
-    assert _rel(g5[:1], ref["G5_w"]) <= REL_TOL
-    assert _rel(g5[1:], ref["G5_w_edit"]) <= REL_TOL
-    assert _rel(f_edit, ref["F_edit"]) <= REL_TOL
+    assert rel_l2(g5[:1], ref["G5_w"]) <= REL_TOL
+    assert rel_l2(g5[1:], ref["G5_w_edit"]) <= REL_TOL
+    assert rel_l2(f_edit, ref["F_edit"]) <= REL_TOL
     assert images.shape == (3, 3, 1024, 1024) and images.dtype == torch.float32
     pooled = F.avg_pool2d(images, 4)
     for i, name in enumerate(["recon", "edited", "recon_w"]):
         psnr = _uint8_psnr(images[i:i + 1], ref[name])
         assert psnr >= PSNR_MIN_DB, f"{name}: uint8 PSNR {psnr:.1f} dB"
-        assert _rel(pooled[i:i + 1], ref[f"{name}_256"]) <= REL_TOL, name
+        assert rel_l2(pooled[i:i + 1], ref[f"{name}_256"]) <= REL_TOL, name
