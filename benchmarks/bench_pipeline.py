@@ -61,12 +61,13 @@ def run_once(clip: Path, ep: Path, gp: Path, args, extra=()) -> dict:
     from vidinvert.cli.app import main
 
     d = clip.parent
-    direction = d / "dir.npy"
+    kind = gp.name.split("-")[0]
+    direction = d / f"dir-{kind}.npy"
     if not direction.exists():
-        np.save(direction, np.random.default_rng(0).standard_normal(512 if "full" in gp.name else 64).astype("float32"))
+        np.save(direction, np.random.default_rng(0).standard_normal(512 if kind == "full" else 64).astype("float32"))
     out, rep = d / f"out-{time.time_ns()}.mp4", d / f"rep-{time.time_ns()}.json"
     t0 = time.perf_counter()
-    rc = main(["--quiet", "edit", str(clip), "--direction", str(direction), "-o", str(out), "--report", str(rep),
+    rc = main(["--quiet", "edit", "--json", str(clip), "--direction", str(direction), "-o", str(out), "--report", str(rep),
                "--encoder", str(ep), "--generator", str(gp), "--device", args.device, "--dtype", args.dtype,
                "--batch-size", str(args.batch), *extra])
     wall = time.perf_counter() - t0
@@ -88,6 +89,36 @@ def peak_rss(clip: Path, ep: Path, gp: Path, args) -> float:
     return int(out.strip().splitlines()[-1]) / 1024
 
 
+def rss_trace(frames: int, d: Path) -> list[tuple[int, int]]:
+    """RSS (MiB) after every finished chunk of one long run (tiny models, 720p, dlib report)."""
+    import numpy as np
+
+    from vidinvert.device import resolve_compute
+    from vidinvert.edit.directions import Direction, EditSpec, broadcast_direction
+    from vidinvert.face.stage import FaceConfig
+    from vidinvert.metrics.identity import DlibEmbedder
+    from vidinvert.pipeline.inverter import Inverter
+    from vidinvert.pipeline.video import OutputSpec, VideoConfig, VideoJob, VideoRun
+
+    clip = make_clip(d / "trace.mp4", SIZES[720], frames)
+    ep, gp = models("tiny", d)
+    inv = Inverter.from_files(ep, gp, resolve_compute("cpu", "fp32"))
+    vec = broadcast_direction(np.ones(inv.style_dim, np.float32), inv.n_latent, inv.style_dim)
+    spec = EditSpec("x", (Direction("x", vec, "ones"),), (1.0,))
+    job = VideoJob(source=clip, outputs=(OutputSpec("x", d / "trace.out.mp4", spec),),
+                   config=VideoConfig(batch_size=2), face=FaceConfig(detector="dlib"))
+    trace, done = [], [0]
+
+    def progress(stage: str, n: int) -> None:
+        if stage == "render":
+            done[0] += n
+            rss = next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmRSS"))
+            trace.append((done[0], rss // 1024))
+
+    VideoRun(inv, job, embedder=DlibEmbedder(), progress=progress).run()
+    return trace
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -97,12 +128,16 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["tiny", "full"])
     ap.add_argument("--frames", type=int, default=24, help="frames per clip for the tiny models")
     ap.add_argument("--full-frames", type=int, default=3, help="frames per clip for the 1024 models")
+    ap.add_argument("--rss-frames", type=int, default=128,
+                    help="frames of the short clip of the memory check (the long one has 4x); at least a few "
+                         "chunks (32 frames each) so the pipeline's bounded buffers are full in both")
+    ap.add_argument("--parts", nargs="+", default=["speed", "flicker", "rss"], choices=["speed", "flicker", "rss", "trace"])
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     results: dict = {"device": args.device, "dtype": args.dtype, "batch": args.batch, "runs": []}
     with tempfile.TemporaryDirectory() as td:
         d = Path(td)
-        for kind in args.models:
+        for kind in (args.models if "speed" in args.parts else []):
             ep, gp = models(kind, d)
             for s in args.sizes:
                 n = args.frames if kind == "tiny" else args.full_frames
@@ -111,25 +146,33 @@ def main() -> None:
                 r.update(models=kind, size=s)
                 results["runs"].append(r)
                 st = r["stages"]
-                net = sum(st.get(k, {}).get("seconds", 0) for k in ("encode", "synthesize", "edit"))
-                other = sum(v["seconds"] for k, v in st.items() if k not in ("encode", "synthesize", "edit"))
+                net = sum(st.get(k, {}).get("seconds", 0) for k in ("encoder", "synthesize", "edit"))
+                other = sum(v["seconds"] for k, v in st.items() if k not in ("encoder", "synthesize", "edit"))
                 print(f"{kind:5s} {s}p: {r['fps']:.3f} frames/s end to end; networks {net / r['frames']:.3f} s/frame, "
                       f"other stages {other / r['frames']:.3f} s/frame (+{100 * other / max(net, 1e-9):.0f}%)")
                 print("   " + ", ".join(f"{k} {v['fps']} f/s" for k, v in st.items()))
         ep, gp = models("tiny", d)
-        clip = make_clip(d / "flicker.mp4", SIZES[720], args.frames)
-        plain = run_once(clip, ep, gp, args)["flicker"]
-        smooth = run_once(clip, ep, gp, args, ["--smooth-latents", "1.5"])["flicker"]
-        results["flicker"] = {"no_smoothing": plain, "smooth_latents_1.5": smooth}
-        print(f"flicker (tiny, 720p): inversion {plain['inversion']:.5f} -> {smooth['inversion']:.5f} with --smooth-latents 1.5")
-        short = make_clip(d / "short.mp4", SIZES[720], args.frames)
-        long = make_clip(d / "long.mp4", SIZES[720], args.frames * 4)
-        rss = {"short_frames": args.frames, "short_mib": peak_rss(short, ep, gp, args),
-               "long_frames": args.frames * 4, "long_mib": peak_rss(long, ep, gp, args)}
-        rss["growth_pct"] = 100 * (rss["long_mib"] / rss["short_mib"] - 1)
-        results["peak_rss"] = rss
-        print(f"peak RSS (tiny, 720p): {rss['short_mib']:.0f} MiB for {rss['short_frames']} frames, "
-              f"{rss['long_mib']:.0f} MiB for {rss['long_frames']} frames ({rss['growth_pct']:+.1f}%)")
+        if "flicker" in args.parts:
+            clip = make_clip(d / "flicker.mp4", SIZES[720], args.frames)
+            plain = run_once(clip, ep, gp, args)["flicker"]
+            smooth = run_once(clip, ep, gp, args, ["--smooth-latents", "1.5"])["flicker"]
+            results["flicker"] = {"no_smoothing": plain, "smooth_latents_1.5": smooth}
+            print(f"flicker (tiny, 720p): inversion {plain['inversion']:.5f} -> {smooth['inversion']:.5f} "
+                  f"with --smooth-latents 1.5")
+        if "rss" in args.parts:
+            n = args.rss_frames
+            short = make_clip(d / "short.mp4", SIZES[720], n)
+            long = make_clip(d / "long.mp4", SIZES[720], n * 4)
+            rss = {"short_frames": n, "short_mib": peak_rss(short, ep, gp, args),
+                   "long_frames": n * 4, "long_mib": peak_rss(long, ep, gp, args)}
+            rss["growth_pct"] = 100 * (rss["long_mib"] / rss["short_mib"] - 1)
+            results["peak_rss"] = rss
+            print(f"peak RSS (tiny, 720p): {rss['short_mib']:.0f} MiB for {n} frames, "
+                  f"{rss['long_mib']:.0f} MiB for {4 * n} frames ({rss['growth_pct']:+.1f}%)")
+        if "trace" in args.parts:
+            trace = rss_trace(args.rss_frames * 4, d)
+            results["rss_trace"] = trace
+            print("RSS after each chunk (frames, MiB): " + ", ".join(f"{f}:{m}" for f, m in trace))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

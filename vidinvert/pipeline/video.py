@@ -155,7 +155,7 @@ class _Background:
 class _WriterThread:
     """Encodes frames in a thread; ``put(fn)`` queues a call, errors surface on ``put``/``join``."""
 
-    def __init__(self, depth: int = 4) -> None:
+    def __init__(self, depth: int = 2) -> None:
         self._q: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -258,7 +258,7 @@ class VideoRun:
         for s in range(0, len(sel_all), b):
             sel = sel_all[s : s + b]
             crops = self._crops(chunk, sel)
-            with self.clock.timer("encode", len(sel)):
+            with self.clock.timer("encoder", len(sel)):
                 lat = self.inv.invert(crops)
             for j, i in enumerate(sel):
                 chunk.latents[i] = Latents(lat.w[j : j + 1].cpu(), lat.f[j : j + 1].cpu())
