@@ -1,100 +1,76 @@
-"""Temporal filters over per-frame latents, streaming with a bounded look-ahead.
+"""Temporal filters of per-frame latents (w+ and F), applied chunk by chunk with one chunk of look-ahead.
 
-Both filters keep every frame (no dropped first or last frames) and add no lag: the Gaussian
-is centred, truncated at the clip's (or a run's) ends and renormalised there.
+Frames are grouped into runs of consecutive frames that have a face; no filter mixes two runs
+(a gap without the face is a cut). The smoother is a Gaussian-weighted local linear fit: in the
+middle of a run it is exactly the centred Gaussian, and at a run's ends, where the window is
+one-sided, the linear term removes the lag a truncated Gaussian would have. No frame is dropped.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 
-def gaussian_taps(sigma: float, radius: int | None = None) -> torch.Tensor:
-    """Unnormalised Gaussian taps ``[2r+1]`` (float64), r = ceil(3 sigma) by default."""
-    r = int(math.ceil(3 * sigma)) if radius is None else int(radius)
-    x = torch.arange(-r, r + 1, dtype=torch.float64)
-    return torch.exp(-0.5 * (x / max(sigma, 1e-12)) ** 2)
+def run_ids(valid: list[bool]) -> torch.Tensor:
+    """``[N]`` int64: the run each frame belongs to (a new run starts after every invalid frame)."""
+    ids, run, prev = [], 0, False
+    for v in valid:
+        if v and not prev:
+            run += 1
+        ids.append(run if v else -1)
+        prev = v
+    return torch.tensor(ids, dtype=torch.int64)
 
 
-class StreamingGaussian:
-    """Centred Gaussian smoothing of a stream of per-frame tensors ``[B, ...]``.
+def smooth_window(x: torch.Tensor, valid: list[bool], targets: range, sigma: float) -> torch.Tensor:
+    """Gaussian local linear smoothing (sigma in frames) of ``x`` ``[N, ...]`` at ``targets``.
 
-    ``push(x)`` returns the smoothed frames that are final (their ``radius`` successors are
-    known) as a tensor ``[k, ...]`` (k may be 0); ``flush()`` returns the rest at the end of a
-    run (the stream's end, or before a gap: call ``flush()`` then keep pushing). The output has
-    exactly as many frames as went in, in order. Memory: ``2*radius+1`` frames.
-    ``sigma <= 0`` passes frames through unchanged.
+    ``valid[i]`` says whether frame i has latents (rows of invalid frames are ignored). Returns
+    ``[len(targets), ...]``; a target that is not valid gets its own row unchanged. The estimate
+    at a target is ``sum_j l_j x_j`` with the local linear fit's equivalent kernel
+    ``l_j = g_j (S2 - o_j S1) / (S0 S2 - S1^2)`` (``g`` Gaussian weights, ``o`` offsets,
+    ``S_k = sum g o^k``), which is the plain normalised Gaussian when the window is symmetric.
     """
-
-    def __init__(self, sigma: float) -> None:
-        self.sigma = float(sigma)
-        self.radius = int(math.ceil(3 * sigma)) if sigma > 0 else 0
-        self.taps = gaussian_taps(sigma) if sigma > 0 else torch.ones(1, dtype=torch.float64)
-        self._buf: list[torch.Tensor] = []  # frames kept for context (last `radius` done + pending)
-        self._done_in_buf = 0  # how many frames at the start of _buf are already emitted
-
-    def _emit(self, upto: int) -> list[torch.Tensor]:
-        out = []
-        r = self.radius
-        n = len(self._buf)
-        for i in range(self._done_in_buf, upto):
-            lo, hi = max(0, i - r), min(n, i + r + 1)
-            w = self.taps[lo - i + r : hi - i + r]
-            w = (w / w.sum()).to(self._buf[i].dtype)
-            stack = torch.stack(self._buf[lo:hi])
-            out.append(torch.tensordot(w.to(stack.device), stack, dims=1))
-        self._done_in_buf = max(self._done_in_buf, upto)
-        # drop frames no longer needed as context
-        keep_from = max(0, self._done_in_buf - r)
-        if keep_from:
-            self._buf = self._buf[keep_from:]
-            self._done_in_buf -= keep_from
-        return out
-
-    def push(self, x: torch.Tensor) -> torch.Tensor:
-        if self.radius == 0:
-            return x
-        self._buf.extend(list(x))
-        ready = len(self._buf) - self.radius
-        out = self._emit(ready) if ready > self._done_in_buf else []
-        return torch.stack(out) if out else x[:0]
-
-    def flush(self) -> torch.Tensor | None:
-        if self.radius == 0 or not self._buf:
-            self._buf, self._done_in_buf = [], 0
-            return None
-        out = self._emit(len(self._buf))
-        self._buf, self._done_in_buf = [], 0
-        return torch.stack(out) if out else None
+    n = x.shape[0]
+    ids = run_ids(valid)
+    t = torch.tensor(list(targets), dtype=torch.int64)
+    if sigma <= 0 or n == 0:
+        return x[t].clone()
+    r = int(math.ceil(3 * sigma))
+    pos = torch.arange(n)
+    dist = (t.view(-1, 1) - pos.view(1, -1)).abs()
+    same = (ids[t].view(-1, 1) == ids.view(1, -1)) & (ids.view(1, -1) >= 0) & (dist <= r)
+    g = torch.exp(-0.5 * (dist.double() / sigma) ** 2) * same
+    off = (pos.view(1, -1) - t.view(-1, 1)).double()
+    s0, s1, s2 = g.sum(1, keepdim=True), (g * off).sum(1, keepdim=True), (g * off * off).sum(1, keepdim=True)
+    det = s0 * s2 - s1 * s1
+    ok = det > 1e-9 * s0 * s0  # a single frame (or a degenerate window) falls back to the plain mean
+    w = torch.where(ok, g * (s2 - off * s1) / torch.where(ok, det, torch.ones_like(det)), g / s0.clamp_min(1e-300))
+    own = ids[t] < 0
+    w[own, :] = 0
+    w[own, t[own]] = 1.0
+    flat = x.reshape(n, -1).double()
+    return (w @ flat).to(x.dtype).reshape((len(t),) + tuple(x.shape[1:]))
 
 
-class RunningFineMean:
-    """Fine-layer averaging: rows ``start..`` of w+ replaced by their running mean over the run.
+@dataclass
+class FineMeanState:
+    """Running mean of the fine rows of w+ within the current run (state carried across chunks)."""
 
-    The fine rows (9..17 at 1024 px) drive texture and colour; averaging them removes texture
-    flicker without touching pose and expression (coarse/middle rows). Streaming and causal:
-    frame t gets the mean of frames 0..t of the current run. ``reset()`` at a gap.
-    """
-
-    def __init__(self, start: int = 9) -> None:
-        self.start = start
-        self._sum: torch.Tensor | None = None
-        self._n = 0
+    total: torch.Tensor | None = None
+    count: int = 0
 
     def reset(self) -> None:
-        self._sum, self._n = None, 0
+        self.total, self.count = None, 0
 
-    def __call__(self, w: torch.Tensor) -> torch.Tensor:
-        """``w``: ``[B, L, D]`` -> same shape with rows ``start..`` replaced."""
+    def apply(self, w: torch.Tensor, start: int) -> torch.Tensor:
+        """One frame's ``[L, D]`` -> rows ``start..`` replaced by the mean over the run so far."""
+        fine = w[start:].double()
+        self.total = fine.clone() if self.total is None else self.total + fine
+        self.count += 1
         out = w.clone()
-        fine = w[:, self.start :].double()
-        csum = fine.cumsum(0)
-        if self._sum is not None:
-            csum = csum + self._sum
-        counts = torch.arange(1, w.shape[0] + 1, dtype=torch.float64, device=w.device).view(-1, 1, 1) + self._n
-        out[:, self.start :] = (csum / counts).to(w.dtype)
-        self._sum = csum[-1]
-        self._n += w.shape[0]
+        out[start:] = (self.total / self.count).to(w.dtype)
         return out

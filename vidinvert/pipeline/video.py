@@ -28,7 +28,7 @@ from vidinvert.errors import VidinvertError
 from vidinvert.face.stage import AlignedFace, FaceAligner, FaceConfig
 from vidinvert.edit.directions import EditSpec
 from vidinvert.pipeline.inverter import Inverter, Latents
-from vidinvert.pipeline.latent_filters import FineMeanState, smooth_window
+from vidinvert.edit.temporal import FineMeanState, smooth_window
 from vidinvert.pipeline.report import StageClock, StreamMetrics, build_report
 from vidinvert.timespec import Keyframes, TimeRange
 
