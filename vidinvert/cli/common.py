@@ -107,6 +107,16 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cuda | cuda:N |
 DtypeOpt = Annotated[
     str, typer.Option("--dtype", help="auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16.")
 ]
+EncoderOpt = Annotated[
+    Optional[str], typer.Option("--encoder", help="Encoder file or registry name (default: fs-encoder).")
+]
+GeneratorOpt = Annotated[
+    Optional[str],
+    typer.Option("--generator", help="Generator file or registry name (default: stylegan2-ffhq, else psp-ffhq)."),
+]
+DetectorOpt = Annotated[
+    str, typer.Option("--detector", help="auto (RetinaFace if its weights are found, else dlib) | retinaface | dlib.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON result on stdout instead of a table.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 

@@ -28,10 +28,7 @@ MaxFramesOpt = Annotated[Optional[int], typer.Option("--max-frames", min=1, help
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Images: only the first N in name order (e.g. 1000 for CelebA-HQ).")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Skip the items already finished in --out.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Discard the results of an earlier run in --out.")]
-EncoderOpt = Annotated[Optional[str], typer.Option("--encoder", help="Encoder file or registry name (default: fs-encoder).")]
-GeneratorOpt = Annotated[Optional[str], typer.Option("--generator", help="Generator file or registry name (default: stylegan2-ffhq, else psp-ffhq).")]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Crops per batch (default: 4 on CPU, 16 on CUDA).")]
-DetectorOpt = Annotated[str, typer.Option("--detector", help="Face detector: auto (RetinaFace if its weights are found, else dlib) | retinaface | dlib.")]
 MetricSizeOpt = Annotated[Optional[int], typer.Option("--metric-size", min=11, help="Resize crops to this size for SSIM/PSNR/MSE/LPIPS (default: the generator's).")]
 
 
@@ -61,13 +58,13 @@ def register(app: typer.Typer) -> None:
         limit: LimitOpt = None,
         resume: ResumeOpt = False,
         overwrite: OverwriteOpt = False,
-        encoder: EncoderOpt = None,
-        generator: GeneratorOpt = None,
+        encoder: common.EncoderOpt = None,
+        generator: common.GeneratorOpt = None,
         weights_dir: common.WeightsDirOpt = None,
         device: common.DeviceOpt = "auto",
         dtype: common.DtypeOpt = "auto",
         batch_size: BatchOpt = None,
-        detector: DetectorOpt = "auto",
+        detector: common.DetectorOpt = "auto",
         metric_size: MetricSizeOpt = None,
         as_json: common.JsonOpt = False,
     ) -> None:

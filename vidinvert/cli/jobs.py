@@ -14,13 +14,6 @@ InputsArg = Annotated[List[Path], typer.Argument(help="Input videos or images.",
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (one input).")]
 OutDirOpt = Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for the outputs of many inputs.")]
 NoAlignOpt = Annotated[bool, typer.Option("--no-align", help="Images are already FFHQ-aligned squares.")]
-EncoderOpt = Annotated[
-    Optional[str], typer.Option("--encoder", help="Encoder file or registry name (default: fs-encoder).")
-]
-GeneratorOpt = Annotated[
-    Optional[str],
-    typer.Option("--generator", help="Generator file or registry name (default: stylegan2-ffhq, else psp-ffhq)."),
-]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Frames per batch (default: auto).")]
 LatentsOpt = Annotated[Optional[Path], typer.Option("--save-latents", help="Write w+ and F to this .npz.")]
 AttrOpt = Annotated[
@@ -36,7 +29,6 @@ StrengthOpt = Annotated[
 CombineOpt = Annotated[bool, typer.Option("--combine", help="Sum several edits into one output.")]
 StartOpt = Annotated[Optional[str], typer.Option("--start", help="Start of the range: 12.5 / 12.5s (seconds) or 300f (frame).")]
 EndOpt = Annotated[Optional[str], typer.Option("--end", help="End of the range (exclusive), same grammar as --start.")]
-DetectorOpt = Annotated[str, typer.Option("--detector", help="auto (RetinaFace if its weights are present, else dlib) | retinaface | dlib.")]
 FaceOpt = Annotated[str, typer.Option("--face", help="Which face: largest | center | N (0 = leftmost); tracked over time.")]
 PasteOpt = Annotated[str, typer.Option("--paste", help="delta (add only the edit's change: keeps source detail) | full.")]
 ColorOpt = Annotated[bool, typer.Option("--color-match", help="Match the pasted face's colours to the source (full paste).")]
@@ -172,8 +164,8 @@ def register(app: typer.Typer) -> None:
         output: OutputOpt = None,
         out_dir: OutDirOpt = None,
         no_align: NoAlignOpt = False,
-        encoder: EncoderOpt = None,
-        generator: GeneratorOpt = None,
+        encoder: common.EncoderOpt = None,
+        generator: common.GeneratorOpt = None,
         weights_dir: common.WeightsDirOpt = None,
         device: common.DeviceOpt = "auto",
         dtype: common.DtypeOpt = "auto",
@@ -183,7 +175,7 @@ def register(app: typer.Typer) -> None:
         as_json: common.JsonOpt = False,
         start: StartOpt = None,
         end: EndOpt = None,
-        detector: DetectorOpt = "auto",
+        detector: common.DetectorOpt = "auto",
         face: FaceOpt = "largest",
         paste: PasteOpt = "delta",
         color_match: ColorOpt = False,
@@ -222,8 +214,8 @@ def register(app: typer.Typer) -> None:
         output: OutputOpt = None,
         out_dir: OutDirOpt = None,
         no_align: NoAlignOpt = False,
-        encoder: EncoderOpt = None,
-        generator: GeneratorOpt = None,
+        encoder: common.EncoderOpt = None,
+        generator: common.GeneratorOpt = None,
         weights_dir: common.WeightsDirOpt = None,
         device: common.DeviceOpt = "auto",
         dtype: common.DtypeOpt = "auto",
@@ -233,7 +225,7 @@ def register(app: typer.Typer) -> None:
         as_json: common.JsonOpt = False,
         start: StartOpt = None,
         end: EndOpt = None,
-        detector: DetectorOpt = "auto",
+        detector: common.DetectorOpt = "auto",
         face: FaceOpt = "largest",
         paste: PasteOpt = "delta",
         color_match: ColorOpt = False,
