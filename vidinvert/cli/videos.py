@@ -63,8 +63,7 @@ def run_videos(kind, inverter, inputs, output, out_dir, strength, edits, batch_s
     from vidinvert.face.track import TrackConfig, parse_face_select
     from vidinvert.fileio import write_json
     from vidinvert.metrics.identity import make_identity_embedder
-    from vidinvert.edit.directions import EditSpec
-    from vidinvert.pipeline.video import OutputSpec, VideoConfig, VideoJob
+    from vidinvert.pipeline.video import VideoConfig
     from vidinvert.runinfo import run_json_path, run_record
     from vidinvert.timespec import TimeRange, parse_time
 
@@ -165,7 +164,7 @@ def _one_video(kind, inverter, src, output, out_dir, edits, cfg, face_cfg, time_
     from vidinvert.video import probe
 
     src = Path(src)
-    info = probe(src, count_frames=False)  # clear one-line errors for bad inputs, before any work
+    probe(src, count_frames=False)  # clear one-line errors for bad inputs, before any work
     if kind == "invert":
         outs = (OutputSpec("inverted", _output_path(src, "inverted", output, out_dir, preview)),)
     else:
@@ -187,13 +186,9 @@ def _one_video(kind, inverter, src, output, out_dir, edits, cfg, face_cfg, time_
                    save_latents=latents_dir)
     workdir = WorkDir.open(job, inverter) if cfg.resume else None
     with common.StageProgress() as prog:
-        total = None
-        try:
-            from vidinvert.video import open_video
+        from vidinvert.video import open_video
 
-            total = open_video(src, time_range=time_range).count()
-        except VidinvertError:
-            raise
+        total = open_video(src, time_range=time_range).count()
         tasks = {"invert": prog.add("invert", total=total), "render": prog.add("render", total=total)}
         run = VideoRun(inverter, job, embedder=embedder, masker=masker,
                        progress=lambda stage, n: prog.advance(tasks[stage], n), workdir=workdir)

@@ -148,7 +148,7 @@ def resolve_attr(attr: str, weights_dir: Path | None = None) -> tuple[str, Path]
     have = ", ".join(sorted(avail)) if avail else "none"
     official = [b for b in OFFICIAL_BOUNDARIES if b not in avail]
     hint = (
-        f"; get the official ones with `vidinvert weights download "
+        "; get the official ones with `vidinvert weights download "
         + " ".join("boundary-" + b.lower().replace("_", "-") for b in official)
         + "`"
         if official

@@ -439,8 +439,6 @@ class VideoRun:
         t_start = time.perf_counter()
         reader = open_video(job.source, time_range=job.time_range)
         info = reader.info
-        total = reader.count()
-        self.total_frames = total
         sinks = self._open_sinks(info)
         writer = _WriterThread()
         timing: dict = {}
