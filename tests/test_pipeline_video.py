@@ -258,3 +258,18 @@ def test_side_by_side_and_frames_dir(tmp_path, clip, tiny_weights, direction):
     from PIL import Image
 
     assert np.array_equal(np.asarray(Image.open(pngs[3])), edited[3])
+
+
+def test_flicker_never_spans_a_gap(tmp_path, tiny_weights, direction):
+    """Frames 2..7 have no face: the source crops give 1 pair (0-1) + 3 pairs (8..11) = 4, whatever the
+    batch and chunk boundaries (the gap here falls exactly between two batches of 2)."""
+    def frame(i):
+        return face_frame(i) if not 2 <= i <= 7 else np.full((144, 176, 3), (90, 110, 130), np.uint8)
+
+    clip = make_face_clip(tmp_path / "g.mp4", n_frames=12, frame_fn=frame)
+    rep = tmp_path / "r.json"
+    assert main(["edit", str(clip), "--direction", str(direction), "-o", str(tmp_path / "o.mkv"), "--codec", "ffv1",
+                 "--max-gap", "0.1", "--batch-size", "2", "--report", str(rep), *_models(tiny_weights)]) == 0
+    r = json.loads(rep.read_text())
+    assert r["frames"]["passthrough"] == 6
+    assert r["flicker_pairs"] == 4

@@ -89,6 +89,7 @@ def build_report(*, source: StreamMetrics, inversion: StreamMetrics, edits: dict
         "identity_to_source": {},
         "flicker": {"source": source.flicker.value, "inversion": inversion.flicker.value},
         "flicker_minus_source": {},
+        "flicker_pairs": source.flicker.pairs,
         "per_frame": {"index": source.indices},
         "stages": clock.summary(),
     }

@@ -204,6 +204,7 @@ class VideoRun:
         self.inversion_metrics = StreamMetrics()
         self.edit_metrics = {o.name: StreamMetrics() for o in job.outputs if o.edit is not None}
         self.fine = FineMeanState()
+        self._last_pos = -2  # stream position of the last frame fed to the flicker meters
         self.deltas = {o.name: o.edit.delta() for o in job.outputs if o.edit is not None}
         self._latent_chunks: list[dict] = []
 
@@ -315,15 +316,9 @@ class VideoRun:
         if cfg.side_by_side:
             outputs[SIDE_BY_SIDE] = [it.frame for it in chunk.items]  # the inversion, pasted in full
         sel_all = [i for i, lat in enumerate(latents) if lat is not None]
-        # gaps reset the flicker meters (a cut is not flicker)
-        for i, it in enumerate(chunk.items):
-            if it.quad is None:
-                for sm in (self.source_metrics, self.inversion_metrics, *self.edit_metrics.values()):
-                    sm.gap()
         b = cfg.batch_size
         for s in range(0, len(sel_all), b):
             sel = sel_all[s : s + b]
-            # a gap inside the batch resets meters in order: split the batch at gaps
             lat = Latents(torch.cat([latents[i].w for i in sel]), torch.cat([latents[i].f for i in sel]))
             src = self._crops(chunk, sel)
             quads = np.stack([chunk.items[i].quad for i in sel])
@@ -381,28 +376,34 @@ class VideoRun:
         return self.embedder.embed(crops)
 
     def _metrics(self, chunk: Chunk, sel: list[int], src, recon, edited) -> None:
+        """Identity embeddings and flicker of a batch; flicker never pairs frames across a gap.
+
+        A gap is any break in the stream positions of the frames fed to the meters, whether it
+        falls inside this batch or between batches or chunks (``_last_pos`` carries the last one).
+        """
         idx = [chunk.items[i].index for i in sel]
-        # split at gaps so flicker never spans a cut
-        runs, cur = [], [0]
-        for k in range(1, len(sel)):
-            if sel[k] != sel[k - 1] + 1:
-                runs.append(cur)
-                cur = []
-            cur.append(k)
-        runs.append(cur)
+        pos = [chunk.number * self.cfg.chunk_frames + i for i in sel]
         emb_src, emb_rec = self._embed(src), self._embed(recon)
         emb_ed = {n: self._embed(x) for n, x in edited.items()}
-        for r_i, run in enumerate(runs):
-            if r_i > 0:
+        if not sel:
+            return
+        runs, start = [], 0
+        for k in range(1, len(sel)):
+            if pos[k] != pos[k - 1] + 1:
+                runs.append(slice(start, k))
+                start = k
+        runs.append(slice(start, len(sel)))
+        for r, sl in enumerate(runs):
+            if r > 0 or pos[0] != self._last_pos + 1:
                 for sm in (self.source_metrics, self.inversion_metrics, *self.edit_metrics.values()):
                     sm.gap()
-            sl = slice(run[0], run[-1] + 1)
             ids = idx[sl]
             self.source_metrics.add(src[sl], None if emb_src is None else emb_src[sl], ids)
             self.inversion_metrics.add(recon[sl], None if emb_rec is None else emb_rec[sl], ids)
             for n, x in edited.items():
                 e = emb_ed[n]
                 self.edit_metrics[n].add(x[sl], None if e is None else e[sl], ids)
+        self._last_pos = pos[-1]
 
     def _collect_latents(self, chunk: Chunk, sel: list[int], lat: Latents) -> None:
         self._latent_chunks.append({

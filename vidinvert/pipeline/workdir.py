@@ -122,7 +122,7 @@ class WorkDir:
         st = {"source": run.source_metrics.state(), "inversion": run.inversion_metrics.state(),
               "edits": {k: v.state() for k, v in run.edit_metrics.items()},
               "fine_total": run.fine.total if run.fine.total is not None else torch.zeros(0),
-              "fine_count": torch.tensor(run.fine.count), "clock": json.dumps([run.clock.seconds, run.clock.frames])}
+              "fine_count": torch.tensor(run.fine.count), "last_pos": torch.tensor(run._last_pos), "clock": json.dumps([run.clock.seconds, run.clock.frames])}
         return st
 
     def load_state(self, run) -> None:
@@ -133,6 +133,7 @@ class WorkDir:
             run.edit_metrics[k].load(v)
         run.fine.total = st["fine_total"] if st["fine_total"].numel() else None
         run.fine.count = int(st["fine_count"])
+        run._last_pos = int(st["last_pos"])
         seconds, frames = json.loads(st["clock"])
         run.clock.seconds.update(seconds)
         run.clock.frames.update(frames)
