@@ -51,6 +51,17 @@ def rel_l2(ours: torch.Tensor, ref) -> float:
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``):
+    on a shared, oversubscribed CPU two OpenMP threads made the tiny training steps ~10x slower
+    (measured 4 s vs 0.35 s per step); results do not depend on it."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Never read or write the user's ~/.cache/vidinvert from tests."""

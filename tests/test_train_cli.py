@@ -11,26 +11,15 @@ from tests.test_train_loop import train_records, write_faces
 TINY = ROOT / "configs" / "tiny.yaml"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared, oversubscribed CPU two spinning OpenMP threads made these
-    runs ~10x slower (measured 4 s vs 0.35 s per tiny step); results do not depend on it."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
 def main():
-    """``vidinvert.cli.app.main`` with the train/directions groups registered."""
-    from vidinvert.cli import app as cli
+    """``vidinvert.cli.app.main`` (the train and directions groups are part of the app)."""
+    from vidinvert.cli.app import main as cli_main
 
-    if not any(g.name == "train" for g in cli.app.registered_groups):
-        from vidinvert.cli import train_cmd
-
-        train_cmd.register(cli.app)
-    return cli.main
+    return cli_main
 
 
 @pytest.mark.parametrize(

@@ -19,14 +19,7 @@ from vidinvert.train.loop import Trainer, train
 TINY = ROOT / "configs" / "tiny.yaml"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared, oversubscribed CPU two spinning OpenMP threads made these
-    runs ~10x slower (measured 4 s vs 0.35 s per tiny step); results do not depend on it."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_faces(folder, n=6, side=64, seed=0):

@@ -6,13 +6,9 @@ import sys
 
 
 def _main() -> None:
-    from vidinvert.cli import app as cli
+    from vidinvert.cli.app import entry
 
-    if not any(g.name == "train" for g in cli.app.registered_groups):
-        from vidinvert.cli import train_cmd
-
-        train_cmd.register(cli.app)
-    cli.entry(["train", *sys.argv[1:]])
+    entry(["train", *sys.argv[1:]])
 
 
 if __name__ == "__main__":
