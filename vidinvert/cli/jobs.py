@@ -49,6 +49,16 @@ FramesDirOpt = Annotated[Optional[Path], typer.Option("--frames-dir", help="Also
 ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Write the report as JSON here (a folder for several inputs).")]
 
 
+# The video-only options both commands declare, forwarded to cli.videos by name.
+VIDEO_OPTIONS = ("start", "end", "detector", "face", "paste", "color_match", "smooth_latents", "fine_mean",
+                 "max_gap", "crop_sigma", "flow_refine", "codec", "crf", "preset", "preview", "resume", "report",
+                 "dtype", "side_by_side", "frames_dir")
+
+
+def _video_options(params: dict) -> dict:
+    return {k: params[k] for k in VIDEO_OPTIONS}
+
+
 def resolve_models(encoder: str | None, generator: str | None, weights_dir: Path | None):
     from vidinvert.weights import find, resolve_file
 
@@ -196,11 +206,7 @@ def register(app: typer.Typer) -> None:
         """Invert faces without editing (the reconstruction): [bold]vidinvert invert clip.mp4[/bold], or aligned images with --no-align."""
         code = _run("invert", inputs, output, out_dir, no_align, encoder, generator, weights_dir, device, dtype,
                     batch_size, save_latents, overwrite, as_json,
-                    video=dict(start=start, end=end, detector=detector, face=face, paste=paste, color_match=color_match,
-                       smooth_latents=smooth_latents, fine_mean=fine_mean, max_gap=max_gap, crop_sigma=crop_sigma,
-                       flow_refine=flow_refine, codec=codec, crf=crf,
-                       preset=preset, preview=preview, resume=resume, report=report, dtype=dtype,
-                       side_by_side=side_by_side, frames_dir=frames_dir))
+                    video=_video_options(locals()))
         if code:
             raise typer.Exit(code)
 
@@ -246,10 +252,6 @@ def register(app: typer.Typer) -> None:
         """Edit the face in videos: [bold]vidinvert edit clip.mp4 --attr smile[/bold] -> clip.smile.mp4 (aligned images with --no-align)."""
         code = _run("edit", inputs, output, out_dir, no_align, encoder, generator, weights_dir, device, dtype,
                     batch_size, save_latents, overwrite, as_json, attr, direction, strength, combine,
-                    video=dict(start=start, end=end, detector=detector, face=face, paste=paste, color_match=color_match,
-                       smooth_latents=smooth_latents, fine_mean=fine_mean, max_gap=max_gap, crop_sigma=crop_sigma,
-                       flow_refine=flow_refine, codec=codec, crf=crf,
-                       preset=preset, preview=preview, resume=resume, report=report, dtype=dtype,
-                       side_by_side=side_by_side, frames_dir=frames_dir))
+                    video=_video_options(locals()))
         if code:
             raise typer.Exit(code)
