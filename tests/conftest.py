@@ -63,6 +63,19 @@ def one_thread():
 
 
 @pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same random state, so a failure reproduces exactly."""
+    import random
+
+    import numpy as np
+
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Never read or write the user's ~/.cache/vidinvert from tests."""
     home = tmp_path_factory.mktemp("vidinvert_home")

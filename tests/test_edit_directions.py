@@ -65,4 +65,4 @@ def test_apply_edit_per_frame_strength_and_exact_zero():
     gk, gk2 = torch.randn(3, 8, 4, 4), torch.randn(3, 8, 4, 4)
     fe = edit_feature(f, gk, gk2, unchanged=torch.tensor([True, False, False]))
     assert torch.equal(fe[0], f[0])
-    assert torch.allclose(fe[1], f[1] + gk2[1] - gk[1])
+    assert torch.allclose(fe[1], f[1] + (gk2[1] - gk[1]), rtol=0, atol=1e-6)
