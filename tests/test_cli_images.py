@@ -112,3 +112,20 @@ def test_version_and_doctor(capsys):
 def test_help_on_every_command(cmd, capsys):
     assert main([*cmd, "--help"]) == 0
     assert "Usage" in capsys.readouterr().out
+
+
+def test_invert_and_edit_share_every_option():
+    """The two commands parse the same shared options with the same defaults; edit adds only the edit's."""
+    import typer.main
+
+    from vidinvert.cli.app import app
+    from vidinvert.cli.jobs import VIDEO_OPTIONS
+
+    group = typer.main.get_command(app)
+    params = {name: {p.name: (tuple(p.opts), p.default) for p in group.commands[name].params}
+              for name in ("invert", "edit")}
+    extra = set(params["edit"]) - set(params["invert"])
+    assert extra == {"attr", "direction", "strength", "combine"}
+    assert all(params["edit"][k] == v for k, v in params["invert"].items())
+    assert set(VIDEO_OPTIONS) <= set(params["invert"])  # every forwarded video option is parsed
+    assert params["invert"]["codec"] == (("--codec",), "libx264")

@@ -31,7 +31,7 @@ def _free_port() -> int:
 
 
 def _bn_worker(rank: int, world: int, init_file: str, x_all: torch.Tensor, grad_all: torch.Tensor, out_q) -> None:
-    from vidinvert.train.distributed import convert_sync_batchnorm
+    from vidinvert.train.syncbn import convert_sync_batchnorm
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)

@@ -7,11 +7,12 @@ plain lines (no colour, no live bars).
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -119,6 +120,43 @@ DetectorOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON result on stdout instead of a table.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
+
+
+# Option groups are declared once, as the parameters of never-called functions, and a command's
+# signature is assembled from them with :func:`options_of` (Typer reads ``__signature__``), so
+# commands that share a group cannot drift apart in names, help or defaults.
+def model_options(
+    encoder: EncoderOpt = None,
+    generator: GeneratorOpt = None,
+    weights_dir: WeightsDirOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+) -> None: ...
+
+
+def options_of(*groups: Callable[..., None]):
+    """Decorator: give a ``**options`` command the parameters of ``groups``, in order."""
+    params = [p for g in groups for p in inspect.signature(g, eval_str=True).parameters.values()]
+
+    def apply(command: Callable[..., None]) -> Callable[..., None]:
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        return command
+
+    return apply
+
+
+def resolve_compute_loudly(device: str, dtype: str, announce: bool = True):
+    """:func:`vidinvert.device.resolve_compute`, with one loud line when it fell back to the CPU."""
+    from vidinvert.device import resolve_compute
+
+    compute = resolve_compute(device, dtype)
+    if announce and compute.fell_back and device != "cpu":
+        loud(
+            "running on the CPU: CUDA is not available"
+            + (" although --device cuda was asked for" if device.startswith("cuda") else "")
+            + " (this is slow; pass --device cpu to silence this)"
+        )
+    return compute
 
 
 class StageProgress:

@@ -6,7 +6,6 @@ rank takes a slice of the videos; rank 0 writes the report).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -38,47 +37,44 @@ def _default_out(source: str) -> Path:
     return Path(f"eval-{Path(name).stem or name}")
 
 
-def _rank() -> int:
-    try:
-        return int(os.environ.get("RANK", "0") or 0)
-    except ValueError:
-        return 0
+def _source_options(
+    source: SourceArg = None,
+    images: ImagesOpt = None,
+    out: OutOpt = None,
+    modality: ModalityOpt = "video-only",
+    sample: SampleOpt = None,
+    seed: SeedOpt = 0,
+    max_frames: MaxFramesOpt = None,
+    limit: LimitOpt = None,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None: ...
+
+
+def _eval_options(
+    batch_size: BatchOpt = None,
+    detector: common.DetectorOpt = "auto",
+    metric_size: MetricSizeOpt = None,
+    as_json: common.JsonOpt = False,
+) -> None: ...
 
 
 def register(app: typer.Typer) -> None:
     @app.command("eval")
-    def eval_command(
-        source: SourceArg = None,
-        images: ImagesOpt = None,
-        out: OutOpt = None,
-        modality: ModalityOpt = "video-only",
-        sample: SampleOpt = None,
-        seed: SeedOpt = 0,
-        max_frames: MaxFramesOpt = None,
-        limit: LimitOpt = None,
-        resume: ResumeOpt = False,
-        overwrite: OverwriteOpt = False,
-        encoder: common.EncoderOpt = None,
-        generator: common.GeneratorOpt = None,
-        weights_dir: common.WeightsDirOpt = None,
-        device: common.DeviceOpt = "auto",
-        dtype: common.DtypeOpt = "auto",
-        batch_size: BatchOpt = None,
-        detector: common.DetectorOpt = "auto",
-        metric_size: MetricSizeOpt = None,
-        as_json: common.JsonOpt = False,
-    ) -> None:
+    @common.options_of(_source_options, common.model_options, _eval_options)
+    def eval_command(**o) -> None:
         """Measure inversion quality: SSIM, PSNR, MSE, LPIPS, ID and identity consistency.
 
         Writes OUT/videos.csv (or images.csv), summary.json, table.md, identity_consistency.png
         and run.json, and prints the table. Several GPUs or machines:
         torchrun --nproc-per-node N -m vidinvert eval DIR --out OUT.
         """
-        from vidinvert.device import resolve_compute
+        from vidinvert.distributed import context_from_env
         from vidinvert.errors import VidinvertError
         from vidinvert.evaluate.datasets import MODALITIES
         from vidinvert.evaluate.runner import EvalRun, run_eval
 
+        source, images, modality, limit, max_frames = o["source"], o["images"], o["modality"], o["limit"], o["max_frames"]
         if (source is None) == (images is None):
             raise VidinvertError("give a video source (DIR, glob or list file) or --images DIR, exactly one")
         if modality not in MODALITIES:
@@ -87,17 +83,14 @@ def register(app: typer.Typer) -> None:
             raise VidinvertError("--limit applies to --images; for videos use --sample or --max-frames")
         if max_frames is not None and images is not None:
             raise VidinvertError("--max-frames applies to videos; for images use --limit or --sample")
-        main_rank = _rank() == 0
-        compute = resolve_compute(device, dtype)
-        if main_rank and compute.fell_back and device != "cpu":
-            common.loud("running on the CPU: CUDA is not available"
-                        + (" although --device cuda was asked for" if device.startswith("cuda") else "")
-                        + " (this is slow; pass --device cpu to silence this)")
+        main_rank = context_from_env().is_main
+        common.resolve_compute_loudly(o["device"], o["dtype"], announce=main_rank)
         run = EvalRun(
-            out=out or _default_out(source or images or "run"), videos=source, images=images, modality=modality,
-            sample=sample, seed=seed, max_frames=max_frames, limit=limit, resume=resume, overwrite=overwrite,
-            encoder=encoder, generator=generator, weights_dir=weights_dir, device=device, dtype=dtype,
-            batch_size=batch_size, detector=detector, metric_size=metric_size,
+            out=o["out"] or _default_out(source or images or "run"), videos=source, images=images, modality=modality,
+            sample=o["sample"], seed=o["seed"], max_frames=max_frames, limit=limit, resume=o["resume"],
+            overwrite=o["overwrite"], encoder=o["encoder"], generator=o["generator"], weights_dir=o["weights_dir"],
+            device=o["device"], dtype=o["dtype"], batch_size=o["batch_size"], detector=o["detector"],
+            metric_size=o["metric_size"],
         )
         unit = "videos" if run.mode == "video" else "images"
         with common.StageProgress(quiet=common.state.quiet or not main_rank) as prog:
@@ -120,7 +113,7 @@ def register(app: typer.Typer) -> None:
             summary = run_eval(run, progress=progress, on_ready=on_ready)
         if summary is None:  # not rank 0: rank 0 reports
             return
-        if as_json:
+        if o["as_json"]:
             common.print_json(summary)
             return
         from vidinvert.evaluate.report import markdown_table

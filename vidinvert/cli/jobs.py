@@ -49,7 +49,7 @@ FramesDirOpt = Annotated[Optional[Path], typer.Option("--frames-dir", help="Also
 ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Write the report as JSON here (a folder for several inputs).")]
 
 
-# The video-only options both commands declare, forwarded to cli.videos by name.
+# The video-only options of both commands, forwarded to cli.videos by name.
 VIDEO_OPTIONS = ("start", "end", "detector", "face", "paste", "color_match", "smooth_latents", "fine_mean",
                  "max_gap", "crop_sigma", "flow_refine", "codec", "crf", "preset", "preview", "resume", "report",
                  "dtype", "side_by_side", "frames_dir")
@@ -67,19 +67,6 @@ def resolve_models(encoder: str | None, generator: str | None, weights_dir: Path
     gen_path = resolve_file(generator, "stylegan2-ffhq", weights_dir)
     enc_path = resolve_file(encoder, "fs-encoder", weights_dir)
     return enc_path, gen_path
-
-
-def _compute(device: str, dtype: str):
-    from vidinvert.device import resolve_compute
-
-    compute = resolve_compute(device, dtype)
-    if compute.fell_back and device != "cpu":
-        common.loud(
-            "running on the CPU: CUDA is not available"
-            + (" although --device cuda was asked for" if device.startswith("cuda") else "")
-            + " (this is slow; pass --device cpu to silence this)"
-        )
-    return compute
 
 
 def _edit_specs(attr, direction, strength, combine, n_latent, style_dim, weights_dir):
@@ -101,11 +88,11 @@ def _edit_specs(attr, direction, strength, combine, n_latent, style_dim, weights
     return s, tuple(EditSpec(d.name, (d,), (1.0,)) for d in dirs)
 
 
-def _run(kind: str, inputs, output, out_dir, no_align, encoder, generator, weights_dir, device, dtype,
-         batch_size, save_latents, overwrite, as_json, attr=None, direction=None, strength="3", combine=False,
-         video=None):
+def _run(kind: str, o: dict) -> int:
+    """Run ``invert``/``edit`` with the parsed options ``o`` (the parameter names of the option groups below)."""
     from vidinvert.imagefile import is_image_path
 
+    inputs, output, out_dir, weights_dir = o["inputs"], o["output"], o["out_dir"], o["weights_dir"]
     if not inputs:
         raise VidinvertError("no inputs given")
     if out_dir is not None and not out_dir.is_dir():
@@ -113,7 +100,7 @@ def _run(kind: str, inputs, output, out_dir, no_align, encoder, generator, weigh
     images = [p for p in inputs if is_image_path(p)]
     if images and len(images) != len(inputs):
         raise VidinvertError("give either images or videos in one call, not both")
-    if images and not no_align:
+    if images and not o["no_align"]:
         raise VidinvertError(
             "still images are taken as FFHQ-aligned faces: pass --no-align (to align raw photos, use a video)"
         )
@@ -121,21 +108,22 @@ def _run(kind: str, inputs, output, out_dir, no_align, encoder, generator, weigh
         for p in inputs:
             if not p.exists():
                 raise VidinvertError(f"input not found: {p}")
-    enc_path, gen_path = resolve_models(encoder, generator, weights_dir)
-    compute = _compute(device, dtype)
+    enc_path, gen_path = resolve_models(o["encoder"], o["generator"], weights_dir)
+    compute = common.resolve_compute_loudly(o["device"], o["dtype"])
     from vidinvert.pipeline.inverter import Inverter
 
     inverter = Inverter.from_files(enc_path, gen_path, compute)
     s, edits = 0.0, ()
     if kind == "edit":
-        s, edits = _edit_specs(attr, direction, strength, combine, inverter.n_latent, inverter.style_dim, weights_dir)
+        s, edits = _edit_specs(o["attr"], o["direction"], o["strength"], o["combine"], inverter.n_latent,
+                               inverter.style_dim, weights_dir)
     if images:
-        return _run_images(kind, inverter, images, output, out_dir, no_align, s, edits, batch_size, save_latents,
-                           overwrite, as_json, enc_path, gen_path)
+        return _run_images(kind, inverter, images, output, out_dir, o["no_align"], s, edits, o["batch_size"],
+                           o["save_latents"], o["overwrite"], o["as_json"], enc_path, gen_path)
     from vidinvert.cli.videos import run_videos
 
-    return run_videos(kind, inverter, inputs, output, out_dir, s, edits, batch_size, save_latents, overwrite,
-                      as_json, weights_dir, video or {})
+    return run_videos(kind, inverter, inputs, output, out_dir, s, edits, o["batch_size"], o["save_latents"],
+                      o["overwrite"], o["as_json"], weights_dir, _video_options(o))
 
 
 def _run_images(kind, inverter, inputs, output, out_dir, no_align, s, edits, batch_size, save_latents, overwrite,
@@ -167,91 +155,65 @@ def _run_images(kind, inverter, inputs, output, out_dir, no_align, s, edits, bat
     return 0
 
 
+# The commands' option groups (assembled with common.options_of).
+def _inputs(inputs: InputsArg) -> None: ...
+
+
+def _edit_options(
+    attr: AttrOpt = None,
+    direction: DirectionOpt = None,
+    strength: StrengthOpt = "3",
+    combine: CombineOpt = False,
+) -> None: ...
+
+
+def _output_options(
+    output: OutputOpt = None,
+    out_dir: OutDirOpt = None,
+    no_align: NoAlignOpt = False,
+) -> None: ...
+
+
+def _job_options(
+    batch_size: BatchOpt = None,
+    save_latents: LatentsOpt = None,
+    overwrite: common.OverwriteOpt = False,
+    as_json: common.JsonOpt = False,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    detector: common.DetectorOpt = "auto",
+    face: FaceOpt = "largest",
+    paste: PasteOpt = "delta",
+    color_match: ColorOpt = False,
+    smooth_latents: SmoothOpt = 0.0,
+    fine_mean: FineOpt = False,
+    max_gap: MaxGapOpt = 0.5,
+    crop_sigma: CropSigmaOpt = "2,4",
+    flow_refine: FlowOpt = False,
+    codec: CodecOpt = "libx264",
+    crf: CrfOpt = 18.0,
+    preset: PresetOpt = "medium",
+    preview: PreviewOpt = False,
+    resume: ResumeOpt = False,
+    report: ReportOpt = None,
+    side_by_side: SideBySideOpt = False,
+    frames_dir: FramesDirOpt = None,
+) -> None: ...
+
+
 def register(app: typer.Typer) -> None:
     @app.command("invert")
-    def invert(
-        inputs: InputsArg,
-        output: OutputOpt = None,
-        out_dir: OutDirOpt = None,
-        no_align: NoAlignOpt = False,
-        encoder: common.EncoderOpt = None,
-        generator: common.GeneratorOpt = None,
-        weights_dir: common.WeightsDirOpt = None,
-        device: common.DeviceOpt = "auto",
-        dtype: common.DtypeOpt = "auto",
-        batch_size: BatchOpt = None,
-        save_latents: LatentsOpt = None,
-        overwrite: common.OverwriteOpt = False,
-        as_json: common.JsonOpt = False,
-        start: StartOpt = None,
-        end: EndOpt = None,
-        detector: common.DetectorOpt = "auto",
-        face: FaceOpt = "largest",
-        paste: PasteOpt = "delta",
-        color_match: ColorOpt = False,
-        smooth_latents: SmoothOpt = 0.0,
-        fine_mean: FineOpt = False,
-        max_gap: MaxGapOpt = 0.5,
-        crop_sigma: CropSigmaOpt = "2,4",
-        flow_refine: FlowOpt = False,
-        codec: CodecOpt = "libx264",
-        crf: CrfOpt = 18.0,
-        preset: PresetOpt = "medium",
-        preview: PreviewOpt = False,
-        resume: ResumeOpt = False,
-        report: ReportOpt = None,
-        side_by_side: SideBySideOpt = False,
-        frames_dir: FramesDirOpt = None,
-    ) -> None:
+    @common.options_of(_inputs, _output_options, common.model_options, _job_options)
+    def invert(**options) -> None:
         """Invert faces without editing (the reconstruction): [bold]vidinvert invert clip.mp4[/bold], or aligned images with --no-align."""
-        code = _run("invert", inputs, output, out_dir, no_align, encoder, generator, weights_dir, device, dtype,
-                    batch_size, save_latents, overwrite, as_json,
-                    video=_video_options(locals()))
+        code = _run("invert", options)
         if code:
             raise typer.Exit(code)
 
     @app.command("edit")
-    def edit(
-        inputs: InputsArg,
-        attr: AttrOpt = None,
-        direction: DirectionOpt = None,
-        strength: StrengthOpt = "3",
-        combine: CombineOpt = False,
-        output: OutputOpt = None,
-        out_dir: OutDirOpt = None,
-        no_align: NoAlignOpt = False,
-        encoder: common.EncoderOpt = None,
-        generator: common.GeneratorOpt = None,
-        weights_dir: common.WeightsDirOpt = None,
-        device: common.DeviceOpt = "auto",
-        dtype: common.DtypeOpt = "auto",
-        batch_size: BatchOpt = None,
-        save_latents: LatentsOpt = None,
-        overwrite: common.OverwriteOpt = False,
-        as_json: common.JsonOpt = False,
-        start: StartOpt = None,
-        end: EndOpt = None,
-        detector: common.DetectorOpt = "auto",
-        face: FaceOpt = "largest",
-        paste: PasteOpt = "delta",
-        color_match: ColorOpt = False,
-        smooth_latents: SmoothOpt = 0.0,
-        fine_mean: FineOpt = False,
-        max_gap: MaxGapOpt = 0.5,
-        crop_sigma: CropSigmaOpt = "2,4",
-        flow_refine: FlowOpt = False,
-        codec: CodecOpt = "libx264",
-        crf: CrfOpt = 18.0,
-        preset: PresetOpt = "medium",
-        preview: PreviewOpt = False,
-        resume: ResumeOpt = False,
-        report: ReportOpt = None,
-        side_by_side: SideBySideOpt = False,
-        frames_dir: FramesDirOpt = None,
-    ) -> None:
+    @common.options_of(_inputs, _edit_options, _output_options, common.model_options, _job_options)
+    def edit(**options) -> None:
         """Edit the face in videos: [bold]vidinvert edit clip.mp4 --attr smile[/bold] -> clip.smile.mp4 (aligned images with --no-align)."""
-        code = _run("edit", inputs, output, out_dir, no_align, encoder, generator, weights_dir, device, dtype,
-                    batch_size, save_latents, overwrite, as_json, attr, direction, strength, combine,
-                    video=_video_options(locals()))
+        code = _run("edit", options)
         if code:
             raise typer.Exit(code)

@@ -97,7 +97,7 @@ class _TrainProgress:
 def _run_train(config: Path | None, sets: list[str] | None, run_dir: Path | None, resume: bool,
                weights_dir: Path | None, device: str | None, as_json: bool) -> int:
     from vidinvert.train.config import load_config
-    from vidinvert.train.distributed import env_info
+    from vidinvert.distributed import context_from_env
     from vidinvert.train.loop import train
 
     overrides = list(sets or [])
@@ -108,10 +108,10 @@ def _run_train(config: Path | None, sets: list[str] | None, run_dir: Path | None
             raise VidinvertError("give a CONFIG file, or --run-dir DIR with --resume")
         run_dir = Path("runs") / config.stem
     cfg = load_config(config) if config is not None else None
-    info = env_info()
+    info = context_from_env()
     if info.is_main:
         what = "resuming" if resume else "training"
-        common.info(f"{what} into {run_dir}" + (f" ({info.world_size} processes)" if info.enabled else ""))
+        common.info(f"{what} into {run_dir}" + (f" ({info.world_size} processes)" if info.distributed else ""))
     if info.is_main:
         with _TrainProgress() as progress:
             summary = train(cfg, run_dir, resume=resume, overrides=tuple(overrides), weights_dir=weights_dir,

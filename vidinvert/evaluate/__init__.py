@@ -4,7 +4,7 @@
 * :mod:`~vidinvert.evaluate.suite`: the metrics between a source crop and its reconstruction.
 * :mod:`~vidinvert.evaluate.video` / :mod:`~vidinvert.evaluate.images`: evaluate one video / images.
 * :mod:`~vidinvert.evaluate.report`: CSV, summary JSON, Markdown table, box plot.
-* :mod:`~vidinvert.evaluate.distributed`: torchrun sharding, gather on rank 0.
+* torchrun sharding and the gather on rank 0 use :mod:`vidinvert.distributed`.
 * :mod:`~vidinvert.evaluate.runner`: :func:`run_eval` ties them together (cache and ``--resume``).
 """
 

@@ -13,6 +13,7 @@ Output folder layout::
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import logging
 import time
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from vidinvert import distributed
 from vidinvert.errors import VidinvertError
-from vidinvert.evaluate import distributed
 from vidinvert.evaluate.datasets import MediaItem, discover_images, discover_videos
 from vidinvert.evaluate.report import SUMMARY_NAME, summarize, write_json, write_report
 from vidinvert.evaluate.suite import ItemResult, MetricSuite
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 CACHE_DIR = "cache"
 CACHE_VERSION = 1
+# Ranks finish their slices at different times; rank 0 waits for the slowest one at the gather.
+GATHER_TIMEOUT = _dt.timedelta(hours=48)
 
 Progress = Callable[[str, int], None]
 """``progress(kind, n)``: kind ``total`` (items of this rank, once), ``item`` (items finished),
@@ -127,15 +130,15 @@ def run_eval(run: EvalRun, progress: Progress | None = None,
 
     _check_run(run)
     compute = resolve_compute(run.device, run.dtype)
-    ctx = distributed.init_distributed(compute.device.type == "cuda")
+    ctx = distributed.context_from_env()
+    device = distributed.device_for(ctx, compute.device)
+    compute = Compute(device, compute.dtype, compute.fell_back)
+    # rank 0 waits at the gather for the slowest rank's whole slice of videos
+    ctx = distributed.init_process_group(ctx, device, timeout=GATHER_TIMEOUT)
     try:
-        if ctx.distributed and compute.device.type == "cuda":
-            import torch
-
-            compute = Compute(torch.device("cuda", ctx.local_rank), compute.dtype, compute.fell_back)
         return _run(run, ctx, compute, progress, on_ready)
     finally:
-        distributed.shutdown(ctx)
+        distributed.shutdown()
 
 
 def _run(run: EvalRun, ctx: distributed.DistContext, compute, progress: Progress | None,
@@ -150,7 +153,7 @@ def _run(run: EvalRun, ctx: distributed.DistContext, compute, progress: Progress
         items, selection = discover_images(run.images, run.sample, run.seed, run.limit)
 
     problem = _check_out_dir(run) if ctx.is_main else None
-    problem = distributed.broadcast_from_main(ctx, problem)
+    problem = distributed.broadcast_from_main(problem)
     if problem:
         raise VidinvertError(problem)
 

@@ -32,7 +32,8 @@ from torch import Tensor
 
 from vidinvert.errors import VidinvertError
 from vidinvert.train import checkpoint as ckpt
-from vidinvert.train import distributed as D
+from vidinvert import distributed as D
+from vidinvert.train.syncbn import convert_sync_batchnorm
 from vidinvert.train.build import Networks, build_networks, resolve_files
 from vidinvert.train.config import TrainConfig, dump_config, load_config, resume_differences, to_dict
 from vidinvert.train.data import (
@@ -137,18 +138,14 @@ class Trainer:
         self.progress = progress
         self._injected = networks
         self.stop_after_steps = stop_after_steps  # tests: raise KeyboardInterrupt after N steps
-        self.info = D.env_info()
+        self.info = D.context_from_env()
 
     # ------------------------------------------------------------------------------------------
     def _device(self) -> tuple[torch.device, torch.dtype]:
         from vidinvert.device import resolve_compute
 
         compute = resolve_compute(self.cfg.device, self.cfg.dtype)
-        device = compute.device
-        if device.type == "cuda" and self.info.enabled:
-            device = torch.device("cuda", self.info.local_rank)
-            torch.cuda.set_device(device)
-        return device, compute.dtype
+        return D.device_for(self.info, compute.device), compute.dtype
 
     def run(self) -> dict[str, Any]:
         cfg, info = self.cfg, self.info
@@ -165,11 +162,11 @@ class Trainer:
                                   cfg.optim.accumulate)
         files = self._injected.files if self._injected is not None else resolve_files(cfg, self.weights_dir)
         self.device, self.amp_dtype = self._device()
-        D.init_process_group(info, self.device)
+        self.info = D.init_process_group(info, self.device)
         try:
             return self._run(files)
         finally:
-            D.destroy_process_group()
+            D.shutdown()
 
     def _run(self, files: dict[str, Path | None]) -> dict[str, Any]:
         cfg, info, device = self.cfg, self.info, self.device
@@ -183,17 +180,17 @@ class Trainer:
         self._setup_data()
 
         encoder = nets.encoder.to(device).train()
-        if info.enabled:
+        if info.distributed:
             group = torch.distributed.new_group() if device.type != "cuda" else None
-            encoder = D.convert_sync_batchnorm(encoder, device, group)
+            encoder = convert_sync_batchnorm(encoder, device, group)
         self.encoder = encoder
         fwd: torch.nn.Module = encoder
-        if info.enabled:
+        if info.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             fwd = DDP(encoder, device_ids=[device.index] if device.type == "cuda" else None,
                       broadcast_buffers=False)
-        self.ddp = fwd if info.enabled else None
+        self.ddp = fwd if info.distributed else None
         self.encoder_fwd = torch.compile(fwd) if cfg.compile else fwd
         self.optimizer = self._make_optimizer(encoder)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, cfg.optim.lr_step, cfg.optim.lr_gamma)

@@ -1,88 +1,18 @@
-"""Multi-process training helpers: ``torchrun`` environment, process group, synchronised BatchNorm.
+"""Synchronised BatchNorm for multi-process training (the process group: :mod:`vidinvert.distributed`).
 
 Launch with ``torchrun --nproc_per_node N -m vidinvert train CONFIG ...`` (multi-node: the usual
-``--nnodes/--node_rank/--rdzv_endpoint``). NCCL is used on CUDA, gloo on the CPU.
-
-The encoder's BatchNorm layers train, so their batch statistics must cover the GLOBAL batch:
-on CUDA :class:`torch.nn.SyncBatchNorm`; on the CPU (where that class refuses to run)
+``--nnodes/--node_rank/--rdzv_endpoint``). The encoder's BatchNorm layers train, so their
+batch statistics must cover the GLOBAL batch: on CUDA :class:`torch.nn.SyncBatchNorm`; on the CPU (where that class refuses to run)
 :class:`GroupBatchNorm2d`, which all-reduces the per-channel sums in a differentiable way.
 """
 
 from __future__ import annotations
 
-import datetime
-import os
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-
-from vidinvert.errors import VidinvertError
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def env_info() -> DistInfo:
-    """Rank and world size from the torchrun environment (1 process when absent)."""
-    try:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        rank = int(os.environ.get("RANK", "0"))
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-    except ValueError:
-        raise VidinvertError("WORLD_SIZE/RANK/LOCAL_RANK are not integers: launch with torchrun") from None
-    return DistInfo(rank=rank, world_size=world, local_rank=local)
-
-
-def init_process_group(info: DistInfo, device: torch.device) -> None:
-    """Join the process group (NCCL on CUDA, gloo on CPU); no-op for a single process."""
-    if not info.enabled or dist.is_initialized():
-        return
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    kwargs: dict[str, Any] = {"backend": backend, "timeout": datetime.timedelta(minutes=30)}
-    if device.type == "cuda":
-        kwargs["device_id"] = device
-    dist.init_process_group(**kwargs)
-
-
-def destroy_process_group() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def all_reduce_sum(t: Tensor) -> Tensor:
-    """Sum over processes (in place, returned); identity for a single process."""
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
-
-
-def broadcast_object(obj: Any) -> Any:
-    """Rank 0's ``obj`` on every process."""
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-    return obj
-
-
-def barrier() -> None:
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        dist.barrier()
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -173,15 +103,4 @@ def _convert_group_bn(module: nn.Module, group: Any) -> nn.Module:
     return out
 
 
-
-__all__ = [
-    "DistInfo",
-    "GroupBatchNorm2d",
-    "all_reduce_sum",
-    "barrier",
-    "broadcast_object",
-    "convert_sync_batchnorm",
-    "destroy_process_group",
-    "env_info",
-    "init_process_group",
-]
+__all__ = ["GroupBatchNorm2d", "convert_sync_batchnorm", "differentiable_all_reduce"]
