@@ -27,6 +27,10 @@ from vidinvert.runinfo import to_jsonable
 
 log = logging.getLogger(__name__)
 
+# Bump when the segments' encoding or the saved state changes: a work folder of another format
+# is refused like one of another configuration (segments of both kinds cannot be joined).
+WORK_FORMAT = 1
+
 
 def _fingerprint(job, inverter) -> str:
     cfg = to_jsonable(job.config)
@@ -43,7 +47,7 @@ def _fingerprint(job, inverter) -> str:
         if o.edit is not None:
             edits[o.name] = hashlib.sha256(o.edit.delta().numpy().tobytes()).hexdigest()
     blob = {
-        "config": cfg, "face": to_jsonable(job.face), "range": str(job.time_range),
+        "format": WORK_FORMAT, "config": cfg, "face": to_jsonable(job.face), "range": str(job.time_range),
         "outputs": [[o.name, str(o.path)] for o in job.outputs], "edits": edits,
         "source": [str(Path(job.source).resolve()), src.st_size, src.st_mtime_ns], "models": files,
         "device": inverter.compute.device.type, "dtype": str(inverter.compute.dtype),
@@ -173,8 +177,7 @@ class SegmentSink:
 
         cfg = self.run.cfg
         with VideoWriter(self._seg(number), like=self.info, codec=cfg.codec, crf=cfg.crf, preset=cfg.preset,
-                         overwrite=True, audio_from=None, time_range=None,
-                         codec_options={"bf": "0"} if cfg.codec in ("libx264", "libx265") else None) as w:
+                         overwrite=True, audio_from=None, time_range=None) as w:
             for rgb, p, d in zip(frames, pts, durations):
                 w.write(rgb, p, d)
         self.numbers.add(number)

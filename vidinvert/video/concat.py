@@ -1,9 +1,17 @@
 """Join encoded segments of one clip into the final file, with the source's audio, without re-encoding.
 
 Used by resumable runs: each chunk of frames is encoded into its own segment (same codec and
-settings, no B-frames so decode timestamps stay monotonic across the joins, source timestamps
-kept), and the segments' packets are remuxed in order into the destination. The result has the
-same frames and timestamps as a single continuous encode of the same frames.
+settings, B-frames included, source timestamps kept), and the segments' packets are remuxed in
+order into the destination. The result has the same frames and presentation timestamps as a
+single continuous encode of the same frames.
+
+Decode timestamps at a join: an encoder with B-frames starts each segment's decode timestamps
+before its first frame, by its reorder delay measured on that segment's own frame gaps. With a
+variable frame rate (dense frames before a join, wide gaps after it) they can fall at or before
+the previous segment's last ones, which no muxer accepts. Such a packet's decode timestamp is
+raised to one tick after the previous packet's: it only orders the samples in the file (the
+decoder reorders by presentation timestamp), and it stays at or below the packet's presentation
+timestamp because the previous segment's decode timestamps all precede this segment's first frame.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ def concat_segments(segments: Sequence[Path], dest: Path, *, like: VideoInfo, au
         out.metadata.update(meta)
         first_pts = None
         last_end = None
+        last_dts = None
         for seg in segments:
             with av.open(str(seg)) as c:
                 s = c.streams.video[0]
@@ -77,6 +86,15 @@ def concat_segments(segments: Sequence[Path], dest: Path, *, like: VideoInfo, au
                         pk.pts -= first_pts
                         if pk.dts is not None:
                             pk.dts -= first_pts
+                    if pk.dts is not None:
+                        if last_dts is not None and pk.dts <= last_dts:
+                            if last_dts + 1 > pk.pts:
+                                raise VidinvertError(
+                                    f"cannot join {seg.name}: its decode timestamps overlap the previous"
+                                    " segment's at this time base; run again without --resume"
+                                )
+                            pk.dts = last_dts + 1
+                        last_dts = pk.dts
                     pk.stream = ov
                     out.mux(pk)
         if audio is not None:
