@@ -304,6 +304,24 @@ def make_corrupted(src: str | Path, dest: str | Path, at: float = 0.5, n_bytes: 
     return Path(dest)
 
 
+def make_concealed_damage(src: str | Path, dest: str | Path, packet: int = 20, n_bytes: int = 40,
+                          seed: int = 0) -> Path:
+    """``src`` with seeded random bytes over the slice data of video packet ``packet`` (decode order).
+
+    The file stays decodable: FFmpeg's H.264 error resilience conceals the broken macroblocks
+    and flags the frames it repaired.
+    """
+    with av.open(str(src)) as c:
+        pk = [(p.pos, p.size) for p in c.demux(c.streams.video[0]) if p.size]
+    pos, size = pk[packet]
+    n = min(n_bytes, size - 20)
+    data = bytearray(Path(src).read_bytes())
+    at = pos + 10 + (size - n - 20) // 2
+    data[at : at + n] = np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
+    Path(dest).write_bytes(bytes(data))
+    return Path(dest)
+
+
 def make_unsupported_codec(path: str | Path) -> Path:
     """A Matroska file whose video stream is AVS3, which this FFmpeg build cannot decode."""
     path = Path(path).with_suffix(".mkv")

@@ -481,7 +481,10 @@ class VideoRun:
             extra={"input": str(job.source), "outputs": {k: str(v) for k, v in written.items()},
                    "wall_seconds": round(wall, 3), "fps_end_to_end": round(frames_done / wall, 3) if wall else None,
                    "device": self.inv.compute.describe(), "paste_mode": cfg.paste_mode,
-                   "strength": str(cfg.strength)},
+                   "strength": str(cfg.strength),
+                   # frames the decoder repaired by concealment (kept; they may show artefacts)
+                   "decode_damage": {"frames": len(reader.damaged),
+                                     "first": reader.damaged[0][0] if reader.damaged else None}},
         )
 
     def _finish_chunk(self, before, chunk, after, sinks, writer) -> int:

@@ -19,8 +19,11 @@ Frame semantics (shared with :class:`~vidinvert.video.random_access.RandomAccess
 
 Damage: a decoder error or a stream that ends before its header says (truncated file) raises
 a one-line VidinvertError naming the frame index and time. Damage the decoder *conceals*
-(H.264 error concealment) is not reported: FFmpeg only logs it, and routing FFmpeg's log into
-Python while decoder threads run can deadlock (measured here; PyAV warns about it).
+(H.264/HEVC error concealment) is read from each decoded frame's own error flags, not from
+FFmpeg's log (routing that log into Python while decoder threads run can deadlock): the frames
+are kept, listed in :attr:`VideoReader.damaged`, and one warning names how many and the first.
+FFmpeg flags only what its error resilience repaired; damage it decodes without noticing (a few
+flipped bits in a slice) cannot be seen by any reader.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import av
 import numpy as np
@@ -138,6 +142,8 @@ class VideoReader:
         self.time_range = time_range if time_range and (time_range.start or time_range.end) else None
         self.threads = threads
         self._count: int | None = None
+        # Frames (index, seconds) of the last pass that the decoder flagged as concealed damage.
+        self.damaged: list[tuple[int, float]] = []
 
     # -- public -----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Frame]:
@@ -210,6 +216,7 @@ class VideoReader:
             last_time, last_dur = 0.0, 0.0
             reached_end_of_range = False
             packets_seen = [0]
+            self.damaged = damaged = []
             decoded = _decode_counting(container, stream, packets_seen)
             while True:
                 try:
@@ -238,12 +245,16 @@ class VideoReader:
                         break
                     if not tr.contains(idx, time):
                         continue
+                if frame.is_corrupt:
+                    damaged.append((idx, time))
                 rgb = orient.apply(convert(frame))
                 yielded += 1
                 yield Frame(idx, pts, time, rgb, int(frame.duration) if frame.duration else None)
             if not reached_end_of_range:
                 check_complete(container, stream, path, idx + 1, last_time + last_dur,
                                float(info.nominal_frame_ticks * tb), packets_seen[0] if index is None else None)
+            if damaged:
+                log.warning(damage_message(path, damaged))
         if yielded == 0:
             what = f" in {_range_text(tr)}" if tr is not None else ""
             raise VidinvertError(f"{path}: no video frames{what}")
@@ -300,6 +311,13 @@ class VideoReader:
             key = prev
         container.seek(int(index.pts[key]), stream=stream, backward=True, any_frame=False)
         stream.codec_context.flush_buffers()
+
+
+def damage_message(path, damaged: list[tuple[int, float]]) -> str:
+    """One line about frames the decoder repaired by concealment (``damaged``: (index, seconds))."""
+    i, t = damaged[0]
+    return (f"{Path(path).name}: damaged video data in {len(damaged)} frame(s) (first at frame {i}, {t:.3f} s);"
+            " the decoder concealed it, so those frames may show artefacts")
 
 
 def _decode_counting(container, stream, counter: list[int]) -> Iterator[av.VideoFrame]:
