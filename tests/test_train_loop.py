@@ -4,6 +4,7 @@ uninterrupted run, the exported encoder loads and inverts, missing face models f
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -211,3 +212,17 @@ def test_accumulation_averages_the_micro_batches(tmp_path):
     b1, b2 = train_records(tmp_path / "single")
     for k in ("loss", "l2", "lpips", "identity", "parsing", "feature"):
         assert a[k] == pytest.approx((b1[k] + b2[k]) / 2, rel=1e-5), k
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the notice shown when CUDA is missing")
+def test_training_without_cuda_says_so(tmp_path):
+    from tests.video_fixtures import LogCapture
+
+    cfg = load_config(TINY, ["device=auto"])
+    with LogCapture("vidinvert.train") as logs:
+        device, _ = Trainer(cfg, tmp_path / "run")._device()
+    assert device.type == "cpu"
+    assert any("training on the CPU: CUDA is not available" in m for m in logs.messages(logging.WARNING))
+    with LogCapture("vidinvert.train") as logs:  # asked for the CPU: nothing to say
+        Trainer(load_config(TINY), tmp_path / "run")._device()
+    assert not logs.messages(logging.WARNING)

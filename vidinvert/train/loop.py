@@ -145,6 +145,9 @@ class Trainer:
         from vidinvert.device import resolve_compute
 
         compute = resolve_compute(self.cfg.device, self.cfg.dtype)
+        if compute.fell_back and self.info.is_main:
+            log.warning(f"training on the CPU: CUDA is not available although config device is "
+                        f"{self.cfg.device!r} (this is slow; set device=cpu to silence this)")
         return D.device_for(self.info, compute.device), compute.dtype
 
     def run(self) -> dict[str, Any]:
