@@ -81,20 +81,25 @@ class MetricSuite:
         b = to_unit_interval(recon.to(source.device), quantize=self.quantize)
         a_m, b_m = self._resize(a), self._resize(b)
         out: dict[str, Any] = {
-            "ssim": ssim(a_m, b_m).numpy(),
-            "psnr": psnr(a_m, b_m).numpy(),
-            "mse": mse(a_m, b_m).numpy(),
+            "ssim": _host(ssim(a_m, b_m)),
+            "psnr": _host(psnr(a_m, b_m)),
+            "mse": _host(mse(a_m, b_m)),
         }
         if self.lpips is not None:
-            out["lpips"] = self.lpips(a_m, b_m).numpy()
+            out["lpips"] = _host(self.lpips(a_m, b_m))
         emb_src = None
         if self.identity is not None:
             # the embedder takes [-1,1]; give it the same 8-bit images the other metrics saw
             emb_src = self.identity.embed(a * 2 - 1)
             emb_rec = self.identity.embed(b * 2 - 1)
-            out["id"] = paired_identity(emb_src, emb_rec).double().numpy()
+            out["id"] = _host(paired_identity(emb_src, emb_rec))
             out["_emb_recon"] = emb_rec
         return out, emb_src
+
+
+def _host(t: torch.Tensor) -> np.ndarray:
+    """Per-image values on the compute device (any dtype) -> float64 numpy array on the host."""
+    return t.detach().to("cpu", torch.float64).numpy()
 
 
 def _clean(v: float | None) -> float | None:

@@ -82,7 +82,7 @@ def _blur_valid(x: torch.Tensor, win: torch.Tensor, backend: str) -> torch.Tenso
         w = win.detach().cpu().double().numpy()
         arr = x.detach().cpu().double().numpy()
         arr = correlate1d(correlate1d(arr, w, axis=3, mode="constant"), w, axis=2, mode="constant")
-        return torch.from_numpy(arr[:, :, r:arr.shape[2] - r, r:arr.shape[3] - r]).to(x.dtype)
+        return torch.from_numpy(arr[:, :, r:arr.shape[2] - r, r:arr.shape[3] - r]).to(x.device, x.dtype)
     c = x.shape[1]
     x = F.conv2d(x, win.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
     return F.conv2d(x, win.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)

@@ -407,8 +407,8 @@ class VideoRun:
 
     def _collect_latents(self, chunk: Chunk, sel: list[int], lat: Latents) -> None:
         self._latent_chunks.append({
-            "w": lat.w.to(torch.float16).numpy(),
-            "f": lat.f.to(torch.float16).numpy(),
+            "w": lat.w.detach().to("cpu", torch.float16).numpy(),
+            "f": lat.f.detach().to("cpu", torch.float16).numpy(),
             "index": np.array([chunk.items[i].index for i in sel], np.int64),
             "time": np.array([chunk.items[i].time for i in sel], np.float64),
             "pts": np.array([chunk.pts[i] for i in sel], np.int64),

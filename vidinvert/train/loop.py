@@ -385,7 +385,8 @@ class Trainer:
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.scheduler.step()
-            D.all_reduce_sum(sums)
+            if info.distributed:  # NCCL reduces CUDA tensors only; gloo takes either
+                sums = D.all_reduce_sum(sums.to(self.device)).cpu()
             means = {t: float(sums[i] / counts[i]) for i, t in enumerate(TERMS) if self._active(t)}
             total = sum(getattr(cfg.loss, t) * v for t, v in means.items())
             if not math.isfinite(total):
