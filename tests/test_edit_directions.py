@@ -39,6 +39,13 @@ def test_bad_directions(tmp_path):
         load_direction(p, 18, 512)
     with pytest.raises(VidinvertError, match="not found"):
         load_direction(tmp_path / "missing.npy", 18, 512)
+    ckpt = tmp_path / "encoder.pth"  # a model checkpoint passed as a direction
+    torch.save({"a.weight": torch.ones(2), "b.weight": torch.ones(3)}, ckpt)
+    with pytest.raises(VidinvertError, match="holds a dict, not one tensor"):
+        load_direction(ckpt, 18, 512)
+    single = tmp_path / "single.pt"  # one named tensor is accepted
+    torch.save({"direction": torch.ones(512)}, single)
+    assert load_direction(single, 18, 512).vector.shape == (18, 512)
 
 
 def test_resolve_attr_aliases_and_listing(tmp_path):

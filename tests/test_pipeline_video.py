@@ -286,3 +286,44 @@ def test_concealed_damage_completes_and_is_in_the_report(tmp_path, clip, tiny_we
     assert rep["frames"]["total"] == 10 and len(_frames(out)[0]) == 10
     assert rep["decode_damage"] == {"frames": 1, "first": 0}
     assert "damaged video data in 1 frame(s)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, words", [
+    (["--codec", "vp9"], "--codec vp9 is not one of"),
+    (["--crf", "60"], "--crf 60 is out of range"),
+    (["--preset", "quick"], "--preset quick is not one of"),
+])
+def test_bad_encoder_settings_fail_before_any_work(tmp_path, clip, tiny_weights, direction, capsys, option, words):
+    out = tmp_path / "e.mp4"
+    rc = main(["edit", str(clip), "--direction", str(direction), "-o", str(out), *option, *_models(tiny_weights)])
+    err = capsys.readouterr().err
+    assert rc == 1 and words in err
+    assert "frames/s" not in err  # nothing rendered
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["smile.npy"]  # nothing written
+
+
+def test_frames_dir_is_checked_before_rendering(tmp_path, clip, tiny_weights, direction, capsys):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    out = tmp_path / "e.mkv"
+    base = ["edit", str(clip), "--direction", str(direction), "-o", str(out), "--codec", "ffv1",
+            *_models(tiny_weights)]
+    assert main([*base, "--frames-dir", str(a_file)]) == 1
+    assert "is a file, not a folder" in capsys.readouterr().err
+    old = tmp_path / "frames" / "smile"
+    old.mkdir(parents=True)
+    (old / "000000.png").write_bytes(b"earlier run")
+    assert main([*base, "--frames-dir", str(tmp_path / "frames")]) == 1
+    assert "already holds frames: pass --overwrite" in capsys.readouterr().err
+    assert not out.exists() and (old / "000000.png").read_bytes() == b"earlier run"
+    assert main([*base, "--frames-dir", str(tmp_path / "frames"), "--overwrite"]) == 0
+    assert len(list(old.glob("*.png"))) == 10
+
+
+def test_a_face_never_found_is_said(tmp_path, clip, tiny_weights, direction, capsys):
+    rep = tmp_path / "r.json"
+    rc = main(["edit", str(clip), "--direction", str(direction), "-o", str(tmp_path / "e.mkv"), "--codec", "ffv1",
+               "--face", "3", "--report", str(rep), *_models(tiny_weights)])
+    assert rc == 0
+    assert json.loads(rep.read_text())["frames"]["edited"] == 0
+    assert "no face 3 (counted from the left) was found in any frame" in capsys.readouterr().err

@@ -95,7 +95,12 @@ def load_direction(path: str | Path, n_latent: int, style_dim: int, *, name: str
             obj = torch.load(p, map_location="cpu", weights_only=True)
             if isinstance(obj, dict) and len(obj) == 1:
                 obj = next(iter(obj.values()))
-            array = torch.as_tensor(obj).float().numpy()
+            if not isinstance(obj, torch.Tensor):
+                raise VidinvertError(
+                    f"direction file {p} holds a {type(obj).__name__}, not one tensor (a model checkpoint?):"
+                    " give a direction of shape (512,), (18, 512) or (1, 9216)"
+                )
+            array = obj.detach().float().cpu().numpy()
         else:
             array = np.load(p, allow_pickle=False)
     except VidinvertError:

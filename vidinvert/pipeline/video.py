@@ -70,6 +70,11 @@ class VideoConfig:
     frames_dir: Path | None = None
 
     def __post_init__(self) -> None:
+        from vidinvert.video.writer import check_encoder_settings
+
+        check_encoder_settings(self.codec, self.crf, self.preset)
+        if self.frames_dir is not None and self.frames_dir.exists() and not self.frames_dir.is_dir():
+            raise VidinvertError(f"--frames-dir {self.frames_dir} is a file, not a folder")
         if self.paste_mode not in PASTE_MODES:
             raise VidinvertError(f"--paste {self.paste_mode}: choose one of {', '.join(PASTE_MODES)}")
         if self.batch_size < 1 or self.chunk_frames < 1:
@@ -440,6 +445,7 @@ class VideoRun:
         t_start = time.perf_counter()
         reader = open_video(job.source, time_range=job.time_range)
         info = reader.info
+        self._prepare_frames_dir()
         sinks = self._open_sinks(info)
         writer = _WriterThread()
         timing: dict = {}
@@ -473,6 +479,11 @@ class VideoRun:
                 sink.abort()
             raise
         counts = self.aligner.counts.as_dict()
+        if counts["edited"] == 0:
+            select = self.job.face.track.select
+            which = f"face {select} (counted from the left)" if isinstance(select, int) else "face"
+            log.warning(f"{Path(job.source).name}: no {which} was found in any frame: the output is the source"
+                        " re-encoded, unedited")
         wall = time.perf_counter() - t_start
         return build_report(
             source=self.source_metrics, inversion=self.inversion_metrics, edits=self.edit_metrics,
@@ -512,6 +523,22 @@ class VideoRun:
             writer.put(lambda c=chunk.number, st=snap: self.workdir.mark_done(c, st))
         self.progress("render", n)
         return n
+
+    def _prepare_frames_dir(self) -> None:
+        """``--frames-dir``: one folder per output, refused when it already holds frames (unless
+        --overwrite, or --resume, which continues filling it)."""
+        root = self.cfg.frames_dir
+        if root is None:
+            return
+        names = [o.name for o in self.job.outputs] + ([SIDE_BY_SIDE] if self.cfg.side_by_side else [])
+        for name in names:
+            d = Path(root) / name
+            if d.exists() and not d.is_dir():
+                raise VidinvertError(f"--frames-dir: {d} is a file, not a folder")
+            if d.is_dir() and not (self.cfg.overwrite or self.cfg.resume) and any(d.glob("*.png")):
+                raise VidinvertError(f"--frames-dir: {d} already holds frames: pass --overwrite to replace them,"
+                                     " or choose another folder")
+            d.mkdir(parents=True, exist_ok=True)
 
     def _open_sinks(self, info) -> dict:
         from vidinvert.pipeline.sinks import DirectSink

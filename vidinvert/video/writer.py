@@ -78,6 +78,21 @@ def choose_pix_fmt(codec: str, like: VideoInfo, requested: str | None = None) ->
     return fmt
 
 
+def check_encoder_settings(codec: str, crf: float, preset: str) -> None:
+    """``--codec``/``--crf``/``--preset`` valid and the encoder present (VidinvertError otherwise)."""
+    if codec not in CODECS:
+        raise VidinvertError(f"--codec {codec} is not one of {', '.join(CODECS)}")
+    try:
+        av.Codec(codec, "w")
+    except Exception:
+        raise VidinvertError(f"this FFmpeg build has no {codec} encoder; choose another --codec") from None
+    if codec in ("libx264", "libx265"):
+        if preset not in PRESETS:
+            raise VidinvertError(f"--preset {preset} is not one of {', '.join(PRESETS)}")
+        if not 0 <= crf <= 51:
+            raise VidinvertError(f"--crf {crf:g} is out of range: use 0 (lossless) .. 51 (worst); 18 is the default")
+
+
 class VideoWriter:
     """Writes upright RGB frames to ``dest`` (see the module doc for what is kept).
 
@@ -110,17 +125,7 @@ class VideoWriter:
         self.codec = codec
         self.trimmed = bool(time_range and (time_range.start or time_range.end))
         self._check_dest(overwrite, audio_from)
-        if codec not in CODECS:
-            raise VidinvertError(f"--codec {codec} is not one of {', '.join(CODECS)}")
-        try:
-            av.Codec(codec, "w")
-        except Exception:
-            raise VidinvertError(f"this FFmpeg build has no {codec} encoder; choose another --codec") from None
-        if codec in ("libx264", "libx265"):
-            if preset not in PRESETS:
-                raise VidinvertError(f"--preset {preset} is not one of {', '.join(PRESETS)}")
-            if not 0 <= crf <= 51:
-                raise VidinvertError(f"--crf {crf:g} is out of range: use 0 (lossless) .. 51 (worst); 18 is the default")
+        check_encoder_settings(codec, crf, preset)
         self.pix_fmt = choose_pix_fmt(codec, like, pix_fmt)
         fmt = _FORMATS[self.dest.suffix.lower()]
         fd, tmp = tempfile.mkstemp(prefix=f".{self.dest.stem}.partial-", suffix=self.dest.suffix, dir=self.dest.parent)
