@@ -327,3 +327,20 @@ def test_a_face_never_found_is_said(tmp_path, clip, tiny_weights, direction, cap
     assert rc == 0
     assert json.loads(rep.read_text())["frames"]["edited"] == 0
     assert "no face 3 (counted from the left) was found in any frame" in capsys.readouterr().err
+
+
+def test_no_identity_skips_the_embeddings(tmp_path, clip, tiny_weights, direction, monkeypatch):
+    import vidinvert.metrics.identity as identity
+
+    def refuse(*a, **k):
+        raise AssertionError("no identity network may be built or run with --no-identity")
+
+    monkeypatch.setattr(identity, "make_identity_embedder", refuse)
+    monkeypatch.setattr(identity.DlibEmbedder, "embed", refuse)
+    rep = tmp_path / "r.json"
+    rc = main(["edit", str(clip), "--direction", str(direction), "-o", str(tmp_path / "e.mkv"), "--codec", "ffv1",
+               "--no-identity", "--report", str(rep), *_models(tiny_weights)])
+    assert rc == 0
+    r = json.loads(rep.read_text())
+    assert r["identity_embedder"] is None and set(r["identity_consistency"].values()) == {None}
+    assert r["identity_to_source"] == {} and r["flicker"]["smile"] is not None

@@ -46,13 +46,17 @@ PreviewOpt = Annotated[bool, typer.Option("--preview", help="Render a short stre
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Keep a work folder so a stopped run continues where it stopped.")]
 SideBySideOpt = Annotated[bool, typer.Option("--side-by-side", help="Also write OUTPUT.side-by-side.mp4: source | inversion | edit.")]
 FramesDirOpt = Annotated[Optional[Path], typer.Option("--frames-dir", help="Also write every output frame as PNG into this folder.")]
+IdentityOpt = Annotated[bool, typer.Option(
+    "--identity/--no-identity",
+    help="Identity metrics in the report (ArcFace, else dlib: CPU, about 3 embeddings per frame); "
+         "--no-identity skips them (flicker and counts remain).")]
 ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Write the report as JSON here (a folder for several inputs).")]
 
 
 # The video-only options of both commands, forwarded to cli.videos by name.
 VIDEO_OPTIONS = ("start", "end", "detector", "face", "paste", "color_match", "smooth_latents", "fine_mean",
                  "max_gap", "crop_sigma", "flow_refine", "codec", "crf", "preset", "preview", "resume", "report",
-                 "dtype", "side_by_side", "frames_dir")
+                 "dtype", "side_by_side", "frames_dir", "identity")
 
 
 def _video_options(params: dict) -> dict:
@@ -196,6 +200,7 @@ def _job_options(
     preview: PreviewOpt = False,
     resume: ResumeOpt = False,
     report: ReportOpt = None,
+    identity: IdentityOpt = True,
     side_by_side: SideBySideOpt = False,
     frames_dir: FramesDirOpt = None,
 ) -> None: ...

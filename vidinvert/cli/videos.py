@@ -43,7 +43,7 @@ def _report_table(rep: dict):
         return "-" if x is None else f"{x:.{nd}f}"
 
     ic, ids, fl, fms = rep["identity_consistency"], rep["identity_to_source"], rep["flicker"], rep["flicker_minus_source"]
-    t.add_row("source", f(ic.get("source")), "1", f(fl.get("source")))
+    t.add_row("source", f(ic.get("source")), "1" if rep["identity_embedder"] else "-", f(fl.get("source")))
     for name in ["inversion"] + [k for k in ic if k not in ("source", "inversion")]:
         t.add_row(name, f(ic.get(name)), f(ids.get(name)), f"{f(fl.get(name))} ({f(fms.get(name), 5)})")
     fr = rep["frames"]
@@ -89,6 +89,7 @@ def run_videos(kind, inverter, inputs, output, out_dir, strength, edits, batch_s
         fine_mean=bool(opts.get("fine_mean")), codec=opts.get("codec", "libx264"), crf=float(opts.get("crf", 18)),
         preset=opts.get("preset", "medium"), overwrite=overwrite, resume=bool(opts.get("resume")),
         side_by_side=bool(opts.get("side_by_side")), frames_dir=opts.get("frames_dir"),
+        report_identity=bool(opts.get("identity", True)),
     )
     device = inverter.compute.device
     try:
@@ -103,7 +104,7 @@ def run_videos(kind, inverter, inputs, output, out_dir, strength, edits, batch_s
                                               flow_refine=bool(opts.get("flow_refine"))),
         smooth=SmoothConfig(sigma_center=sigma_center, sigma_axes=sigma_axes, max_gap=float(opts.get("max_gap", 0.5))),
     )
-    embedder = make_identity_embedder(weights_dir, device)
+    embedder = make_identity_embedder(weights_dir, device) if cfg.report_identity else None
     masker = load_parsing_masker(weights_dir, device)
     failures: list[str] = []
     reports = []
