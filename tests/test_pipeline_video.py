@@ -155,7 +155,7 @@ def test_preview_estimates_the_whole_clip(tmp_path, clip, tiny_weights, directio
     assert len(_frames(tmp_path / "clip.smile.preview.mp4")[0]) == 4
 
 
-def _job(clip, out, tw, direction, resume, chunk=4):
+def _job(clip, out, tw, direction, resume, chunk=4, codec="ffv1"):
     from vidinvert.device import resolve_compute
     from vidinvert.edit.directions import load_direction
     from vidinvert.face.stage import FaceConfig
@@ -165,7 +165,7 @@ def _job(clip, out, tw, direction, resume, chunk=4):
 
     inv = Inverter.from_files(tw["encoder"], tw["generator"], resolve_compute("cpu", "fp32"))
     d = load_direction(direction, inv.n_latent, inv.style_dim, name="smile")
-    cfg = VideoConfig(strength=2.0, batch_size=3, chunk_frames=chunk, codec="ffv1", resume=resume,
+    cfg = VideoConfig(strength=2.0, batch_size=3, chunk_frames=chunk, codec=codec, resume=resume,
                       latent_sigma=1.0, fine_mean=True)
     job = VideoJob(source=clip, outputs=(OutputSpec("smile", out, EditSpec("smile", (d,), (1.0,))),),
                    config=cfg, face=FaceConfig(detector="dlib"))
@@ -344,3 +344,25 @@ def test_no_identity_skips_the_embeddings(tmp_path, clip, tiny_weights, directio
     r = json.loads(rep.read_text())
     assert r["identity_embedder"] is None and set(r["identity_consistency"].values()) == {None}
     assert r["identity_to_source"] == {} and r["flicker"]["smile"] is not None
+
+
+def test_resumable_h264_run_keeps_vfr_timestamps(tmp_path, tiny_weights, direction):
+    """--resume encodes each chunk as its own x264 segment (B-frames on) and joins them: frame
+    count and timestamps equal the source's, also with frame gaps that change at the joins."""
+    from vidinvert.pipeline.video import VideoRun
+    from vidinvert.pipeline.workdir import WorkDir
+
+    gaps = [10, 10, 10, 70, 70, 10, 10, 10, 60, 60, 10, 10, 10]  # dense before each 4-frame join, wide after
+    pts = np.cumsum([0, *gaps]).tolist()
+    src = make_face_clip(tmp_path / "vfr.mp4", pts=pts, time_base=Fraction(1, 1000))
+    out = tmp_path / "resumable.mp4"
+    inv, job = _job(src, out, tiny_weights, direction, resume=True, codec="libx264")
+    VideoRun(inv, job, workdir=WorkDir.open(job, inv)).run()
+    got, _, got_t = _frames(out)
+    ref, _, src_t = _frames(src)
+    assert len(got) == len(ref) == len(pts)
+    np.testing.assert_allclose(got_t, src_t, atol=1e-6)
+    with av.open(str(out)) as c:
+        dts = [p.dts for p in c.demux(c.streams.video[0]) if p.size]
+        assert all(b > a for a, b in zip(dts, dts[1:]))
+        assert len(c.streams.audio) == 1
