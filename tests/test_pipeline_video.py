@@ -366,3 +366,17 @@ def test_resumable_h264_run_keeps_vfr_timestamps(tmp_path, tiny_weights, directi
         dts = [p.dts for p in c.demux(c.streams.video[0]) if p.size]
         assert all(b > a for a, b in zip(dts, dts[1:]))
         assert len(c.streams.audio) == 1
+
+
+def test_output_problems_are_found_before_the_models_load(tmp_path, clip, direction, capsys):
+    """No model file exists here: the error must be about the output, found first."""
+    missing = ["--encoder", str(tmp_path / "nope.pth"), "--generator", str(tmp_path / "nope.pt"), "--device", "cpu"]
+    existing = tmp_path / "clip.smile.mp4"
+    existing.write_bytes(b"earlier result")
+    rc = main(["edit", str(clip), "--direction", str(direction), "-o", str(existing), *missing])
+    assert rc == 1 and "already exists: pass --overwrite" in capsys.readouterr().err
+    rc = main(["edit", str(clip), "--direction", str(direction), "-o", str(tmp_path / "x.avi"), *missing])
+    assert rc == 1 and "unsupported output type" in capsys.readouterr().err
+    rc = main(["invert", str(clip), "-o", str(clip), *missing])
+    assert rc == 1 and "refusing to write over the input" in capsys.readouterr().err
+    assert existing.read_bytes() == b"earlier result"

@@ -112,6 +112,8 @@ def _run(kind: str, o: dict) -> int:
         for p in inputs:
             if not p.exists():
                 raise VidinvertError(f"input not found: {p}")
+    if not images and len(inputs) == 1:
+        _check_video_outputs_early(kind, inputs[0], o)
     enc_path, gen_path = resolve_models(o["encoder"], o["generator"], weights_dir)
     compute = common.resolve_compute_loudly(o["device"], o["dtype"])
     from vidinvert.pipeline.inverter import Inverter
@@ -128,6 +130,27 @@ def _run(kind: str, o: dict) -> int:
 
     return run_videos(kind, inverter, inputs, output, out_dir, s, edits, o["batch_size"], o["save_latents"],
                       o["overwrite"], o["as_json"], weights_dir, _video_options(o))
+
+
+def _edit_names(attr, direction, combine) -> list[str]:
+    """The output tags of the edits, as :func:`_edit_specs` names them (before loading anything)."""
+    names = [*(attr or []), *(Path(p).stem for p in direction or [])]
+    return ["+".join(names)] if combine and names else names
+
+
+def _check_video_outputs_early(kind: str, src: Path, o: dict) -> None:
+    """An existing output of a one-video run is refused before the models load (seconds with the
+    1024 models); the full checks run again when the job starts."""
+    from vidinvert.cli.videos import VIDEO_SUFFIXES, _output_path
+    from vidinvert.fileio import check_output
+
+    tags = ["inverted"] if kind == "invert" else _edit_names(o.get("attr"), o.get("direction"), o.get("combine"))
+    for tag in tags:
+        path = _output_path(src, tag, o["output"], o["out_dir"], bool(o["preview"]))
+        if path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise VidinvertError(f"{path}: unsupported output type: use .mp4, .mov or .mkv")
+        if not (o["overwrite"] or o["resume"]):
+            check_output(path, overwrite=False, inputs=[src])
 
 
 def _run_images(kind, inverter, inputs, output, out_dir, no_align, s, edits, batch_size, save_latents, overwrite,
