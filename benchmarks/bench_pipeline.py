@@ -7,6 +7,12 @@ a 4x longer clip (each run in its own process).
 
     python benchmarks/bench_pipeline.py --json bench_pipeline.json
     python benchmarks/bench_pipeline.py --device cuda --dtype bf16 --batch 16 --sizes 1080 --models full
+
+Where dlib's models cannot be installed (the lent GPU machines), ``--oracle-faces`` finds the
+generated clips' face without a detector (:mod:`benchmarks.oracle_faces`: detection is then left
+out of the timings) and ``--identity arcface-random`` times the report's identity metric with a
+random ArcFace IResNet-50 on the device (``off``: none; ``dlib``: dlib's CPU embedding, the
+default without ArcFace weights).
 """
 
 from __future__ import annotations
@@ -69,13 +75,32 @@ def run_once(clip: Path, ep: Path, gp: Path, args, extra=()) -> dict:
     t0 = time.perf_counter()
     rc = main(["--quiet", "edit", "--json", str(clip), "--direction", str(direction), "-o", str(out), "--report", str(rep),
                "--encoder", str(ep), "--generator", str(gp), "--device", args.device, "--dtype", args.dtype,
-               "--batch-size", str(args.batch), *extra])
+               "--batch-size", str(args.batch), *identity_options(args, d), *extra])
     wall = time.perf_counter() - t0
     if rc != 0:
         raise SystemExit(f"edit failed ({rc})")
     r = json.loads(rep.read_text())
     return {"wall_s": wall, "frames": r["frames"]["total"], "fps": r["fps_end_to_end"], "stages": r["stages"],
             "flicker": r["flicker"]}
+
+
+def identity_options(args, d: Path) -> list[str]:
+    """CLI options for ``--identity``: dlib (default), off, or a random ArcFace in a weights folder."""
+    mode = getattr(args, "identity", "dlib")
+    if mode == "off":
+        return ["--no-identity"]
+    if mode == "arcface-random":
+        import torch
+
+        from vidinvert.models.iresnet import iresnet50
+
+        wd = d / "weights"
+        if not (wd / "backbone.pth").exists():
+            wd.mkdir(exist_ok=True)
+            torch.manual_seed(0)
+            torch.save(iresnet50().state_dict(), wd / "backbone.pth")
+        return ["--weights-dir", str(wd)]
+    return []
 
 
 def peak_rss(clip: Path, ep: Path, gp: Path, args) -> float:
@@ -132,9 +157,18 @@ def main() -> None:
                     help="frames of the short clip of the memory check (the long one has 4x); at least a few "
                          "chunks (32 frames each) so the pipeline's bounded buffers are full in both")
     ap.add_argument("--parts", nargs="+", default=["speed", "flicker", "rss"], choices=["speed", "flicker", "rss", "trace"])
+    ap.add_argument("--oracle-faces", action="store_true",
+                    help="find the generated face without a detector (no dlib needed; detection left out)")
+    ap.add_argument("--identity", choices=["dlib", "arcface-random", "off"], default="dlib",
+                    help="the report's identity metric: dlib (CPU), a random ArcFace on the device, or none")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    results: dict = {"device": args.device, "dtype": args.dtype, "batch": args.batch, "runs": []}
+    if args.oracle_faces:
+        from benchmarks.oracle_faces import use_patch_oracle
+
+        use_patch_oracle()
+    results: dict = {"device": args.device, "dtype": args.dtype, "batch": args.batch, "runs": [],
+                     "faces": "patch oracle (no detector)" if args.oracle_faces else "detector", "identity": args.identity}
     with tempfile.TemporaryDirectory() as td:
         d = Path(td)
         for kind in (args.models if "speed" in args.parts else []):
