@@ -322,6 +322,25 @@ def make_concealed_damage(src: str | Path, dest: str | Path, packet: int = 20, n
     return Path(dest)
 
 
+def find_concealed_damage(src: str | Path, dest: str | Path, packets: Sequence[int]) -> tuple[Path, list[int]]:
+    """The first of ``packets`` whose damage (:func:`make_concealed_damage`) FFmpeg conceals: the
+    file decodes to the end and some frames carry the decoder's error flag. Returns the damaged
+    file and the pts of the flagged frames, read with plain PyAV (the reference for the reader).
+    Which packets qualify depends on the encoder's bitstream, hence the search."""
+    for k in packets:
+        make_concealed_damage(src, dest, packet=k)
+        try:
+            with av.open(str(dest)) as c:
+                s = c.streams.video[0]
+                s.codec_context.thread_type = "AUTO"
+                flagged = [f.pts for f in c.decode(s) if f.is_corrupt]
+        except av.FFmpegError:
+            continue
+        if flagged:
+            return Path(dest), flagged
+    raise AssertionError(f"no damage FFmpeg conceals found in packets {list(packets)} of {src}")
+
+
 def make_unsupported_codec(path: str | Path) -> Path:
     """A Matroska file whose video stream is AVS3, which this FFmpeg build cannot decode."""
     path = Path(path).with_suffix(".mkv")
