@@ -188,7 +188,7 @@ def test_lpips_equals_the_lpips_package_with_the_same_trunk(monkeypatch, tmp_pat
 def test_lpips_builds_without_any_download(monkeypatch, tmp_path):
     from tests.eval_fixtures import save_random_alexnet
 
-    path = save_random_alexnet(tmp_path / "alexnet-owt-7be5be79.pth")
+    save_random_alexnet(tmp_path / "alexnet-owt-7be5be79.pth")  # found through VIDINVERT_HOME below
     hub = tmp_path / "torch_home"
     monkeypatch.setenv("TORCH_HOME", str(hub))
 
