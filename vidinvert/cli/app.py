@@ -87,11 +87,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         common.render_error(exc)
         return exc.exit_code
-    except Exception as exc:  # a bug: still one line unless --debug
+    except Exception as exc:  # a bug (or the machine's limits): still one line unless --debug
         if common.state.debug:
             raise
-        common.render_error(exc)
+        common.render_error(resource_error(exc) or exc)
         return 1
+
+
+def resource_error(exc: BaseException) -> VidinvertError | None:
+    """The machine's limits (GPU or host memory, a full disk) as an actionable one-line error."""
+    import errno
+
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if type(exc).__name__ == "OutOfMemoryError" or (isinstance(exc, RuntimeError) and "out of memory" in first):
+        return VidinvertError(f"the GPU ran out of memory ({first[:160]}): pass a smaller --batch-size, "
+                              "or close other programs that use the GPU")
+    if isinstance(exc, MemoryError):
+        return VidinvertError("the machine ran out of memory: pass a smaller --batch-size")
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return VidinvertError(f"no space left on the disk{where}: free some space and run again")
+    return None
 
 
 def entry(argv: Sequence[str] | None = None) -> None:
