@@ -108,6 +108,8 @@ def _run_train(config: Path | None, sets: list[str] | None, run_dir: Path | None
             raise VidinvertError("give a CONFIG file, or --run-dir DIR with --resume")
         run_dir = Path("runs") / config.stem
     cfg = load_config(config) if config is not None else None
+    if config is not None:
+        load_config(config, overrides)  # a bad --set is reported before anything starts
     info = context_from_env()
     if info.is_main:
         what = "resuming" if resume else "training"
