@@ -10,7 +10,7 @@
 # part times the same networks and metrics.)
 #
 # Results (JSON and logs) go to $OUT (the device tool's folder) or ./gpu-out. Wheels the machine
-# lacks (PyAV, lpips, pytorch-optimizer) are installed from ./.whl when it exists.
+# lacks (PyAV, lpips, pytorch-optimizer, facexlib, filterpy) are installed from ./.whl when it exists.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-out}
