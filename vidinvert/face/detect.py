@@ -149,13 +149,10 @@ class RetinaFaceDetector(FaceDetector):
             if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
                 state = state["state_dict"]
             state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
-            try:
-                net.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                raise VidinvertError(
-                    f"{weights if not isinstance(weights, dict) else 'the given state dict'} is not a facexlib "
-                    f"RetinaFace ResNet-50 checkpoint ({str(exc).splitlines()[0]})"
-                ) from None
+            from vidinvert.weights.loading import strict_load
+
+            strict_load(net, state, weights if not isinstance(weights, dict) else "the given state dict",
+                        "retinaface", "facexlib RetinaFace ResNet-50")
         self.net = net.to(self.device).eval()
         self.net.device = self.device
         self._priors: dict[tuple[int, int], torch.Tensor] = {}

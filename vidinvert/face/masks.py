@@ -23,7 +23,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidinvert.errors import VidinvertError
 from vidinvert.face.types import BROWS, JAW
 
 log = logging.getLogger(__name__)
@@ -151,14 +150,10 @@ class ParsingMasker:
                 from vidinvert.weights.checkpoint import read_checkpoint
 
                 state = read_checkpoint(weights)
-            try:
-                net.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                raise VidinvertError(
-                    f"{weights if not isinstance(weights, dict) else 'the state dict'} is not facexlib's "
-                    f"parsing_bisenet.pth layout ({str(exc).splitlines()[0][:120]}); the official 79999_iter.pth "
-                    "is a different file"
-                ) from None
+            from vidinvert.weights.loading import strict_load
+
+            strict_load(net, state, weights if not isinstance(weights, dict) else "the state dict", "bisenet",
+                        "facexlib's parsing_bisenet.pth layout; the official 79999_iter.pth is a different file")
         self.net = net.to(self.device).eval()
         mean = torch.tensor(_IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(_IMAGENET_STD, device=self.device).view(1, 3, 1, 1)

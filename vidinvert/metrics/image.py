@@ -134,7 +134,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0) -> torch.
 # ---------------------------------------------------------------------------------------------
 # LPIPS
 # ---------------------------------------------------------------------------------------------
-def _alexnet_slice_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def alexnet_to_lpips_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """torchvision AlexNet keys ``features.N.{weight,bias}`` -> lpips's ``sliceK.N.{weight,bias}``.
 
     lpips splits ``features`` into five ``Sequential`` slices that keep torchvision's indices:
@@ -179,7 +179,7 @@ class LPIPSMetric:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # torchvision: 'pretrained' is deprecated
             net = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
-        trunk = _alexnet_slice_keys(state)
+        trunk = alexnet_to_lpips_keys(state)
         expected = set(net.net.state_dict())
         if set(trunk) != expected:
             missing = sorted(expected - set(trunk))
@@ -187,10 +187,9 @@ class LPIPSMetric:
                 f"{source} is not torchvision's AlexNet: missing {', '.join(missing[:4]) or 'nothing'}"
                 f"{' ...' if len(missing) > 4 else ''}; expected alexnet-owt-7be5be79.pth (`vidinvert weights download lpips-alexnet`)"
             )
-        try:
-            net.net.load_state_dict(trunk, strict=True)
-        except RuntimeError as exc:
-            raise VidinvertError(f"{source}: AlexNet weights do not fit LPIPS's trunk ({str(exc).splitlines()[0]})") from None
+        from vidinvert.weights.loading import strict_load
+
+        strict_load(net.net, trunk, source, "torchvision", "the AlexNet trunk of LPIPS")
         return cls(net, device)
 
     @classmethod

@@ -36,9 +36,6 @@ COS_EPS = 1e-6  # nn.CosineSimilarity(dim=1, eps=1e-6), as the official losses
 LPIPS_MIN_SIDE = 32  # AlexNet needs at least 32 px to keep a 1x1 map after its last pooling
 
 # torchvision AlexNet ``features.<i>`` -> lpips ``net.slice<k>.<i>`` (lpips keeps the indices).
-_ALEX_SLICES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 2, 5: 3, 6: 3, 7: 3, 8: 4, 9: 4, 10: 5, 11: 5}
-
-
 def freeze(module: nn.Module) -> nn.Module:
     """Eval mode and ``requires_grad=False`` for every parameter; returns the module."""
     module.eval()
@@ -144,13 +141,9 @@ def load_alexnet_trunk(module: nn.Module, path) -> None:
     sd = read_checkpoint(path)
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
-    mapped = {}
-    for key, value in sd.items():
-        parts = key.split(".")
-        if parts[0] != "features":
-            continue
-        idx = int(parts[1])
-        mapped[f"slice{_ALEX_SLICES[idx]}.{idx}.{parts[2]}"] = value
+    from vidinvert.metrics.image import alexnet_to_lpips_keys
+
+    mapped = alexnet_to_lpips_keys(sd)
     try:
         module.net.load_state_dict(mapped, strict=True)
     except RuntimeError as exc:
