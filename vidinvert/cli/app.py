@@ -16,14 +16,11 @@ from vidinvert import __version__
 from vidinvert.cli import common
 from vidinvert.errors import VidinvertError
 
-app = typer.Typer(
+app = common.command_group(
     name="vidinvert",
     help="Edit faces in real videos through a pretrained StyleGAN2 (Feature-Style encoder).",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
-    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 

@@ -122,6 +122,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON result on st
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 
 
+def command_group(**settings: Any) -> typer.Typer:
+    """A Typer app or command group with the settings every vidinvert group shares (``-h``, rich
+    help, no shell-completion commands); ``settings`` add to or override them."""
+    base: dict[str, Any] = {"add_completion": False, "rich_markup_mode": "rich",
+                            "context_settings": {"help_option_names": ["-h", "--help"]}}
+    return typer.Typer(**{**base, **settings})
+
+
 # Option groups are declared once, as the parameters of never-called functions, and a command's
 # signature is assembled from them with :func:`options_of` (Typer reads ``__signature__``), so
 # commands that share a group cannot drift apart in names, help or defaults.
@@ -145,17 +153,22 @@ def options_of(*groups: Callable[..., None]):
     return apply
 
 
-def resolve_compute_loudly(device: str, dtype: str, announce: bool = True):
-    """:func:`vidinvert.device.resolve_compute`, with one loud line when it fell back to the CPU."""
-    from vidinvert.device import resolve_compute
-
-    compute = resolve_compute(device, dtype)
-    if announce and compute.fell_back and device != "cpu":
+def announce_cpu_fallback(compute, device: str) -> None:
+    """One loud line when ``compute`` fell back to the CPU although ``device`` did not ask for it."""
+    if compute.fell_back and device != "cpu":
         loud(
             "running on the CPU: CUDA is not available"
             + (" although --device cuda was asked for" if device.startswith("cuda") else "")
             + " (this is slow; pass --device cpu to silence this)"
         )
+
+
+def resolve_compute_loudly(device: str, dtype: str):
+    """:func:`vidinvert.device.resolve_compute`, with :func:`announce_cpu_fallback`."""
+    from vidinvert.device import resolve_compute
+
+    compute = resolve_compute(device, dtype)
+    announce_cpu_fallback(compute, device)
     return compute
 
 

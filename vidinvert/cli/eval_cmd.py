@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
         main_rank = context_from_env().is_main
         from vidinvert.device import resolve_compute
 
-        fell_back = resolve_compute(o["device"], o["dtype"]).fell_back
+        compute = resolve_compute(o["device"], o["dtype"])
         run = EvalRun(
             out=o["out"] or _default_out(source or images or "run"), videos=source, images=images, modality=modality,
             sample=o["sample"], seed=o["seed"], max_frames=max_frames, limit=limit, resume=o["resume"],
@@ -99,8 +99,8 @@ def register(app: typer.Typer) -> None:
             tasks: dict[str, int] = {}
 
             def on_ready(info: dict) -> None:
-                if main_rank and fell_back:  # said once the source and models are known to be fine
-                    common.resolve_compute_loudly(o["device"], o["dtype"])
+                if main_rank:  # said once the source and models are known to be fine
+                    common.announce_cpu_fallback(compute, o["device"])
                 if main_rank:
                     shard = f", {info['mine']} on this rank of {info['world_size']}" if info["world_size"] > 1 else ""
                     common.info(f"eval: {info['items']} {unit}{shard} on {info['device']}; identity: "

@@ -139,18 +139,12 @@ def _edit_names(attr, direction, combine) -> list[str]:
 
 
 def _check_video_outputs_early(kind: str, src: Path, o: dict) -> None:
-    """An existing output of a one-video run is refused before the models load (seconds with the
-    1024 models); the full checks run again when the job starts."""
-    from vidinvert.cli.videos import VIDEO_SUFFIXES, _output_path
-    from vidinvert.fileio import check_output
+    """The outputs of a one-video run are checked before the models load (seconds with the 1024
+    models), with the same function the job uses when it starts."""
+    from vidinvert.cli.videos import check_video_outputs
 
     tags = ["inverted"] if kind == "invert" else _edit_names(o.get("attr"), o.get("direction"), o.get("combine"))
-    for tag in tags:
-        path = _output_path(src, tag, o["output"], o["out_dir"], bool(o["preview"]))
-        if path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise VidinvertError(f"{path}: unsupported output type: use .mp4, .mov or .mkv")
-        if not (o["overwrite"] or o["resume"]):
-            check_output(path, overwrite=False, inputs=[src])
+    check_video_outputs(src, tags, o["output"], o["out_dir"], bool(o["preview"]), bool(o["overwrite"]))
 
 
 def _run_images(kind, inverter, inputs, output, out_dir, no_align, s, edits, batch_size, save_latents, overwrite,

@@ -133,13 +133,11 @@ def _run_train(config: Path | None, sets: list[str] | None, run_dir: Path | None
 
 
 def register(app: typer.Typer) -> None:
-    train_app = typer.Typer(
+    train_app = common.command_group(
         cls=_DefaultRunGroup,
         name="train",
         help="Train a Feature-Style encoder: [bold]vidinvert train configs/ffhq.yaml --run-dir runs/ffhq[/bold].",
         no_args_is_help=True,
-        rich_markup_mode="rich",
-        context_settings={"help_option_names": ["-h", "--help"]},
     )
 
     @train_app.command("run")
@@ -184,12 +182,10 @@ def register(app: typer.Typer) -> None:
 
     app.add_typer(train_app, name="train")
 
-    directions_app = typer.Typer(
+    directions_app = common.command_group(
         name="directions",
         help="Edit directions: fit one from labelled latents.",
         no_args_is_help=True,
-        rich_markup_mode="rich",
-        context_settings={"help_option_names": ["-h", "--help"]},
     )
 
     @directions_app.command("fit")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Sequence
 
 from vidinvert.cli import common
 from vidinvert.errors import VidinvertError
@@ -17,6 +18,19 @@ def _output_path(src: Path, tag: str, output: Path | None, out_dir: Path | None,
     suffix = src.suffix.lower() if src.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
     tag = f"{tag}.preview" if preview else tag
     return (out_dir or src.parent) / f"{src.stem}.{tag}{suffix}"
+
+
+def check_video_outputs(src: Path, tags: Sequence[str], output: Path | None, out_dir: Path | None,
+                        preview: bool, overwrite: bool) -> list[Path]:
+    """The output path of each tag for ``src``, each checked (type, existing file, the input itself)."""
+    from vidinvert.fileio import check_output
+
+    paths = [_output_path(src, tag, output, out_dir, preview) for tag in tags]
+    for path in paths:
+        if path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise VidinvertError(f"{path}: unsupported output type: use .mp4, .mov or .mkv")
+        check_output(path, overwrite=overwrite, inputs=[src])
+    return paths
 
 
 def _default_batch(inverter) -> int:
@@ -159,21 +173,15 @@ def _estimate(src, time_range, rep) -> dict:
 
 def _one_video(kind, inverter, src, output, out_dir, edits, cfg, face_cfg, time_range, save_latents, preview,
                embedder, masker, many):
-    from vidinvert.fileio import check_output
     from vidinvert.pipeline.video import OutputSpec, VideoJob, VideoRun
     from vidinvert.pipeline.workdir import WorkDir
     from vidinvert.video import probe
 
     src = Path(src)
     probe(src, count_frames=False)  # clear one-line errors for bad inputs, before any work
-    if kind == "invert":
-        outs = (OutputSpec("inverted", _output_path(src, "inverted", output, out_dir, preview)),)
-    else:
-        outs = tuple(OutputSpec(e.name, _output_path(src, e.name, output, out_dir, preview), e) for e in edits)
-    for o in outs:
-        if o.path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise VidinvertError(f"{o.path}: unsupported output type: use .mp4, .mov or .mkv")
-        check_output(o.path, overwrite=cfg.overwrite, inputs=[src])
+    specs = [("inverted", None)] if kind == "invert" else [(e.name, e) for e in edits]
+    paths = check_video_outputs(src, [t for t, _ in specs], output, out_dir, preview, cfg.overwrite)
+    outs = tuple(OutputSpec(tag, path, e) for (tag, e), path in zip(specs, paths))
     latents_dir = None
     if save_latents is not None:
         latents_dir = save_latents if not many else save_latents / src.stem

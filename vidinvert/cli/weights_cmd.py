@@ -158,14 +158,11 @@ def download_weights(
 
 def register(app: typer.Typer) -> None:
     """Add the ``weights`` command group to the app."""
-    weights_app = typer.Typer(
+    weights_app = common.command_group(
         name="weights",
         help="List the model files vidinvert knows (found / missing / verified, where to place them).",
         invoke_without_command=True,
         no_args_is_help=False,
-        add_completion=False,
-        rich_markup_mode="rich",
-        context_settings={"help_option_names": ["-h", "--help"]},
     )
 
     @weights_app.callback()
