@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Sequence, TypeVar
 
 import torch
+import torch.distributed as dist
 
 from vidinvert.errors import VidinvertError
 
@@ -80,8 +81,6 @@ def init_process_group(ctx: DistContext, device: torch.device,
     ``timeout`` bounds every collective: ``eval`` passes a long one because rank 0 waits at the
     gather for the slowest rank's whole slice. No-op for a single process.
     """
-    import torch.distributed as dist
-
     if not ctx.distributed:
         return ctx
     if dist.is_initialized():
@@ -96,17 +95,13 @@ def init_process_group(ctx: DistContext, device: torch.device,
     return replace(ctx, backend=backend)
 
 
-def shutdown(ctx: DistContext | None = None) -> None:
+def shutdown() -> None:
     """Leave the process group (no-op when none was joined)."""
-    import torch.distributed as dist
-
     if dist.is_initialized():
         dist.destroy_process_group()
 
 
 def _active() -> bool:
-    import torch.distributed as dist
-
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
@@ -115,18 +110,9 @@ def shard(items: Sequence[T], ctx: DistContext) -> list[T]:
     return list(items[ctx.rank::ctx.world_size])
 
 
-def barrier() -> None:
-    if _active():
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     """Sum over processes (in place, returned); identity for a single process."""
     if _active():
-        import torch.distributed as dist
-
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
 
@@ -135,8 +121,6 @@ def gather_to_main(ctx: DistContext, obj: Any) -> list[Any] | None:
     """Every rank's ``obj`` (picklable) on rank 0, in rank order; None on the other ranks."""
     if not _active():
         return [obj]
-    import torch.distributed as dist
-
     out: list[Any] | None = [None] * ctx.world_size if ctx.is_main else None
     dist.gather_object(obj, out, dst=0)
     return out
@@ -146,8 +130,6 @@ def broadcast_from_main(obj: Any) -> Any:
     """Rank 0's ``obj`` on every rank (e.g. an error found while checking the output folder)."""
     if not _active():
         return obj
-    import torch.distributed as dist
-
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
