@@ -70,7 +70,7 @@ def bench_parts(size: int, batch: int, device: torch.device, encoder=None, gener
     from vidinvert.face import FaceConfig, align_frames, warp_faces
     from vidinvert.metrics.identity import make_identity_embedder
     from vidinvert.metrics.image import LPIPSMetric, mse, psnr, ssim, to_unit_interval
-    from vidinvert.pipeline.inverter import Inverter
+    from vidinvert.engine import Inverter
     from tests.eval_fixtures import astronaut_frames
 
     compute = resolve_compute(str(device), "auto")

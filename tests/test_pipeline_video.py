@@ -160,7 +160,7 @@ def _job(clip, out, tw, direction, resume, chunk=4, codec="ffv1"):
     from vidinvert.edit.directions import load_direction
     from vidinvert.face.stage import FaceConfig
     from vidinvert.edit.directions import EditSpec
-    from vidinvert.pipeline.inverter import Inverter
+    from vidinvert.engine import Inverter
     from vidinvert.pipeline.video import OutputSpec, VideoConfig, VideoJob
 
     inv = Inverter.from_files(tw["encoder"], tw["generator"], resolve_compute("cpu", "fp32"))

@@ -8,8 +8,8 @@ import numpy as np
 
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import atomic_path
+from vidinvert.mediatypes import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def is_image_path(path: str | Path) -> bool:

@@ -57,7 +57,10 @@ def parse_time(text: str | float | int, *, what: str = "time") -> TimePoint:
         if not re.fullmatch(r"[0-9]+", num):
             raise VidinvertError(f"invalid {what} {text!r}: a frame index is a whole number, e.g. 300f")
         return TimePoint(frame=int(num))
-    return TimePoint(seconds=float(num))
+    seconds = float(num)
+    if not math.isfinite(seconds):
+        raise VidinvertError(f"invalid {what} {text!r}: give a finite number of seconds")
+    return TimePoint(seconds=seconds)
 
 
 @dataclass(frozen=True)
@@ -113,14 +116,20 @@ class Keyframes:
         return values[-1]
 
 
+def _finite_strength(value: float, text) -> float:
+    if not math.isfinite(value):
+        raise VidinvertError(f"invalid --strength {text!r}: give finite numbers")
+    return value
+
+
 def parse_strength(text: str | float) -> float | Keyframes:
     """``3`` -> 3.0; ``0s:0,2s:3`` -> Keyframes (all keys in one unit, strictly increasing)."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
+        return _finite_strength(float(text), text)
     s = str(text).strip()
     if ":" not in s:
         try:
-            return float(s)
+            return _finite_strength(float(s), text)
         except ValueError:
             raise VidinvertError(
                 f"invalid --strength {text!r}: a number (3, -1.5) or keyframes like 0s:0,2s:3"
@@ -135,6 +144,7 @@ def parse_strength(text: str | float) -> float | Keyframes:
             val = float(v)
         except ValueError:
             raise VidinvertError(f"invalid strength value {v!r} in keyframe {part!r}") from None
+        _finite_strength(val, text)
         keys.append((tp, val))
     units = {k.frame is not None for k, _ in keys}
     if len(units) != 1:

@@ -7,6 +7,7 @@ plain lines (no colour, no live bars).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -118,7 +119,7 @@ GeneratorOpt = Annotated[
 DetectorOpt = Annotated[
     str, typer.Option("--detector", help="auto (RetinaFace if its weights are found, else dlib) | retinaface | dlib.")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON result on stdout instead of a table.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON result on stdout instead of a table.", rich_help_panel="Run")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 
 
@@ -140,6 +141,13 @@ def model_options(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
 ) -> None: ...
+
+
+def given_on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether the user gave option ``name`` (on the command line or through its environment
+    variable), as opposed to its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and getattr(source, "name", "") in ("COMMANDLINE", "ENVIRONMENT")
 
 
 def options_of(*groups: Callable[..., None]):
@@ -170,6 +178,16 @@ def resolve_compute_loudly(device: str, dtype: str):
     compute = resolve_compute(device, dtype)
     announce_cpu_fallback(compute, device)
     return compute
+
+
+@contextlib.contextmanager
+def stage_progress(title: str, totals: dict, unit: str):
+    """A :class:`StageProgress` with one bar per stage of ``totals``; yields ``advance(stage, n)``
+    (the progress factory the library jobs take)."""
+    with StageProgress() as prog:
+        tasks = {stage: prog.add(stage if len(totals) > 1 else title, total=total, unit=unit)
+                 for stage, total in totals.items()}
+        yield lambda stage, n: prog.advance(tasks[stage], n)
 
 
 class StageProgress:

@@ -18,9 +18,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from vidinvert.errors import VidinvertError
-from vidinvert.imagefile import IMAGE_SUFFIXES
+from vidinvert.mediatypes import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".flv", ".wmv", ".ts", ".3gp"}
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
 MODALITIES = {"video-only": "02", "audio-video": "01"}
 _RAVDESS = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")

@@ -20,7 +20,7 @@ from vidinvert.errors import VidinvertError
 from vidinvert.evaluate.datasets import MediaItem
 from vidinvert.evaluate.suite import ItemResult, MetricSuite
 from vidinvert.imagefile import read_image
-from vidinvert.pipeline.inverter import Inverter
+from vidinvert.engine import Inverter
 
 log = logging.getLogger(__name__)
 

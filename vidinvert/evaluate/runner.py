@@ -143,7 +143,7 @@ def run_eval(run: EvalRun, progress: Progress | None = None,
 
 def _run(run: EvalRun, ctx: distributed.DistContext, compute, progress: Progress | None,
          on_ready: Callable[[dict], None] | None) -> dict[str, Any] | None:
-    from vidinvert.pipeline.inverter import Inverter
+    from vidinvert.engine import Inverter
     from vidinvert.weights import find, resolve_file
 
     t_start = time.perf_counter()

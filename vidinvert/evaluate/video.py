@@ -23,7 +23,7 @@ from vidinvert.face.align import warp_faces
 from vidinvert.face.detect import FaceDetector
 from vidinvert.face.stage import AlignedFace, FaceConfig, align_frames
 from vidinvert.metrics.identity import identity_consistency
-from vidinvert.pipeline.inverter import Inverter
+from vidinvert.engine import Inverter
 
 log = logging.getLogger(__name__)
 

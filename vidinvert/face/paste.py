@@ -29,8 +29,8 @@ import torch.nn.functional as F
 
 from vidinvert.errors import VidinvertError
 from vidinvert.face.align import crop_to_frame, frame_to_crop, quad_scale
+from vidinvert.face.types import PASTE_MODES
 
-PASTE_MODES = ("delta", "full")
 # Minification: when the crop is much larger than its footprint, it is first shrunk with a bicubic
 # antialias filter to 1.5x the footprint, then sampled bicubically (the mask bilinearly, which keeps
 # its exact zeros). Unedited round trip on astronaut (175 px face): 41.5 dB through a 1024 crop,

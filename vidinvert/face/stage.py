@@ -54,7 +54,8 @@ class AlignedFace:
     (fades next to long gaps; 0 for passthrough). landmarks: frame coordinates ``[68,2]`` or
     ``[5,2]`` (as detected; interpolated for interpolated frames) or None. landmarks_crop: the
     smoothed landmarks in crop-normalised coordinates (0..1; multiply by S for crop pixels), for
-    masks. face: the raw detection or None.
+    masks. face: the raw detection or None. pts, duration: the frame's presentation timestamp and
+    duration in the source stream's time-base ticks (None for bare arrays), carried with the frame.
     """
 
     index: int
@@ -66,6 +67,8 @@ class AlignedFace:
     landmarks: np.ndarray | None = None
     landmarks_crop: np.ndarray | None = None
     face: Face | None = None
+    pts: int | None = None
+    duration: int | None = None
 
     @property
     def edited(self) -> bool:
@@ -106,19 +109,24 @@ def from_crop_normalised(quad: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return apply_affine(crop_to_frame(quad[None], 1)[0], np.asarray(pts) - 0.5)
 
 
-def _unpack(item: Any, position: int, fps: float) -> tuple[int, float, np.ndarray]:
-    """A frame item -> (index, time, rgb). Accepts ``(index, time, rgb)`` tuples, objects with
-    ``index``/``time`` and one of ``rgb``/``image``/``array``/``data``, or bare arrays."""
+_Stamped = tuple[int, float, np.ndarray, "int | None", "int | None"]
+
+
+def _unpack(item: Any, position: int, fps: float) -> _Stamped:
+    """A frame item -> (index, time, rgb, pts, duration). Accepts ``(index, time, rgb)`` tuples,
+    objects with ``index``/``time`` (and ``pts``/``duration``, e.g. the reader's ``Frame``) and one
+    of ``rgb``/``image``/``array``/``data``, or bare arrays."""
     if isinstance(item, np.ndarray):
-        return position, position / fps, item
+        return position, position / fps, item, None, None
     if isinstance(item, (tuple, list)) and len(item) == 3:
-        return int(item[0]), float(item[1]), item[2]
+        return int(item[0]), float(item[1]), item[2], None, None
     index = getattr(item, "index", position)
     time = next((getattr(item, a) for a in ("time", "pts_time", "timestamp") if hasattr(item, a)), None)
     rgb = next((getattr(item, a) for a in ("rgb", "image", "array", "data") if hasattr(item, a)), None)
     if rgb is None:
         raise TypeError(f"cannot read a frame from {type(item).__name__}: expected (index, time, rgb) or .rgb/.image")
-    return int(index), float(position / fps if time is None else time), np.asarray(rgb)
+    pts, duration = getattr(item, "pts", None), getattr(item, "duration", None)
+    return int(index), float(position / fps if time is None else time), np.asarray(rgb), pts, duration
 
 
 class FaceAligner:
@@ -131,13 +139,15 @@ class FaceAligner:
         self.tracker = FaceTracker(self.detector, cfg.track)
         self.smoother = StreamingQuadSmoother(cfg.smooth)
         self.counts = AlignCounts()
-        self._held: dict[int, tuple[int, float, np.ndarray, Face | None]] = {}
-        self._pending: list[tuple[int, float, np.ndarray]] = []
+        self._held: dict[int, tuple[_Stamped, Face | None]] = {}
+        self._pending: list[_Stamped] = []
         self._pos = 0
 
-    def push(self, index: int, time: float, frame: np.ndarray) -> list[AlignedFace]:
-        """One frame (uint8 RGB ``[H,W,3]``) -> the frames that became ready (possibly none)."""
-        self._pending.append((int(index), float(time), frame))
+    def push(self, index: int, time: float, frame: np.ndarray, pts: int | None = None,
+             duration: int | None = None) -> list[AlignedFace]:
+        """One frame (uint8 RGB ``[H,W,3]``, with its timestamps) -> the frames that became ready
+        (possibly none)."""
+        self._pending.append((int(index), float(time), frame, pts, duration))
         if self.detector.batched and len(self._pending) < max(1, self.cfg.chunk):
             return []
         return self._flush_pending()
@@ -150,8 +160,7 @@ class FaceAligner:
     def run(self, frames: Iterable[Any]) -> Iterator[AlignedFace]:
         """Frames (see :func:`_unpack` for accepted items) -> AlignedFace per frame, in order."""
         for i, item in enumerate(frames):
-            index, time, rgb = _unpack(item, i, self.cfg.fps)
-            yield from self.push(index, time, rgb)
+            yield from self.push(*_unpack(item, i, self.cfg.fps))
         yield from self.finish()
 
     # ------------------------------------------------------------------ internals
@@ -159,12 +168,13 @@ class FaceAligner:
         if not self._pending:
             return []
         batch, self._pending = self._pending, []
-        faces = self.tracker.track([f for _, _, f in batch])
+        faces = self.tracker.track([stamped[2] for stamped in batch])
         out: list[AlignedFace] = []
-        for (index, time, frame), face in zip(batch, faces):
+        for stamped, face in zip(batch, faces):
             pos = self._pos
             self._pos += 1
-            self._held[pos] = (index, time, frame, face)
+            self._held[pos] = (stamped, face)
+            time = stamped[1]
             if face is None:
                 ready = self.smoother.push(pos, time, None)
             else:
@@ -175,7 +185,7 @@ class FaceAligner:
         return out
 
     def _emit(self, s) -> AlignedFace:
-        index, time, frame, face = self._held.pop(s.index)
+        (index, time, frame, pts, duration), face = self._held.pop(s.index)
         self.counts.add(s.status)
         lm = None
         if s.status == DETECTED and face is not None:
@@ -184,7 +194,7 @@ class FaceAligner:
             lm = from_crop_normalised(s.quad, s.landmarks_crop)
         return AlignedFace(index=index, time=time, frame=frame, quad=s.quad, status=s.status,
                            edit_weight=s.edit_weight if s.status != PASSTHROUGH else 0.0,
-                           landmarks=lm, landmarks_crop=s.landmarks_crop, face=face)
+                           landmarks=lm, landmarks_crop=s.landmarks_crop, face=face, pts=pts, duration=duration)
 
 
 class AlignStream:

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# How an edited face goes back into the frame: add only the edit's change, or the whole synthesis.
+PASTE_MODES = ("delta", "full")
+
 # Indices into dlib's 68-point layout (iBUG 300-W).
 JAW = slice(0, 17)
 BROWS = slice(17, 27)

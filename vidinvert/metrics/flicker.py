@@ -40,3 +40,14 @@ class FlickerMeter:
     @property
     def pairs(self) -> int:
         return self._n
+
+    def state(self) -> dict:
+        """The running state as tensors (saved by resumable runs)."""
+        return {"sum": torch.tensor(self._sum, dtype=torch.float64), "n": torch.tensor(self._n),
+                "last": self._last if self._last is not None else torch.zeros(0)}
+
+    def load(self, st: dict) -> None:
+        """Restore what :meth:`state` returned."""
+        self._sum = float(st["sum"])
+        self._n = int(st["n"])
+        self._last = st["last"] if st["last"].numel() else None

@@ -1,7 +1,8 @@
 """The image job: invert or edit aligned face images (``--no-align``), in batches.
 
 Aligned means FFHQ-aligned square crops (e.g. CelebA-HQ). A square image of another size is
-resized to the generator's resolution (antialiased) with a notice.
+resized to the generator's resolution (antialiased) with a notice. Every image is read before
+anything is written, so a bad image stops the job with no output written.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from vidinvert.edit.directions import EditSpec
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import atomic_path
 from vidinvert.imagefile import read_image, write_image
-from vidinvert.pipeline.inverter import Inverter, Latents
+from vidinvert.engine import Inverter, Latents
+from vidinvert.pipeline.request import InvertRequest
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +56,18 @@ def load_aligned(path: Path, size: int) -> np.ndarray:
 
 
 def run_image_job(inverter: Inverter, job: ImageJob,
-                  progress: Callable[[int], None] | None = None) -> dict:
-    """Run the job; returns a summary dict (outputs, timings). Calls ``progress(n)`` per batch."""
+                  progress: Callable[[int], None] | None = None, embedder=None) -> dict:
+    """Run the job; returns a summary dict (outputs, timings). Calls ``progress(n)`` per batch.
+
+    ``embedder`` (an identity embedder): the summary's ``identity_to_source`` gives, per image,
+    ``{output tag: identity of the output to the source}``.
+    """
+    from vidinvert.metrics.identity import paired_identity
+
     t0 = time.perf_counter()
     all_w, all_f, all_we, all_fe = [], [], [], []
     written: list[str] = []
+    identity: list[dict[str, float]] = []
     timings = {"read": 0.0, "invert": 0.0, "edit": 0.0, "synthesize": 0.0, "write": 0.0}
     device = inverter.compute.device
     for start in range(0, len(job.inputs), job.batch_size):
@@ -84,15 +93,24 @@ def run_image_job(inverter: Inverter, job: ImageJob,
             all_fe.append(torch.stack([r.f.cpu() for r in results], 1))
         else:
             results.append(lat)
+        emb_src = embedder.embed(faces) if embedder is not None else None
+        batch_identity: list[dict[str, float]] = [{} for _ in paths]
+        tags = [e.name for e in job.edits] or ["inverted"]
         for k, res in enumerate(results):
             t = time.perf_counter()
-            images = to_uint8(inverter.synthesize(res))
+            synth = inverter.synthesize(res)
+            if emb_src is not None:
+                per = paired_identity(embedder.embed(synth), emb_src)
+                for i in range(len(paths)):
+                    batch_identity[i][tags[k]] = round(float(per[i]), 5)
+            images = to_uint8(synth)
             timings["synthesize"] += time.perf_counter() - t
             t = time.perf_counter()
             for i, img in enumerate(images):
                 write_image(outs[i][k], img, overwrite=job.overwrite)
                 written.append(str(outs[i][k]))
             timings["write"] += time.perf_counter() - t
+        identity += batch_identity
         if progress:
             progress(len(paths))
     if job.save_latents is not None:
@@ -111,23 +129,38 @@ def run_image_job(inverter: Inverter, job: ImageJob,
         written.append(str(job.save_latents))
     timings["total"] = time.perf_counter() - t0
     n = len(job.inputs)
-    return {"images": n, "outputs": written, "timings_s": timings,
+    return {"images": n, "outputs": written, "timings_s": timings, "identity_to_source": identity,
             "seconds_per_image": timings["total"] / max(n, 1)}
 
 
-def default_output(src: Path, tag: str, out_dir: Path | None, suffix: str | None = None) -> Path:
-    """``face.png`` + ``smile`` -> ``face.smile.png`` (in ``out_dir`` or next to the input)."""
-    name = f"{src.stem}.{tag}{suffix or src.suffix}"
-    return (out_dir or src.parent) / name
+def run_aligned_images(req: InvertRequest, ctx, planned: Sequence, progress) -> list:
+    """The aligned images of a request (``planned``: :class:`~vidinvert.pipeline.plan.PlannedInput`)
+    as one batched job -> one :class:`~vidinvert.pipeline.job.InputResult` per image.
 
+    With ``req.report``: identity of each output to its source (the identity embedder's measure).
+    """
+    from vidinvert.pipeline.job import InputResult, _write_records
+    from vidinvert.timespec import Keyframes
 
-def plan_outputs(inputs: Sequence[Path], tags: Sequence[str], output: Path | None,
-                 out_dir: Path | None, suffix: str | None = None) -> list[tuple[Path, ...]]:
-    """One output per (input, tag). ``--output`` only for one input and one tag."""
-    if output is not None:
-        if len(inputs) != 1 or len(tags) != 1:
-            raise VidinvertError(
-                "--output names one file: with several inputs or edits use --out-dir (or --combine)"
-            )
-        return [(output,)]
-    return [tuple(default_output(p, t, out_dir, suffix) for t in tags) for p in inputs]
+    if isinstance(ctx.strength, Keyframes):
+        raise VidinvertError("strength keyframes apply to videos; give a single number for images")
+    inverter = ctx.inverter
+    for p in planned:  # every image decoded before anything is written
+        load_aligned(p.source, inverter.size)
+    bs = req.batch_size or (4 if inverter.compute.device.type == "cpu" else 16)
+    job = ImageJob(tuple(p.source for p in planned), tuple(tuple(p.outputs.values()) for p in planned),
+                   ctx.edits, float(ctx.strength), req.save_latents, bs, req.overwrite)
+    with progress("images", {"images": len(planned)}, "images") as advance:
+        summary = run_image_job(inverter, job, progress=lambda n: advance("images", n),
+                                embedder=ctx.embedder if req.report is not None else None)
+    results = []
+    for k, p in enumerate(planned):
+        rep = None
+        if req.report is not None:
+            rep = {"input": str(p.source), "outputs": {t: str(o) for t, o in p.outputs.items()},
+                   "identity_embedder": getattr(ctx.embedder, "name", None),
+                   "identity_to_source": summary["identity_to_source"][k] if ctx.embedder is not None else None}
+        if rep is not None:
+            _write_records(req, ctx, p, {}, rep, config={"images": {"batch_size": bs}})
+        results.append(InputResult(p.source, p.kind, outputs=dict(p.outputs), report=rep))
+    return results

@@ -33,17 +33,13 @@ class StreamMetrics:
 
     # state for --resume (a chunk's metrics are carried over without recomputing them)
     def state(self) -> dict:
-        fl = self.flicker
         return {"emb": self.matrix() if self.embeddings else torch.zeros(0), "idx": torch.tensor(self.indices),
-                "fl_sum": torch.tensor(fl._sum, dtype=torch.float64), "fl_n": torch.tensor(fl._n),
-                "fl_last": fl._last if fl._last is not None else torch.zeros(0)}
+                "flicker": self.flicker.state()}
 
     def load(self, st: dict) -> None:
         self.embeddings = [st["emb"]] if st["emb"].numel() else []
         self.indices = [int(i) for i in st["idx"].tolist()]
-        self.flicker._sum = float(st["fl_sum"])
-        self.flicker._n = int(st["fl_n"])
-        self.flicker._last = st["fl_last"] if st["fl_last"].numel() else None
+        self.flicker.load(st["flicker"])
 
 
 class StageClock:
@@ -68,6 +64,13 @@ class StageClock:
                 clock.add(stage, time.perf_counter() - self.t, frames)
 
         return _T()
+
+    def state(self) -> dict:
+        return {"seconds": dict(self.seconds), "frames": dict(self.frames)}
+
+    def load(self, st: dict) -> None:
+        self.seconds.update(st["seconds"])
+        self.frames.update(st["frames"])
 
     def summary(self) -> dict[str, dict[str, float]]:
         return {k: {"seconds": round(v, 4), "frames": self.frames[k],

@@ -1,33 +1,57 @@
-"""Where rendered frames go: straight into the output clip, or into resumable chunk segments."""
+"""Where rendered frames go: straight into the output clip, or into resumable chunk segments.
+
+Sinks take :class:`EncodeSettings` (what to encode and how), never the run itself.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from vidinvert import __version__
+from vidinvert.timespec import TimeRange
 
 
-def output_metadata(run) -> dict[str, str]:
+@dataclass(frozen=True)
+class EncodeSettings:
+    """How an output clip is encoded: codec settings, the clip whose audio is carried over, the
+    trim the frames come from, and the container tags."""
+
+    codec: str = "libx264"
+    crf: float = 18.0
+    preset: str = "medium"
+    overwrite: bool = False
+    audio_from: Path | None = None
+    time_range: TimeRange | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def trimmed(self) -> bool:
+        tr = self.time_range
+        return bool(tr and (tr.start or tr.end))
+
+
+def output_metadata(output_names: Sequence[str], extra: Sequence[tuple[str, str]] = ()) -> tuple[tuple[str, str], ...]:
     """Container tags saying the clip was edited by vidinvert (disclosure of edited media)."""
-    names = ", ".join(o.name for o in run.job.outputs)
+    names = ", ".join(output_names)
     tags = {"comment": f"Face edited by vidinvert {__version__} ({names}); synthetic content",
             "vidinvert": __version__}
-    tags.update(dict(run.job.metadata))
-    return tags
+    tags.update(dict(extra))
+    return tuple(tags.items())
 
 
 class DirectSink:
     """Frames -> one :class:`~vidinvert.video.VideoWriter` (temp file renamed at the end)."""
 
-    def __init__(self, path: Path, info, run) -> None:
+    def __init__(self, path: Path, info, enc: EncodeSettings) -> None:
         from vidinvert.video import VideoWriter
 
-        cfg = run.cfg
         self.writer = VideoWriter(
-            path, like=info, codec=cfg.codec, crf=cfg.crf, preset=cfg.preset, overwrite=cfg.overwrite,
-            audio_from=run.job.source, time_range=run.job.time_range, metadata=output_metadata(run),
+            path, like=info, codec=enc.codec, crf=enc.crf, preset=enc.preset, overwrite=enc.overwrite,
+            audio_from=enc.audio_from, time_range=enc.time_range, metadata=dict(enc.metadata),
         )
 
     def write_chunk(self, number: int, frames: list[np.ndarray], pts: list[int], durations: list) -> None:

@@ -14,8 +14,6 @@ averaging. Filters never mix frames across a gap without the face.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,176 +22,52 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from vidinvert.edit.temporal import smooth_window
+from vidinvert.engine import Inverter, Latents
 from vidinvert.errors import VidinvertError
-from vidinvert.face.stage import AlignedFace, FaceAligner, FaceConfig
-from vidinvert.edit.directions import EditSpec
-from vidinvert.pipeline.inverter import Inverter, Latents
-from vidinvert.edit.temporal import FineMeanState, smooth_window
-from vidinvert.pipeline.report import StageClock, StreamMetrics, build_report
-from vidinvert.timespec import Keyframes, TimeRange
+from vidinvert.face.stage import AlignedFace, FaceAligner
+from vidinvert.pipeline import side_outputs
+from vidinvert.pipeline.report import build_report
+from vidinvert.pipeline.sinks import EncodeSettings, output_metadata
+from vidinvert.pipeline.state import RunState
+from vidinvert.pipeline.video_config import SIDE_BY_SIDE, OutputSpec, VideoConfig, VideoJob
+from vidinvert.threads import WriterThread, prefetch
+from vidinvert.timespec import Keyframes
 
 log = logging.getLogger(__name__)
 
-PASTE_MODES = ("delta", "full")
-SIDE_BY_SIDE = "side-by-side"
-
-
-@dataclass(frozen=True)
-class OutputSpec:
-    """One output clip: ``edit`` None renders the inversion (``vidinvert invert``)."""
-
-    name: str
-    path: Path
-    edit: EditSpec | None = None
-
-
-@dataclass(frozen=True)
-class VideoConfig:
-    """Settings of the video job (see ``vidinvert edit --help`` for each option)."""
-
-    strength: float | Keyframes = 3.0
-    batch_size: int = 4
-    chunk_frames: int = 32
-    paste_mode: str = "delta"
-    color_match: bool = False
-    latent_sigma: float = 0.0
-    fine_mean: bool = False
-    fine_start: int = 9
-    codec: str = "libx264"
-    crf: float = 18.0
-    preset: str = "medium"
-    mask_size: int = 256
-    overwrite: bool = False
-    resume: bool = False
-    report_identity: bool = True
-    side_by_side: bool = False
-    frames_dir: Path | None = None
-
-    def __post_init__(self) -> None:
-        from vidinvert.video.writer import check_encoder_settings
-
-        check_encoder_settings(self.codec, self.crf, self.preset)
-        if self.frames_dir is not None and self.frames_dir.exists() and not self.frames_dir.is_dir():
-            raise VidinvertError(f"--frames-dir {self.frames_dir} is a file, not a folder")
-        if self.paste_mode not in PASTE_MODES:
-            raise VidinvertError(f"--paste {self.paste_mode}: choose one of {', '.join(PASTE_MODES)}")
-        if self.batch_size < 1 or self.chunk_frames < 1:
-            raise VidinvertError("--batch-size and the chunk size must be at least 1")
-        radius = int(np.ceil(3 * self.latent_sigma)) if self.latent_sigma > 0 else 0
-        if radius > self.chunk_frames:
-            raise VidinvertError(
-                f"--smooth-latents {self.latent_sigma:g} reaches {radius} frames, more than a chunk "
-                f"({self.chunk_frames}); use a smaller sigma"
-            )
-
-
-@dataclass(frozen=True)
-class VideoJob:
-    source: Path
-    outputs: tuple[OutputSpec, ...]
-    config: VideoConfig = field(default_factory=VideoConfig)
-    face: FaceConfig = field(default_factory=FaceConfig)
-    time_range: TimeRange = field(default_factory=TimeRange)
-    save_latents: Path | None = None
-    metadata: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
 class Chunk:
-    """Frames of one chunk with their timing and, once inverted, their raw latents."""
+    """Frames of one chunk (their timestamps travel with them) and, once inverted, their raw latents."""
 
     number: int
     items: list[AlignedFace]
-    pts: list[int]
-    durations: list[int | None]
     latents: list[Latents | None] = field(default_factory=list)  # per item, raw (before filters)
 
     @property
     def valid(self) -> list[bool]:
         return [it.quad is not None for it in self.items]
 
+    @property
+    def pts(self) -> list[int | None]:
+        return [it.pts for it in self.items]
 
-class _Background:
-    """Run an iterator in a thread with a bounded queue; exceptions re-raised in the consumer."""
-
-    _END = object()
-
-    def __init__(self, make: Callable[[], Iterator], depth: int = 2) -> None:
-        self._q: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(make,), daemon=True)
-        self._thread.start()
-
-    def _run(self, make) -> None:
-        try:
-            for item in make():
-                while not self._stop.is_set():
-                    try:
-                        self._q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
-                    return
-            self._q.put(self._END)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
-            self._q.put(exc)
-
-    def __iter__(self):
-        while True:
-            item = self._q.get()
-            if item is self._END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
-        try:
-            while True:
-                self._q.get_nowait()
-        except queue.Empty:
-            pass
-
-
-class _WriterThread:
-    """Encodes frames in a thread; ``put(fn)`` queues a call, errors surface on ``put``/``join``."""
-
-    def __init__(self, depth: int = 2) -> None:
-        self._q: queue.Queue = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            fn = self._q.get()
-            if fn is None:
-                return
-            if self._error is None:
-                try:
-                    fn()
-                except BaseException as exc:  # noqa: BLE001
-                    self._error = exc
-
-    def put(self, fn: Callable[[], None]) -> None:
-        if self._error is not None:
-            raise self._error
-        self._q.put(fn)
-
-    def join(self) -> None:
-        self._q.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+    @property
+    def durations(self) -> list[int | None]:
+        return [it.duration for it in self.items]
 
 
 ProgressFn = Callable[[str, int], None]
 
 
 class VideoRun:
-    """One video through the pipeline. Construct, then :meth:`run` -> report dict."""
+    """One video through the pipeline. Construct, then :meth:`run` -> report dict.
+
+    ``workdir`` (a :class:`~vidinvert.pipeline.workdir.WorkDir`) makes the run resumable: each
+    finished chunk's segments, raw latents, side outputs and :class:`RunState` are kept there.
+    """
 
     def __init__(self, inverter: Inverter, job: VideoJob, *, embedder=None, masker=None,
                  progress: ProgressFn | None = None, workdir=None) -> None:
@@ -204,48 +78,32 @@ class VideoRun:
         self.masker = masker
         self.progress = progress or (lambda stage, n: None)
         self.workdir = workdir
-        self.clock = StageClock()
-        self.source_metrics = StreamMetrics()
-        self.inversion_metrics = StreamMetrics()
-        self.edit_metrics = {o.name: StreamMetrics() for o in job.outputs if o.edit is not None}
-        self.fine = FineMeanState()
-        self._last_pos = -2  # stream position of the last frame fed to the flicker meters
+        self.state = RunState(edit_names=tuple(o.name for o in job.outputs if o.edit is not None))
         self.deltas = {o.name: o.edit.delta() for o in job.outputs if o.edit is not None}
-        self._latent_chunks: list[dict] = []
+        self._chunk_latents: dict[int, list[dict]] = {}
+
+    @property
+    def clock(self):
+        return self.state.clock
 
     # -------------------------------------------------------------------------------- frames
-    def _chunks(self, reader, timing: dict) -> Iterator[Chunk]:
+    def _chunks(self, reader) -> Iterator[Chunk]:
         aligner = FaceAligner(self.job.face)
         self.aligner = aligner
-
-        def frames():
-            for fr in reader.frames(prefetch=4):
-                timing[fr.index] = (fr.pts, fr.duration)
-                yield fr
-
         items: list[AlignedFace] = []
         number = 0
         t0 = time.perf_counter()
-        for it in aligner.run(frames()):
+        for it in aligner.run(reader.frames(prefetch=4)):
             items.append(it)
             if len(items) == self.cfg.chunk_frames:
                 self.clock.add("decode+face", time.perf_counter() - t0, len(items))
-                yield self._make_chunk(number, items, timing)
+                yield Chunk(number, items)
                 number += 1
                 items = []
                 t0 = time.perf_counter()
         if items:
             self.clock.add("decode+face", time.perf_counter() - t0, len(items))
-            yield self._make_chunk(number, items, timing)
-
-    @staticmethod
-    def _make_chunk(number: int, items: list[AlignedFace], timing: dict) -> Chunk:
-        pts, durs = [], []
-        for it in items:
-            p, d = timing.pop(it.index)
-            pts.append(p)
-            durs.append(d)
-        return Chunk(number, items, pts, durs)
+            yield Chunk(number, items)
 
     # ------------------------------------------------------------------------------ networks
     def _crops(self, chunk: Chunk, sel: list[int]) -> torch.Tensor:
@@ -292,13 +150,14 @@ class VideoRun:
                        for k in range(len(chunk.latents))]
         if cfg.fine_mean:
             start = min(cfg.fine_start, self.inv.n_latent)
+            fine = self.state.fine
             res = []
             for lat in out:
                 if lat is None:
-                    self.fine.reset()
+                    fine.reset()
                     res.append(None)
                 else:
-                    res.append(Latents(self.fine.apply(lat.w[0], start)[None], lat.f))
+                    res.append(Latents(fine.apply(lat.w[0], start)[None], lat.f))
             out = res
         return out
 
@@ -384,7 +243,7 @@ class VideoRun:
         """Identity embeddings and flicker of a batch; flicker never pairs frames across a gap.
 
         A gap is any break in the stream positions of the frames fed to the meters, whether it
-        falls inside this batch or between batches or chunks (``_last_pos`` carries the last one).
+        falls inside this batch or between batches or chunks (``state.last_pos`` carries the last one).
         """
         idx = [chunk.items[i].index for i in sel]
         pos = [chunk.number * self.cfg.chunk_frames + i for i in sel]
@@ -399,43 +258,21 @@ class VideoRun:
                 start = k
         runs.append(slice(start, len(sel)))
         for r, sl in enumerate(runs):
-            if r > 0 or pos[0] != self._last_pos + 1:
-                for sm in (self.source_metrics, self.inversion_metrics, *self.edit_metrics.values()):
+            st = self.state
+            if r > 0 or pos[0] != st.last_pos + 1:
+                for sm in (st.source, st.inversion, *st.edits.values()):
                     sm.gap()
             ids = idx[sl]
-            self.source_metrics.add(src[sl], None if emb_src is None else emb_src[sl], ids)
-            self.inversion_metrics.add(recon[sl], None if emb_rec is None else emb_rec[sl], ids)
+            st.source.add(src[sl], None if emb_src is None else emb_src[sl], ids)
+            st.inversion.add(recon[sl], None if emb_rec is None else emb_rec[sl], ids)
             for n, x in edited.items():
                 e = emb_ed[n]
-                self.edit_metrics[n].add(x[sl], None if e is None else e[sl], ids)
-        self._last_pos = pos[-1]
+                st.edits[n].add(x[sl], None if e is None else e[sl], ids)
+        self.state.last_pos = pos[-1]
 
     def _collect_latents(self, chunk: Chunk, sel: list[int], lat: Latents) -> None:
-        self._latent_chunks.append({
-            "w": lat.w.detach().to("cpu", torch.float16).numpy(),
-            "f": lat.f.detach().to("cpu", torch.float16).numpy(),
-            "index": np.array([chunk.items[i].index for i in sel], np.int64),
-            "time": np.array([chunk.items[i].time for i in sel], np.float64),
-            "pts": np.array([chunk.pts[i] for i in sel], np.int64),
-            "quad": np.stack([chunk.items[i].quad for i in sel]).astype(np.float32),
-            "status": np.array([chunk.items[i].status for i in sel]),
-        })
-        if sum(len(c["index"]) for c in self._latent_chunks) >= 256:
-            self._flush_latents()
-
-    def _flush_latents(self) -> None:
-        if not self._latent_chunks:
-            return
-        from vidinvert.fileio import atomic_path
-
-        d = self.job.save_latents
-        d.mkdir(parents=True, exist_ok=True)
-        n = len(list(d.glob("latents_*.npz")))
-        merged = {k: np.concatenate([c[k] for c in self._latent_chunks]) for k in self._latent_chunks[0]}
-        with atomic_path(d / f"latents_{n:05d}.npz", overwrite=True) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **merged)
-        self._latent_chunks = []
+        items = [chunk.items[i] for i in sel]
+        self._chunk_latents.setdefault(chunk.number, []).append(side_outputs.chunk_latent_arrays(items, lat.w, lat.f))
 
     # --------------------------------------------------------------------------------- run
     def run(self) -> dict:
@@ -444,17 +281,15 @@ class VideoRun:
         job, cfg = self.job, self.cfg
         t_start = time.perf_counter()
         reader = open_video(job.source, time_range=job.time_range)
-        info = reader.info
-        self._prepare_frames_dir()
-        sinks = self._open_sinks(info)
-        writer = _WriterThread()
-        timing: dict = {}
-        background = _Background(lambda: self._chunks(reader, timing), depth=2)
+        self._prepare_side_outputs()
+        sinks = self._open_sinks(reader.info)
+        writer = WriterThread()
+        chunks = prefetch(lambda: self._chunks(reader), 2, name="vidinvert-faces")
         prev: Chunk | None = None
         before: Chunk | None = None
         frames_done = 0
         try:
-            for chunk in background:
+            for chunk in chunks:
                 if self.workdir is not None and self.workdir.is_done(chunk.number):
                     self.workdir.load_raw(chunk)
                 else:
@@ -471,10 +306,9 @@ class VideoRun:
             writer.join()
             if frames_done == 0:
                 raise VidinvertError(f"{job.source}: no frames in the selected range")
-            self._flush_latents()
             written = {name: sink.close() for name, sink in sinks.items()}
         except BaseException:
-            background.close()
+            chunks.close()
             for sink in sinks.values():
                 sink.abort()
             raise
@@ -485,8 +319,9 @@ class VideoRun:
             log.warning(f"{Path(job.source).name}: no {which} was found in any frame: the output is the source"
                         " re-encoded, unedited")
         wall = time.perf_counter() - t_start
+        st = self.state
         return build_report(
-            source=self.source_metrics, inversion=self.inversion_metrics, edits=self.edit_metrics,
+            source=st.source, inversion=st.inversion, edits=st.edits,
             embedder=getattr(self.embedder, "name", None) if cfg.report_identity else None, counts=counts,
             clock=self.clock,
             extra={"input": str(job.source), "outputs": {k: str(v) for k, v in written.items()},
@@ -499,10 +334,12 @@ class VideoRun:
         )
 
     def _finish_chunk(self, before, chunk, after, sinks, writer) -> int:
+        """Render, write and (resumable runs) mark done one chunk; a chunk finished in an earlier
+        run only restores the running state saved with it."""
         n = len(chunk.items)
         if self.workdir is not None and self.workdir.is_done(chunk.number):
             if chunk.number == self.workdir.last_done:
-                self.workdir.load_state(self)
+                self.state.load(self.workdir.load_state())
             self.progress("render", n)
             return n
         latents = self.filtered_latents(before, chunk, after)
@@ -514,50 +351,53 @@ class VideoRun:
                                      zip(chunk.items, outputs[SIDE_BY_SIDE], outputs[last])]
         if self.cfg.frames_dir is not None:
             idx = [it.index for it in chunk.items]
-            writer.put(lambda o=dict(outputs), ix=idx: _write_frames(self.cfg.frames_dir, o, ix))
+            writer.put(lambda o=dict(outputs), ix=idx: side_outputs.write_frames(self.cfg.frames_dir, o, ix))
         for name, frames in outputs.items():
             sink = sinks[name]
             writer.put(lambda s=sink, fr=frames, c=chunk.number: s.write_chunk(c, fr, pts, durs))
+        if self.job.save_latents is not None:
+            batches = self._chunk_latents.pop(chunk.number, [])
+            writer.put(lambda c=chunk.number, b=batches: side_outputs.write_chunk_latents(self.job.save_latents, c, b))
         if self.workdir is not None:
-            snap = self.workdir.snapshot(self)
+            snap = self.state.snapshot()
             writer.put(lambda c=chunk.number, st=snap: self.workdir.mark_done(c, st))
         self.progress("render", n)
         return n
 
-    def _prepare_frames_dir(self) -> None:
-        """``--frames-dir``: one folder per output, refused when it already holds frames (unless
-        --overwrite, or --resume, which continues filling it)."""
-        root = self.cfg.frames_dir
-        if root is None:
-            return
-        names = [o.name for o in self.job.outputs] + ([SIDE_BY_SIDE] if self.cfg.side_by_side else [])
-        for name in names:
-            d = Path(root) / name
-            if d.exists() and not d.is_dir():
-                raise VidinvertError(f"--frames-dir: {d} is a file, not a folder")
-            if d.is_dir() and not (self.cfg.overwrite or self.cfg.resume) and any(d.glob("*.png")):
-                raise VidinvertError(f"--frames-dir: {d} already holds frames: pass --overwrite to replace them,"
-                                     " or choose another folder")
-            d.mkdir(parents=True, exist_ok=True)
+    def _prepare_side_outputs(self) -> None:
+        cfg, done = self.cfg, (sorted(self.workdir.done) if self.workdir is not None else [])
+        if cfg.frames_dir is not None:
+            names = [o.name for o in self.job.outputs] + ([SIDE_BY_SIDE] if cfg.side_by_side else [])
+            side_outputs.prepare_frames_dir(cfg.frames_dir, names, overwrite=cfg.overwrite, resume=cfg.resume)
+        if self.job.save_latents is not None:
+            side_outputs.prepare_latents_dir(self.job.save_latents, overwrite=cfg.overwrite or bool(done),
+                                             keep_chunks=done)
+
+    def encode_settings(self) -> EncodeSettings:
+        cfg, job = self.cfg, self.job
+        return EncodeSettings(codec=cfg.codec, crf=cfg.crf, preset=cfg.preset, overwrite=cfg.overwrite,
+                              audio_from=job.source, time_range=job.time_range,
+                              metadata=output_metadata([o.name for o in job.outputs], job.metadata))
 
     def _open_sinks(self, info) -> dict:
-        from vidinvert.pipeline.sinks import DirectSink
-
         import dataclasses
 
-        sinks = {}
+        from vidinvert.pipeline.sinks import DirectSink
+
+        enc = self.encode_settings()
         specs = [(o, info) for o in self.job.outputs]
         if self.cfg.side_by_side:
             first = self.job.outputs[0].path
             sbs = OutputSpec(SIDE_BY_SIDE, first.with_name(first.stem + ".side-by-side" + first.suffix))
             specs.append((sbs, dataclasses.replace(info, width=3 * info.width, coded_width=3 * info.width,
                                                    coded_height=info.height)))
+        sinks: dict = {}
         try:
             for o, like in specs:
                 if self.workdir is not None:
-                    sinks[o.name] = self.workdir.sink(o, like, self)
+                    sinks[o.name] = self.workdir.sink(o, like, enc)
                 else:
-                    sinks[o.name] = DirectSink(o.path, like, self)
+                    sinks[o.name] = DirectSink(o.path, like, enc)
         except BaseException:
             for s in sinks.values():
                 s.abort()
@@ -565,19 +405,7 @@ class VideoRun:
         return sinks
 
 
-def _write_frames(root: Path, outputs: dict[str, list[np.ndarray]], indices: list[int]) -> None:
-    """``--frames-dir``: every output frame as ``root/<output name>/<frame index>.png``."""
-    from PIL import Image
-
-    for name, frames in outputs.items():
-        d = Path(root) / name
-        d.mkdir(parents=True, exist_ok=True)
-        for i, rgb in zip(indices, frames):
-            Image.fromarray(rgb).save(d / f"{i:06d}.png")
-
-
 def _drop_frame(it: AlignedFace) -> AlignedFace:
     """Free a finished chunk's pixels (its latents stay for the filters' context)."""
     it.frame = None  # type: ignore[assignment]
     return it
-

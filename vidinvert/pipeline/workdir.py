@@ -22,7 +22,7 @@ import torch
 
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import write_json
-from vidinvert.pipeline.inverter import Latents
+from vidinvert.engine import Latents
 from vidinvert.runinfo import to_jsonable
 
 log = logging.getLogger(__name__)
@@ -122,25 +122,9 @@ class WorkDir:
         chunk.latents = out
 
     # ------------------------------------------------------------------ running state
-    def snapshot(self, run) -> dict:
-        st = {"source": run.source_metrics.state(), "inversion": run.inversion_metrics.state(),
-              "edits": {k: v.state() for k, v in run.edit_metrics.items()},
-              "fine_total": run.fine.total if run.fine.total is not None else torch.zeros(0),
-              "fine_count": torch.tensor(run.fine.count), "last_pos": torch.tensor(run._last_pos), "clock": json.dumps([run.clock.seconds, run.clock.frames])}
-        return st
-
-    def load_state(self, run) -> None:
-        st = torch.load(self.path / "running.pt", map_location="cpu", weights_only=True)
-        run.source_metrics.load(st["source"])
-        run.inversion_metrics.load(st["inversion"])
-        for k, v in st["edits"].items():
-            run.edit_metrics[k].load(v)
-        run.fine.total = st["fine_total"] if st["fine_total"].numel() else None
-        run.fine.count = int(st["fine_count"])
-        run._last_pos = int(st["last_pos"])
-        seconds, frames = json.loads(st["clock"])
-        run.clock.seconds.update(seconds)
-        run.clock.frames.update(frames)
+    def load_state(self):
+        """The :meth:`~vidinvert.pipeline.state.RunState.snapshot` saved with the last finished chunk."""
+        return torch.load(self.path / "running.pt", map_location="cpu", weights_only=True)
 
     def mark_done(self, number: int, snapshot: dict) -> None:
         """Called (in the writer thread) after the chunk's segments are written."""
@@ -154,18 +138,22 @@ class WorkDir:
         write_json(self.path / "state.json", {"fingerprint": self.fingerprint, "done": sorted(self.done)})
 
     # ------------------------------------------------------------------ outputs
-    def sink(self, output, info, run) -> "SegmentSink":
-        return SegmentSink(self, output, info, run)
+    def sink(self, output, info, enc) -> "SegmentSink":
+        return SegmentSink(self, output, info, enc)
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
 class SegmentSink:
-    """Frames of each chunk -> one encoded segment; ``close`` joins them into the output."""
+    """Frames of each chunk -> one encoded segment; ``close`` joins them into the output.
 
-    def __init__(self, wd: WorkDir, output, info, run) -> None:
-        self.wd, self.output, self.info, self.run = wd, output, info, run
+    ``enc``: the output's :class:`~vidinvert.pipeline.sinks.EncodeSettings` (segments carry no
+    audio; the join adds it from ``enc.audio_from``).
+    """
+
+    def __init__(self, wd: WorkDir, output, info, enc) -> None:
+        self.wd, self.output, self.info, self.enc = wd, output, info, enc
         self.suffix = output.path.suffix
         self.numbers: set[int] = set(wd.done)
 
@@ -175,22 +163,20 @@ class SegmentSink:
     def write_chunk(self, number: int, frames: list[np.ndarray], pts: list[int], durations: list) -> None:
         from vidinvert.video import VideoWriter
 
-        cfg = self.run.cfg
-        with VideoWriter(self._seg(number), like=self.info, codec=cfg.codec, crf=cfg.crf, preset=cfg.preset,
+        enc = self.enc
+        with VideoWriter(self._seg(number), like=self.info, codec=enc.codec, crf=enc.crf, preset=enc.preset,
                          overwrite=True, audio_from=None, time_range=None) as w:
             for rgb, p, d in zip(frames, pts, durations):
                 w.write(rgb, p, d)
         self.numbers.add(number)
 
     def close(self) -> Path:
-        from vidinvert.pipeline.sinks import output_metadata
         from vidinvert.video.concat import concat_segments
 
-        tr = self.run.job.time_range
+        enc = self.enc
         segments = [self._seg(n) for n in sorted(self.numbers)]
-        return concat_segments(segments, self.output.path, like=self.info, audio_from=self.run.job.source,
-                               trimmed=bool(tr and (tr.start or tr.end)), metadata=output_metadata(self.run),
-                               overwrite=self.run.cfg.overwrite)
+        return concat_segments(segments, self.output.path, like=self.info, audio_from=enc.audio_from,
+                               trimmed=enc.trimmed, metadata=dict(enc.metadata), overwrite=enc.overwrite)
 
     def abort(self) -> None:
         """Keep the segments: they are what --resume continues from."""

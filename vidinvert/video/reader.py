@@ -31,8 +31,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import queue
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +39,7 @@ import av
 import numpy as np
 
 from vidinvert.errors import VidinvertError
+from vidinvert.threads import prefetch as prefetch_items
 from vidinvert.timespec import TimeRange
 from vidinvert.video.colour import RGBConverter
 from vidinvert.video.index import PtsIndex, build_pts_index
@@ -151,7 +150,7 @@ class VideoReader:
 
     def frames(self, *, prefetch: int = 0) -> Iterator[Frame]:
         """The frames in range; ``prefetch > 0`` decodes ahead in a thread (bounded queue)."""
-        return _prefetch(self._frames, prefetch) if prefetch > 0 else self._frames()
+        return prefetch_items(self._frames, prefetch, name="vidinvert-decode") if prefetch > 0 else self._frames()
 
     def batches(self, size: int, *, device=None, prefetch: int = 0) -> Iterator[FrameBatch]:
         """Frames in range grouped by ``size`` (the last batch may be smaller).
@@ -171,7 +170,7 @@ class VideoReader:
             if buf:
                 yield FrameBatch.from_frames(buf, device)
 
-        return _prefetch(gen, prefetch) if prefetch > 0 else gen()
+        return prefetch_items(gen, prefetch, name="vidinvert-decode") if prefetch > 0 else gen()
 
     def count(self) -> int | None:
         """Exact number of frames in range (demuxes packets, no decoding); None if unknown."""
@@ -339,55 +338,3 @@ def open_video(path: str | os.PathLike, *, time_range: TimeRange | None = None, 
     """
     check_input_path(path)
     return VideoReader(path, time_range=time_range, threads=threads)
-
-
-# ------------------------------------------------------------------------------------------
-# Bounded decode-ahead
-# ------------------------------------------------------------------------------------------
-_END = object()
-
-
-def _prefetch(make: Callable[[], Iterable], depth: int) -> Iterator:
-    """Run ``make()`` in a thread, ``depth`` items ahead; exceptions re-raised in the consumer."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        it = iter(make())
-        try:
-            for item in it:
-                while not stop.is_set():
-                    try:
-                        q.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    break
-            else:
-                q.put((_END, None))
-        except BaseException as exc:  # forwarded to the consumer
-            q.put((_END, exc))
-        finally:
-            close = getattr(it, "close", None)
-            if close is not None:
-                close()
-
-    worker = threading.Thread(target=produce, name="vidinvert-decode", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item, exc = q.get()
-            if item is _END:
-                if exc is not None:
-                    raise exc
-                return
-            yield item
-    finally:
-        stop.set()
-        while worker.is_alive():
-            try:
-                q.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        worker.join()

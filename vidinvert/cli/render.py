@@ -1,0 +1,67 @@
+"""How ``invert``/``edit`` results are shown: a table per clip, the files written, failures as
+one line each, or everything as JSON (``--json``) on stdout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from vidinvert.cli import common
+from vidinvert.errors import VidinvertError
+
+
+def report_table(rep: dict):
+    """A clip's report as a Rich table: identity and stability per stream."""
+    from rich.table import Table
+
+    t = Table(title=f"{Path(rep['input']).name}: identity and stability", show_lines=False)
+    t.add_column("stream")
+    t.add_column("identity consistency", justify="right")
+    t.add_column("identity vs source", justify="right")
+    t.add_column("flicker (- source)", justify="right")
+
+    def f(x, nd=4):
+        return "-" if x is None else f"{x:.{nd}f}"
+
+    ic, ids, fl, fms = rep["identity_consistency"], rep["identity_to_source"], rep["flicker"], rep["flicker_minus_source"]
+    t.add_row("source", f(ic.get("source")), "1" if rep["identity_embedder"] else "-", f(fl.get("source")))
+    for name in ["inversion"] + [k for k in ic if k not in ("source", "inversion")]:
+        t.add_row(name, f(ic.get(name)), f(ids.get(name)), f"{f(fl.get(name))} ({f(fms.get(name), 5)})")
+    fr = rep["frames"]
+    t.caption = (f"frames: {fr['edited']} edited ({fr['detected']} detected, {fr['interpolated']} interpolated), "
+                 f"{fr['passthrough']} passed through; identity: {rep['identity_embedder'] or 'off'}; "
+                 f"{rep['fps_end_to_end']} frames/s end to end on {rep['device']}")
+    return t
+
+
+def result_printer(as_json: bool, n_inputs: int) -> Callable:
+    """The ``on_result`` callback: a failed input is one red line at once; a finished one prints
+    its table (clips) and the files written, unless ``--json`` (printed at the end)."""
+
+    def show(r) -> None:
+        if not r.ok:
+            common.render_error(VidinvertError(f"{r.source}: {r.error}"))
+            return
+        if as_json:
+            return
+        rep = r.report
+        if rep is not None and "identity_consistency" in rep:
+            common.out.print(report_table(rep))
+        for path in r.outputs.values():
+            common.out.print(f"wrote {path}")
+        if rep is not None and rep.get("preview"):
+            p = rep["preview"]
+            common.out.print(f"preview: {p['frames_rendered']} frames at {p['fps']:.2f} frames/s; "
+                             f"the whole clip ({p['frames_total']} frames) needs about {p['estimated_seconds']:.0f} s")
+
+    return show
+
+
+def render_result(result, as_json: bool) -> int:
+    """The end of a run: JSON on stdout (``--json``), the failure count; the exit code."""
+    if as_json:
+        common.print_json(result.as_dict())
+    failed = result.failed
+    if failed and len(result.items) > 1:
+        common.err.print(f"[red]{len(failed)} of {len(result.items)} inputs failed[/red]")
+    return result.exit_code

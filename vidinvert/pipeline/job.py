@@ -1,0 +1,287 @@
+"""``run_edit``: the one library call behind ``vidinvert invert`` and ``vidinvert edit``.
+
+Order of work: the request's values are checked, every input is probed and every output checked
+(:mod:`vidinvert.pipeline.plan`, no torch), the bad inputs are reported, and only then do the
+models load; each input then runs (a failing input does not stop the others) and its outputs
+get a ``run.json`` (and the report, with ``report``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, ContextManager, Iterator
+
+from vidinvert.errors import VidinvertError
+from vidinvert.pipeline.plan import PlannedInput, plan_inputs
+from vidinvert.pipeline.request import ALIGNED, VIDEO, EditRequest, InvertRequest
+
+# progress(title, totals per stage, unit) -> a context whose value is advance(stage, n)
+ProgressFactory = Callable[[str, dict, str], ContextManager[Callable[[str, int], None]]]
+
+
+@contextlib.contextmanager
+def _no_progress(title: str, totals: dict, unit: str) -> Iterator[Callable[[str, int], None]]:
+    yield lambda stage, n: None
+
+
+@dataclass
+class InputResult:
+    """What happened to one input: its outputs, its report (clips; images with ``report``), or
+    the one-line reason it failed."""
+
+    source: Path
+    kind: str
+    outputs: dict[str, Path] = field(default_factory=dict)
+    report: dict | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class EditResult:
+    """The result of :func:`run_edit`: one :class:`InputResult` per input (in order), the
+    device, the model files and the seconds spent checking inputs, loading models and running."""
+
+    items: list[InputResult]
+    device: str | None = None
+    models: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[InputResult]:
+        return [r for r in self.items if not r.ok]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def as_dict(self) -> dict:
+        """JSON-able: ``inputs`` (one entry each), ``videos`` (the clips' reports), ``outputs``
+        (every file written), ``failed`` (inputs), ``device``, ``models``, ``seconds``."""
+        return {"inputs": [{"input": str(r.source), "kind": r.kind, "outputs": {k: str(v) for k, v in r.outputs.items()},
+                            "error": r.error} for r in self.items],
+                "videos": [r.report for r in self.items if r.ok and r.kind == VIDEO],
+                "images": [r.report for r in self.items if r.ok and r.kind != VIDEO and r.report is not None],
+                "outputs": [str(v) for r in self.items for v in r.outputs.values()],
+                "failed": [str(r.source) for r in self.failed], "device": self.device, "models": self.models,
+                "seconds": self.seconds}
+
+
+def run_edit(request: InvertRequest, *, progress: ProgressFactory | None = None,
+             on_result: Callable[[InputResult], None] | None = None) -> EditResult:
+    """Run an :class:`~vidinvert.pipeline.request.EditRequest` (or ``InvertRequest``).
+
+    ``on_result`` is called once per input as soon as it is done or known to fail (bad inputs
+    first, before any model loads). Request-wide problems raise :class:`VidinvertError`; a
+    single input's problem is its result's ``error``, and with one input it raises.
+    """
+    t0 = time.perf_counter()
+    request.check()
+    planned = plan_inputs(request)
+    notify = on_result or (lambda r: None)
+    results: dict[Path, InputResult] = {}
+    for p in planned:
+        if p.error is not None:
+            if len(planned) == 1:
+                raise VidinvertError(f"{p.source}: {p.error}")
+            results[p.source] = InputResult(p.source, p.kind, error=p.error)
+            notify(results[p.source])
+    good = [p for p in planned if p.error is None]
+    seconds = {"check_inputs": round(time.perf_counter() - t0, 4)}
+    if not good:
+        return EditResult([results[p.source] for p in planned], seconds=seconds)
+    t1 = time.perf_counter()
+    ctx = _load_context(request, any(p.kind == VIDEO for p in good))
+    seconds["load_models"] = round(time.perf_counter() - t1, 4)
+    t2 = time.perf_counter()
+    images = [p for p in good if p.kind == ALIGNED]
+    if images:
+        from vidinvert.pipeline.images import run_aligned_images
+
+        for r in run_aligned_images(request, ctx, images, progress or _no_progress):
+            results[r.source] = r
+            notify(r)
+    for p in good:
+        if p.kind != VIDEO:
+            continue
+        results[p.source] = _run_video_safely(request, ctx, p, progress or _no_progress, many=len(planned) > 1)
+        notify(results[p.source])
+    seconds["run"] = round(time.perf_counter() - t2, 4)
+    inv = ctx.inverter
+    return EditResult([results[p.source] for p in planned], device=inv.compute.describe(),
+                      models={k: str(v) for k, v in inv.files.items()}, seconds=seconds)
+
+
+run_invert = run_edit
+
+
+@dataclass
+class JobContext:
+    """What the inputs of one request share once loaded: the inverter, the edit specs and
+    strength, and (clips) the identity embedder and the parsing masker."""
+
+    inverter: object
+    edits: tuple = ()
+    strength: object = 0.0
+    embedder: object | None = None
+    masker: object | None = None
+
+
+def resolve_model_files(encoder: str | None, generator: str | None, weights_dir: Path | None) -> tuple[Path, Path]:
+    """The encoder and generator files (names from the registry or paths); a missing file names
+    where to put it."""
+    from vidinvert.weights import find, resolve_file
+
+    if generator is None:
+        generator = "stylegan2-ffhq" if find("stylegan2-ffhq", weights_dir) or not find("psp-ffhq", weights_dir) \
+            else "psp-ffhq"
+    gen_path = resolve_file(generator, "stylegan2-ffhq", weights_dir)
+    enc_path = resolve_file(encoder, "fs-encoder", weights_dir)
+    return enc_path, gen_path
+
+
+def _load_context(req: InvertRequest, videos: bool) -> JobContext:
+    from vidinvert.device import resolve_compute
+    from vidinvert.edit.directions import edit_specs
+    from vidinvert.engine import Inverter
+
+    enc_path, gen_path = resolve_model_files(req.encoder, req.generator, req.weights_dir)
+    compute = resolve_compute(req.device, req.dtype)
+    if compute.fell_back and req.device != "cpu":
+        import logging
+
+        logging.getLogger("vidinvert").warning(
+            "running on the CPU: CUDA is not available" + (" although --device cuda was asked for"
+                                                           if req.device.startswith("cuda") else "")
+            + " (this is slow; pass --device cpu to silence this)")
+    inverter = Inverter.from_files(enc_path, gen_path, compute)
+    ctx = JobContext(inverter)
+    if isinstance(req, EditRequest):
+        ctx.strength = req.parsed_strength()
+        ctx.edits = edit_specs(req.attr, req.direction, req.combine, inverter.n_latent, inverter.style_dim,
+                               req.weights_dir)
+    device = compute.device
+    if req.identity and (videos or req.report is not None):
+        from vidinvert.metrics.identity import make_identity_embedder
+
+        ctx.embedder = make_identity_embedder(req.weights_dir, device)
+    if videos:
+        from vidinvert.face.masks import load_parsing_masker
+
+        ctx.masker = load_parsing_masker(req.weights_dir, device)
+    return ctx
+
+
+def _run_video_safely(req, ctx, p: PlannedInput, progress, *, many: bool) -> InputResult:
+    try:
+        return _run_video(req, ctx, p, progress, many=many)
+    except VidinvertError as exc:
+        if not many:
+            raise
+        return InputResult(p.source, p.kind, error=exc.message)
+
+
+def video_job(req: InvertRequest, ctx: JobContext, p: PlannedInput, *, many: bool):
+    """The :class:`~vidinvert.pipeline.video.VideoJob` of one clip of the request."""
+    from vidinvert.face.smooth import SmoothConfig
+    from vidinvert.face.stage import FaceConfig
+    from vidinvert.face.track import TrackConfig, parse_face_select
+    from vidinvert.pipeline.video_config import OutputSpec, VideoConfig, VideoJob
+
+    inv = ctx.inverter
+    sigma_center, sigma_axes = req.crop_sigmas()
+    cfg = VideoConfig(
+        strength=ctx.strength, batch_size=req.batch_size or _default_batch(inv), paste_mode=req.paste,
+        color_match=req.color_match, latent_sigma=float(req.smooth_latents), fine_mean=req.fine_mean,
+        codec=req.codec, crf=float(req.crf), preset=req.preset, overwrite=req.overwrite, resume=req.resume,
+        side_by_side=req.side_by_side, report_identity=req.identity,
+        frames_dir=None if req.frames_dir is None else (req.frames_dir / p.source.stem if many else req.frames_dir))
+    face = FaceConfig(
+        detector=req.detector, weights_dir=str(req.weights_dir) if req.weights_dir else None,
+        device=str(inv.compute.device),
+        track=TrackConfig(select=parse_face_select(req.face), flow_refine=req.flow_refine),
+        smooth=SmoothConfig(sigma_center=sigma_center, sigma_axes=sigma_axes, max_gap=float(req.max_gap)))
+    edits = [None] if req.kind == "invert" else list(ctx.edits)
+    outs = tuple(OutputSpec(tag, path, e) for (tag, path), e in zip(p.outputs.items(), edits))
+    latents_dir = None
+    if req.save_latents is not None:
+        latents_dir = req.save_latents / p.source.stem if many else req.save_latents
+    return VideoJob(source=p.source, outputs=outs, config=cfg, face=face, time_range=time_range_of(req),
+                    save_latents=latents_dir)
+
+
+def time_range_of(req: InvertRequest):
+    """The request's ``start``/``end``; a preview without ``end`` renders 2 s (or 60 frames)."""
+    from vidinvert.timespec import TimeRange, parse_time
+
+    start, end = req.start, req.end
+    if req.preview and end is None:
+        s0 = parse_time(start) if start else None
+        if s0 is None or s0.seconds is not None:
+            end = f"{(s0.seconds if s0 else 0.0) + 2.0}s"
+        else:
+            end = f"{s0.frame + 60}f"
+    return TimeRange.parse(start, end)
+
+
+def _default_batch(inverter) -> int:
+    import torch
+
+    dev = inverter.compute.device
+    if dev.type != "cuda":
+        return 2
+    free, _ = torch.cuda.mem_get_info(dev)
+    per_frame = 0.6 * 2**30 * (inverter.size / 1024) ** 2  # activations of one 1024 frame, generous
+    return int(max(1, min(32, free * 0.6 // per_frame)))
+
+
+def _run_video(req, ctx, p: PlannedInput, progress, *, many: bool) -> InputResult:
+    from vidinvert.pipeline.video import VideoRun
+    from vidinvert.pipeline.workdir import WorkDir
+    from vidinvert.video import open_video
+
+    job = video_job(req, ctx, p, many=many)
+    workdir = WorkDir.open(job, ctx.inverter) if req.resume else None
+    total = open_video(p.source, time_range=job.time_range).count()
+    with progress(p.source.name, {"invert": total, "render": total}, "frames") as advance:
+        run = VideoRun(ctx.inverter, job, embedder=ctx.embedder, masker=ctx.masker, progress=advance,
+                       workdir=workdir)
+        t0 = time.perf_counter()
+        rep = run.run()
+        rep["wall_seconds"] = round(time.perf_counter() - t0, 3)
+    if workdir is not None:
+        workdir.remove()
+    if req.preview:
+        fps = rep["fps_end_to_end"] or 0.0
+        whole = open_video(p.source).count() or 0
+        rep["preview"] = {"frames_rendered": rep["frames"]["total"], "fps": fps, "frames_total": whole,
+                          "estimated_seconds": (whole / fps) if fps else None}
+    outputs = {k: Path(v) for k, v in rep["outputs"].items()}
+    _write_records(req, ctx, p, outputs, rep, config={"video": job.config, "face": job.face,
+                                                      "range": [req.start, req.end]})
+    return InputResult(p.source, p.kind, outputs=outputs, report=rep)
+
+
+def _write_records(req, ctx, p: PlannedInput, outputs: dict[str, Path], rep: dict | None, config: dict) -> None:
+    """``run.json`` beside each output and the report where ``req.report`` says."""
+    from vidinvert.fileio import write_json
+    from vidinvert.runinfo import run_json_path, run_record
+
+    inv = ctx.inverter
+    extra = {"report": {k: v for k, v in rep.items() if k != "per_frame"}} if rep else {}
+    fields = {f.name: getattr(req, f.name) for f in dataclasses.fields(req) if f.name != "explicit"}
+    record = run_record(command=req.kind, config={"request": fields, **config, "edits": [e.name for e in ctx.edits]},
+                        weights={"encoder": inv.files.get("encoder"), "generator": inv.files.get("generator")},
+                        timings=(rep or {}).get("stages", {}), extra=extra)
+    for out_path in outputs.values():
+        write_json(run_json_path(Path(out_path)), record)
+    if req.report is not None and rep is not None:
+        dest = req.report / f"{p.source.stem}.report.json" if req.report.is_dir() else req.report
+        write_json(dest, rep)
