@@ -263,3 +263,25 @@ def test_an_input_that_failed_to_probe_is_recorded_without_processing(corpus, tm
     res = run_corpus(items, job, shard=Shard(), out_dir=out, fingerprint="f")
     assert "bad.mp4" not in job.calls and res.failed == 1
     assert mf.latest_records(out)["bad.mp4"]["error"] == "bad.mp4 is not a video"
+
+
+def test_manifest_merge_command(corpus, tmp_path):
+    """``vidinvert manifest merge`` (registered here on a bare app until app.py registers it)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from vidinvert.cli import common, manifest_cmd
+
+    out = tmp_path / "out"
+    for r in (0, 1):
+        run_corpus(corpus, FakeJob(out, {"five.jpg"}), shard=Shard(r, 2, "shard"), out_dir=out, fingerprint="f")
+    (out / mf.MANIFEST).unlink()
+    app = common.command_group(name="vidinvert")
+    app.callback()(lambda: None)
+    manifest_cmd.register(app)
+    res = CliRunner().invoke(app, ["manifest", "merge", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "5 inputs: 4 done, 1 failed" in res.output and "failed: five.jpg" in res.output
+    assert len((out / mf.MANIFEST).read_text().splitlines()) == 5
+    res = CliRunner().invoke(app, ["manifest", "merge", str(tmp_path / "corpus")])
+    assert res.exit_code != 0 and "nothing to merge" in str(res.exception)
