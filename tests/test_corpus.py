@@ -267,7 +267,6 @@ def test_an_input_that_failed_to_probe_is_recorded_without_processing(corpus, tm
 
 def test_manifest_merge_command(corpus, tmp_path):
     """``vidinvert manifest merge`` (registered here on a bare app until app.py registers it)."""
-    import typer
     from typer.testing import CliRunner
 
     from vidinvert.cli import common, manifest_cmd
