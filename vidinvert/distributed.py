@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -40,8 +41,8 @@ class DistContext:
         return self.world_size > 1
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
+def _env_int(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
+    raw = (os.environ if env is None else env).get(name, "").strip()
     if not raw:
         return default
     try:
@@ -50,15 +51,34 @@ def _env_int(name: str, default: int) -> int:
         raise VidinvertError(f"environment variable {name}={raw!r} is not an integer (set by torchrun)") from None
 
 
-def context_from_env() -> DistContext:
-    """Rank and world size from torchrun's environment (a single process when absent)."""
-    world = _env_int("WORLD_SIZE", 1)
+def context_from_env(env: Mapping[str, str] | None = None) -> DistContext:
+    """Rank and world size from torchrun's environment (``os.environ`` unless ``env`` is given;
+    a single process when absent)."""
+    world = _env_int("WORLD_SIZE", 1, env)
     if world <= 1:
         return DistContext()
-    rank, local = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    rank, local = _env_int("RANK", 0, env), _env_int("LOCAL_RANK", 0, env)
     if not 0 <= rank < world:
         raise VidinvertError(f"RANK {rank} is outside 0..{world - 1} (WORLD_SIZE {world}): launch with torchrun")
     return DistContext(rank, world, local)
+
+
+def local_world_size(env: Mapping[str, str] | None = None) -> int:
+    """How many processes torchrun started on this machine (``LOCAL_WORLD_SIZE``; 1 without torchrun)."""
+    n = _env_int("LOCAL_WORLD_SIZE", 1, env)
+    if n < 1:
+        raise VidinvertError(f"LOCAL_WORLD_SIZE {n} must be at least 1 (set by torchrun)")
+    return n
+
+
+def default_cpu_threads(env: Mapping[str, str] | None = None) -> int:
+    """Intra-op threads for one process on the CPU: this machine's usable cores shared evenly
+    by torchrun's local processes (``cores // LOCAL_WORLD_SIZE``, at least 1)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // local_world_size(env))
 
 
 def device_for(ctx: DistContext, device: torch.device) -> torch.device:
@@ -133,3 +153,23 @@ def broadcast_from_main(obj: Any) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def agree_on_token(ctx: DistContext, token: str,
+                   timeout: _dt.timedelta = _dt.timedelta(minutes=30)) -> str:
+    """Rank 0's ``token`` on every rank, through one broadcast at the start of a run.
+
+    Joins a gloo group for it when none is joined (and leaves it again), so nothing afterwards
+    waits on other ranks: a corpus run's ranks then work independently for hours. Identity for a
+    single process.
+    """
+    if not ctx.distributed:
+        return token
+    joined = not dist.is_initialized()
+    if joined:
+        init_process_group(ctx, torch.device("cpu"), timeout=timeout)
+    try:
+        return str(broadcast_from_main(token))
+    finally:
+        if joined:
+            shutdown()

@@ -8,22 +8,21 @@ file when present, else the other one. Files that do not follow the pattern are 
 
 from __future__ import annotations
 
-import glob as _glob
 import hashlib
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from vidinvert.errors import VidinvertError
+from vidinvert.inputs import collect_files
+from vidinvert.inputs import relative_key as _relative_key
 from vidinvert.mediatypes import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-LIST_SUFFIXES = {".txt", ".lst", ".list"}
 MODALITIES = {"video-only": "02", "audio-video": "01"}
 _RAVDESS = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
-_GLOB_CHARS = set("*?[")
 
 
 @dataclass(frozen=True)
@@ -45,67 +44,6 @@ def ravdess_fields(path: Path) -> tuple[str, ...] | None:
     """The seven two-digit fields of a RAVDESS file name, or None if it does not follow the pattern."""
     m = _RAVDESS.match(Path(path).stem)
     return m.groups() if m else None
-
-
-def _is_glob(text: str) -> bool:
-    return any(c in text for c in _GLOB_CHARS)
-
-
-def _relative_key(path: Path, root: Path | None) -> str:
-    if root is not None:
-        try:
-            return path.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            pass
-    return path.resolve().as_posix()
-
-
-def _read_list(list_file: Path, suffixes: set[str]) -> list[Path]:
-    paths = []
-    for raw in list_file.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        p = Path(line).expanduser()
-        paths.append(p if p.is_absolute() else list_file.parent / p)
-    return paths
-
-
-def collect_files(source: str | Path, suffixes: set[str], what: str) -> tuple[list[Path], Path | None]:
-    """Files named by ``source``: a folder (searched recursively), a glob pattern, or a list file.
-
-    Returns the paths (sorted for folders and globs, in file order for lists) and the root that
-    keys are made relative to.
-    """
-    text = str(source)
-    p = Path(text).expanduser()
-    if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in suffixes
-                       and not any(part.startswith(".") for part in f.relative_to(p).parts))
-        root: Path | None = p
-    elif p.is_file() and p.suffix.lower() in LIST_SUFFIXES:
-        files = _read_list(p, suffixes)
-        root = p.parent
-    elif p.is_file() and p.suffix.lower() in suffixes:
-        files, root = [p], p.parent
-    elif _is_glob(text):
-        files = sorted(Path(f) for f in _glob.glob(str(p), recursive=True)
-                       if Path(f).is_file() and Path(f).suffix.lower() in suffixes)
-        root = Path(_common_parent(files)) if files else None
-    elif p.exists():
-        raise VidinvertError(f"{p} is neither a folder, a list file ({', '.join(sorted(LIST_SUFFIXES))}) nor a {what} file")
-    else:
-        raise VidinvertError(f"{what} source not found: {p}")
-    if not files:
-        raise VidinvertError(f"no {what} files found in {p} (looked for {', '.join(sorted(suffixes))})")
-    return files, root
-
-
-def _common_parent(files: Sequence[Path]) -> str:
-    import os
-
-    parents = [str(f.resolve().parent) for f in files]
-    return os.path.commonpath(parents)
 
 
 def dedupe_ravdess(paths: Iterable[Path], modality: str = "video-only") -> list[Path]:
