@@ -194,9 +194,23 @@ def landmark_region_binary(landmarks: np.ndarray | None, regions: Sequence[str],
 
 def landmark_region_masks(landmarks_crop: Sequence[np.ndarray | None], regions: Sequence[str], size: int = 256, *,
                           feather: float = REGION_FEATHER, device=None) -> torch.Tensor:
-    """Feathered landmark region masks ``[B,1,size,size]`` float32 in [0,1] (exact zeros outside)."""
-    binary = np.stack([landmark_region_binary(lm, regions, size) for lm in landmarks_crop])[:, None]
-    return feather_mask(torch.from_numpy(binary).to(device or "cpu"), size, feather=feather)
+    """Feathered landmark region masks ``[B,1,size,size]`` float32 in [0,1] (exact zeros outside).
+
+    Feathered like :func:`~vidinvert.face.masks.feather_mask` (square dilation by ``feather * size``,
+    Gaussian blur of half that sigma, zeros below 1/512 and in a 3% border band), with OpenCV.
+    """
+    rad = round(feather * size)
+    band = max(1, int(np.ceil(0.03 * size)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * rad + 1, 2 * rad + 1)) if rad > 0 else None
+    out = np.zeros((len(landmarks_crop), 1, size, size), np.float32)
+    for i, lm in enumerate(landmarks_crop):
+        m = landmark_region_binary(lm, regions, size).astype(np.float32)
+        if rad > 0:
+            m = cv2.GaussianBlur(cv2.dilate(m, kernel), (0, 0), rad / 2, borderType=cv2.BORDER_CONSTANT)
+        m[m < 1.0 / 512] = 0
+        m[:band], m[-band:], m[:, :band], m[:, -band:] = 0, 0, 0, 0
+        out[i, 0] = np.minimum(m, 1.0)
+    return torch.from_numpy(out).to(device or "cpu")
 
 
 # ----------------------------------------------------------------------------------------------
