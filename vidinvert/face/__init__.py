@@ -28,18 +28,19 @@ from vidinvert.face.align import (
 )
 from vidinvert.face.detect import DETECTOR_CHOICES, DlibDetector, FaceDetector, RetinaFaceDetector, make_detector
 from vidinvert.face.masks import FACE_CLASSES, FACE_CLASSES_STIT, ParsingMasker, load_parsing_masker, outline_masks
-from vidinvert.face.paste import PASTE_MODES, match_color, paste_faces
+from vidinvert.face.paste import PASTE_MODES, combine_masks, match_color, paste_faces
+from vidinvert.face.regions import REGIONS, RegionMasker, feature_grid_mask, parse_regions
 from vidinvert.face.smooth import SmoothConfig, SmoothedQuad, StreamingQuadSmoother
 from vidinvert.face.stage import AlignCounts, AlignedFace, AlignStream, FaceAligner, FaceConfig, align_frames
 from vidinvert.face.track import FaceTracker, TrackConfig, parse_face_select
 from vidinvert.face.types import Face
 
 __all__ = [
-    "DETECTOR_CHOICES", "FACE_CLASSES", "FACE_CLASSES_STIT", "PASTE_MODES",
+    "DETECTOR_CHOICES", "FACE_CLASSES", "FACE_CLASSES_STIT", "PASTE_MODES", "REGIONS",
     "AlignCounts", "AlignStream", "AlignedFace", "DlibDetector", "Face", "FaceAligner", "FaceConfig",
-    "FaceDetector", "FaceTracker", "ParsingMasker", "RetinaFaceDetector", "SmoothConfig", "SmoothedQuad",
-    "StreamingQuadSmoother", "TrackConfig",
-    "align_frames", "crop_to_frame", "frame_to_crop", "load_parsing_masker", "make_detector", "match_color",
-    "outline_masks", "params_to_quad", "parse_face_select", "paste_faces", "quad_from_5", "quad_from_68",
-    "quad_from_face", "quad_to_params", "warp_faces",
+    "FaceDetector", "FaceTracker", "ParsingMasker", "RegionMasker", "RetinaFaceDetector", "SmoothConfig",
+    "SmoothedQuad", "StreamingQuadSmoother", "TrackConfig",
+    "align_frames", "combine_masks", "crop_to_frame", "feature_grid_mask", "frame_to_crop", "load_parsing_masker",
+    "make_detector", "match_color", "outline_masks", "params_to_quad", "parse_face_select", "parse_regions",
+    "paste_faces", "quad_from_5", "quad_from_68", "quad_from_face", "quad_to_params", "warp_faces",
 ]

@@ -76,13 +76,14 @@ def feather_mask(binary: torch.Tensor, size: int, feather: float = 0.03, margin:
     return m
 
 
-def _outline_polygon(lm68: np.ndarray) -> np.ndarray:
+def outline_polygon(lm68: np.ndarray) -> np.ndarray:
     """Jawline left->right then eyebrows right->left, the brows raised by 0.04 of the crop."""
     brows = lm68[BROWS][::-1] - [0.0, 0.04]
     return np.concatenate([lm68[JAW], brows])
 
 
-def _ellipse_from_5(lm5: np.ndarray) -> tuple[tuple[float, float], tuple[float, float], float]:
+def ellipse_from_5(lm5: np.ndarray) -> tuple[tuple[float, float], tuple[float, float], float]:
+    """Face ellipse from 5 crop-normalised points: (centre, half-axes, angle in degrees)."""
     eye_avg = (lm5[0] + lm5[1]) / 2
     mouth_avg = (lm5[3] + lm5[4]) / 2
     e2e = lm5[1] - lm5[0]
@@ -112,10 +113,10 @@ def outline_masks(landmarks_crop: Sequence[np.ndarray | None], size: int = 256, 
         lm = CANONICAL_LM5 if lm is None else np.asarray(lm, np.float64)
         canvas = np.zeros((r, r), np.uint8)
         if lm.shape[0] == 68:
-            poly = _outline_polygon(lm) * r - 0.5
+            poly = outline_polygon(lm) * r - 0.5
             cv2.fillPoly(canvas, [np.round(poly * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
         else:
-            (cx, cy), (a, b), ang = _ellipse_from_5(lm)
+            (cx, cy), (a, b), ang = ellipse_from_5(lm)
             center = (int(round((cx * r - 0.5) * 16)), int(round((cy * r - 0.5) * 16)))
             axes = (int(round(a * r * 16)), int(round(b * r * 16)))
             cv2.ellipse(canvas, center, axes, ang, 0, 360, 1, -1, lineType=cv2.LINE_8, shift=4)
@@ -160,16 +161,20 @@ class ParsingMasker:
         self._mean, self._std = mean, std
 
     @torch.no_grad()
-    def face_probability(self, faces: torch.Tensor) -> torch.Tensor:
-        """Aligned faces ``[B,3,S,S]`` RGB in [-1,1] -> probability of the face classes ``[B,1,512,512]``."""
+    def class_probabilities(self, faces: torch.Tensor) -> torch.Tensor:
+        """Aligned faces ``[B,3,S,S]`` RGB in [-1,1] -> softmax over the 19 CelebAMask-HQ classes
+        ``[B,19,512,512]`` float32 (0 background, 1 skin, 2/3 brows, 4/5 eyes, 6 glasses, 7/8 ears,
+        9 earring, 10 nose, 11 mouth, 12/13 lips, 14 neck, 15 necklace, 16 cloth, 17 hair, 18 hat)."""
         x = faces.to(self.device, torch.float32)
         if x.shape[-1] != 512:
             x = F.interpolate(x, size=(512, 512), mode="bilinear", align_corners=False,
                               antialias=x.shape[-1] > 512)
         x = ((x + 1) / 2 - self._mean) / self._std
-        logits = self.net(x)[0]
-        prob = logits.softmax(1)[:, list(self.classes)].sum(1, keepdim=True)
-        return prob
+        return self.net(x)[0].softmax(1)
+
+    def face_probability(self, faces: torch.Tensor) -> torch.Tensor:
+        """Aligned faces ``[B,3,S,S]`` RGB in [-1,1] -> probability of the face classes ``[B,1,512,512]``."""
+        return self.class_probabilities(faces)[:, list(self.classes)].sum(1, keepdim=True)
 
     def masks(self, source: torch.Tensor, edited: torch.Tensor | None = None, *, size: int = 256,
               feather: float = 0.03) -> torch.Tensor:

@@ -66,6 +66,23 @@ def match_color(edited: torch.Tensor, reference: torch.Tensor, mask: torch.Tenso
     return ((edited - mu_e) * (sd_r / sd_e.clamp(min=eps)) + mu_r).clamp(-1, 1)
 
 
+def combine_masks(paste_mask: torch.Tensor, region_mask: torch.Tensor | None) -> torch.Tensor:
+    """Restrict a paste mask to a region (``--region``): their product, ``[B,1,r,r]`` float32 in [0,1].
+
+    Both span the whole crop; ``region_mask`` ``[B,1,q,q]`` is resized bilinearly to the paste
+    mask's resolution r when q != r (bilinear keeps exact zeros far from the support). Where either
+    is exactly 0 the product is exactly 0, so ``paste_faces`` leaves those pixels bit-identical.
+    None returns the paste mask unchanged.
+    """
+    if region_mask is None:
+        return paste_mask
+    region_mask = region_mask.to(paste_mask.device, torch.float32)
+    if region_mask.shape[-1] != paste_mask.shape[-1]:
+        region_mask = F.interpolate(region_mask, size=paste_mask.shape[-2:], mode="bilinear", align_corners=False,
+                                    antialias=region_mask.shape[-1] > paste_mask.shape[-1])
+    return (paste_mask.float() * region_mask.clamp(0, 1)).clamp_(0, 1)
+
+
 def _support_boxes(masks: torch.Tensor, quads: np.ndarray, size: int, frame_hw: tuple[int, int]) -> np.ndarray:
     """Frame-pixel boxes ``[B,4]`` (x0, y0, x1, y1; exclusive end) covering each mask's support.
 
