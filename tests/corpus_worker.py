@@ -37,7 +37,7 @@ def main() -> int:
     from vidinvert.pipeline.corpus import parse_shard, plan_corpus
     from vidinvert.pipeline.corpus_run import run_corpus
     from vidinvert.pipeline.images import ImageJob, run_image_job
-    from vidinvert.pipeline.inverter import Inverter
+    from vidinvert.engine import Inverter
     from vidinvert.video import open_video
 
     torch.set_num_threads(1)

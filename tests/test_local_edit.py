@@ -129,7 +129,7 @@ def test_rho_follows_strength_and_fades():
 def test_inverter_level_b1_equals_eq1_and_region_keeps_f():
     from vidinvert.device import resolve_compute
     from vidinvert.models import tiny_pair
-    from vidinvert.pipeline.inverter import Inverter
+    from vidinvert.engine import Inverter
 
     gen, enc = tiny_pair(0)
     inv = Inverter(enc, gen, resolve_compute("cpu", "fp32"))

@@ -23,7 +23,7 @@ from vidinvert.timespec import parse_strength
 def inverter():
     from vidinvert.device import resolve_compute
     from vidinvert.models import tiny_pair
-    from vidinvert.pipeline.inverter import Inverter
+    from vidinvert.engine import Inverter
 
     gen, enc = tiny_pair(0)
     return Inverter(enc, gen, resolve_compute("cpu", "fp32"))
@@ -84,7 +84,7 @@ def test_strength_checks_amounts_and_tag(tmp_path):
 def test_style_at_one_renders_reference_latent_with_frame_feature(inverter):
     """Two independent inversions: frames and a reference. A=1 over all rows must give exactly
     G(w_ref, F_t), computed by synthesising the two inversions' codes directly."""
-    from vidinvert.pipeline.inverter import Latents
+    from vidinvert.engine import Latents
 
     g = torch.Generator().manual_seed(1)
     s = inverter.size
@@ -107,7 +107,7 @@ def test_style_at_one_renders_reference_latent_with_frame_feature(inverter):
 
 
 def test_edit_on_top_of_style_follows_eq1_from_the_styled_latent(inverter):
-    from vidinvert.pipeline.inverter import Latents
+    from vidinvert.engine import Latents
 
     g = torch.Generator().manual_seed(2)
     s = inverter.size

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from vidinvert.device import Compute
-from vidinvert.edit.latent import apply_edit, edit_feature
+from vidinvert.edit.latent import apply_edit, edit_feature_local
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +101,16 @@ class Inverter:
 
     @torch.inference_mode()
     def edit(self, latents: Latents, delta: torch.Tensor, strength: torch.Tensor | float,
-             g_k_w: torch.Tensor | None = None) -> Latents:
-        """``w~ = w + strength * delta``; ``F~ = F + G_K(w~) - G_K(w)``.
+             g_k_w: torch.Tensor | None = None, *, mask16: torch.Tensor | None = None,
+             keep: torch.Tensor | float = 1.0, rho: torch.Tensor | None = None) -> Latents:
+        """``w~ = w + strength * delta``; ``F~ = F + G_K(w~) - G_K(w)`` (eq. 1).
 
         delta: ``[n_latent, style_dim]`` (``EDIT_STEP * d``, or a sum of such for combined edits);
         strength: float or ``[B]``. Rows with strength 0 keep ``w`` and ``F`` exactly.
         ``g_k_w`` may be passed when G_K(w) is already known (several edits of one inversion).
+        Local and stronger edits (:func:`~vidinvert.edit.latent.edit_feature_local`): ``mask16``
+        ``[B,1,16,16]`` in [0,1] restricts the feature change to a region; ``keep`` (B, float or
+        ``[B]``) below 1 pulls F towards G_K(w) by ``(1 - B) * rho`` (``rho`` ``[B]``, default 1).
         """
         s = torch.as_tensor(strength, dtype=torch.float32, device=latents.w.device)
         if s.ndim == 0:
@@ -121,7 +125,8 @@ class Inverter:
             g_k_w, g_k_edit = both.chunk(2)
         else:
             g_k_edit = self.feature_at_k(w_edit)
-        f_edit = edit_feature(latents.f, g_k_w.to(latents.f.device), g_k_edit.to(latents.f.device), unchanged)
+        f_edit = edit_feature_local(latents.f, g_k_w.to(latents.f.device), g_k_edit.to(latents.f.device), unchanged,
+                                    mask16=mask16, keep=keep, rho=rho)
         return Latents(w_edit, f_edit)
 
     @torch.inference_mode()

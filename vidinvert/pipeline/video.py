@@ -27,14 +27,16 @@ from vidinvert.engine import Inverter, Latents
 from vidinvert.errors import VidinvertError
 from vidinvert.face.stage import AlignedFace, FaceAligner
 from vidinvert.pipeline import side_outputs
+from vidinvert.pipeline.edits import EditPlan
 from vidinvert.pipeline.report import build_report
 from vidinvert.pipeline.sinks import EncodeSettings, output_metadata
 from vidinvert.pipeline.state import RunState
 from vidinvert.pipeline.video_config import SIDE_BY_SIDE, OutputSpec, VideoConfig, VideoJob
 from vidinvert.threads import WriterThread, prefetch
-from vidinvert.timespec import Keyframes
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Chunk", "OutputSpec", "VideoConfig", "VideoJob", "VideoRun"]
 
 
 
@@ -70,7 +72,7 @@ class VideoRun:
     """
 
     def __init__(self, inverter: Inverter, job: VideoJob, *, embedder=None, masker=None,
-                 progress: ProgressFn | None = None, workdir=None) -> None:
+                 progress: ProgressFn | None = None, workdir=None, plan: EditPlan | None = None) -> None:
         self.inv = inverter
         self.job = job
         self.cfg = job.config
@@ -78,8 +80,9 @@ class VideoRun:
         self.masker = masker
         self.progress = progress or (lambda stage, n: None)
         self.workdir = workdir
-        self.state = RunState(edit_names=tuple(o.name for o in job.outputs if o.edit is not None))
-        self.deltas = {o.name: o.edit.delta() for o in job.outputs if o.edit is not None}
+        self.state = RunState(edit_names=tuple(o.name for o in job.outputs if o.edit is not None
+                                               or (plan is not None and plan.style is not None)))
+        self.plan = plan if plan is not None else EditPlan(strength=job.config.strength)
         self._chunk_latents: dict[int, list[dict]] = {}
 
     @property
@@ -161,20 +164,11 @@ class VideoRun:
             out = res
         return out
 
-    def _strengths(self, chunk: Chunk, sel: list[int]) -> torch.Tensor:
-        s = self.cfg.strength
-        vals = []
-        for i in sel:
-            it = chunk.items[i]
-            base = s.value_at(it.index, it.time) if isinstance(s, Keyframes) else float(s)
-            vals.append(base * float(it.edit_weight))
-        return torch.tensor(vals, dtype=torch.float32)
+    def _is_edit(self, o: OutputSpec) -> bool:
+        return o.edit is not None or self.plan.style is not None
 
     def render_chunk(self, chunk: Chunk, latents: list[Latents | None]) -> dict[str, list[np.ndarray]]:
         """Edited full frames of every output for this chunk (uint8 RGB), and metrics."""
-        from vidinvert.face.masks import outline_masks
-        from vidinvert.face.paste import paste_faces
-
         cfg, inv = self.cfg, self.inv
         outputs = {o.name: [it.frame for it in chunk.items] for o in self.job.outputs}
         if cfg.side_by_side:
@@ -183,56 +177,69 @@ class VideoRun:
         b = cfg.batch_size
         for s in range(0, len(sel_all), b):
             sel = sel_all[s : s + b]
+            items = [chunk.items[i] for i in sel]
             lat = Latents(torch.cat([latents[i].w for i in sel]), torch.cat([latents[i].f for i in sel]))
             src = self._crops(chunk, sel)
-            quads = np.stack([chunk.items[i].quad for i in sel])
-            frames = [chunk.items[i].frame for i in sel]
-            weights = np.array([chunk.items[i].edit_weight for i in sel])
             with self.clock.timer("synthesize", len(sel)):
                 recon = inv.synthesize(lat)
-            g_k_w = None
+            region = None
+            if self.plan.regions is not None:
+                with self.clock.timer("regions", len(sel)):
+                    region = self.plan.regions.masks([it.landmarks_crop for it in items], src,
+                                                     device=inv.compute.device)
             edited: dict[str, torch.Tensor] = {}
-            strengths = self._strengths(chunk, sel)
-            for o in self.job.outputs:
-                if o.edit is None:
-                    continue
+            edit_outputs = [(o.name, o.edit) for o in self.job.outputs if self._is_edit(o)]
+            if edit_outputs:
+                from vidinvert.face.regions import feature_grid_mask
+
                 with self.clock.timer("edit", len(sel)):
-                    if g_k_w is None:
-                        g_k_w = inv.feature_at_k(lat.w)
-                    lat_e = inv.edit(lat, self.deltas[o.name], strengths, g_k_w=g_k_w)
+                    lats = self.plan.edit_batch(inv, lat, edit_outputs, [(it.index, it.time) for it in items],
+                                                [it.edit_weight for it in items],
+                                                None if region is None else feature_grid_mask(region))
                 with self.clock.timer("synthesize", len(sel)):
-                    edited[o.name] = inv.synthesize(lat_e)
+                    edited = {name: inv.synthesize(le) for name, le in lats.items()}
             with self.clock.timer("paste", len(sel)):
-                lm = [chunk.items[i].landmarks_crop for i in sel]
-                base_mask = None
-                if self.masker is None:
-                    base_mask = outline_masks(lm, cfg.mask_size, device=inv.compute.device)
-                for o in self.job.outputs:
-                    img = recon if o.edit is None else edited[o.name]
-                    mode = "full" if o.edit is None else cfg.paste_mode
-                    if self.masker is not None:
-                        mask = self.masker.masks(src, img, size=cfg.mask_size)
-                    else:
-                        mask = base_mask
-                    pasted = paste_faces(frames, quads, img, mask, mode=mode, recon=recon, weights=weights,
-                                         color_reference=src if (cfg.color_match and mode == "full") else None)
-                    for j, i in enumerate(sel):
-                        outputs[o.name][i] = pasted[j]
-                if cfg.side_by_side:
-                    first = self.job.outputs[0]
-                    if first.edit is None:
-                        inv_frames = [outputs[first.name][i] for i in sel]
-                    else:
-                        mask = self.masker.masks(src, recon, size=cfg.mask_size) if self.masker else base_mask
-                        inv_frames = paste_faces(frames, quads, recon, mask, mode="full", weights=weights)
-                    outputs.setdefault(SIDE_BY_SIDE, [it.frame for it in chunk.items])
-                    for j, i in enumerate(sel):
-                        outputs[SIDE_BY_SIDE][i] = inv_frames[j]
+                self._paste_batch(outputs, chunk, sel, src, recon, edited, region)
             with self.clock.timer("metrics", len(sel)):
                 self._metrics(chunk, sel, src, recon, edited)
             if self.job.save_latents is not None:
                 self._collect_latents(chunk, sel, lat)
         return outputs
+
+    def _paste_batch(self, outputs, chunk: Chunk, sel: list[int], src, recon, edited, region) -> None:
+        """Paste a batch's syntheses into its frames: the inversion in full, edits by ``paste_mode``
+        (a delta only inside the region with ``--region``), and the side-by-side inversion."""
+        from vidinvert.face.masks import outline_masks
+        from vidinvert.face.paste import combine_masks, paste_faces
+
+        cfg, dev = self.cfg, self.inv.compute.device
+        items = [chunk.items[i] for i in sel]
+        quads = np.stack([it.quad for it in items])
+        frames = [it.frame for it in items]
+        weights = np.array([it.edit_weight for it in items])
+        base_mask = None
+        if self.masker is None:
+            base_mask = outline_masks([it.landmarks_crop for it in items], cfg.mask_size, device=dev)
+        for o in self.job.outputs:
+            is_edit = self._is_edit(o)
+            img = edited[o.name] if is_edit else recon
+            mode = cfg.paste_mode if is_edit else "full"
+            mask = self.masker.masks(src, img, size=cfg.mask_size) if self.masker is not None else base_mask
+            if is_edit and region is not None:
+                mask = combine_masks(mask, region)
+            pasted = paste_faces(frames, quads, img, mask, mode=mode, recon=recon, weights=weights,
+                                 color_reference=src if (cfg.color_match and mode == "full") else None)
+            for j, i in enumerate(sel):
+                outputs[o.name][i] = pasted[j]
+        if cfg.side_by_side:
+            first = self.job.outputs[0]
+            if not self._is_edit(first):
+                inv_frames = [outputs[first.name][i] for i in sel]
+            else:
+                mask = self.masker.masks(src, recon, size=cfg.mask_size) if self.masker else base_mask
+                inv_frames = paste_faces(frames, quads, recon, mask, mode="full", weights=weights)
+            for j, i in enumerate(sel):
+                outputs[SIDE_BY_SIDE][i] = inv_frames[j]
 
     def _embed(self, crops: torch.Tensor):
         if self.embedder is None or not self.cfg.report_identity:
