@@ -95,7 +95,10 @@ def test_outputs_counts_and_modality_rule(evaluated):
     # the source crops of one person are consistent
     assert s["metrics"]["ic_source"]["mean"] > 0.9
     table = (out / "table.md").read_text()
-    assert "| Method | SSIM ↑ | PSNR ↑ | MSE ↓ | LPIPS ↓ | ID ↑ |" in table and "| tiny-encoder |" in table
+    assert "| Method | SSIM ↑ | PSNR ↑ | MSE ([-1,1]) ↓ | LPIPS ↓ | ID ↑ |" in table and "| tiny-encoder |" in table
+    conv = s["conventions"]
+    assert "[-1,1]" in conv["mse"] and "[0,1]" in conv["psnr"] and "lpips-alex" in conv["lpips"]
+    assert conv["identity_network"] == "dlib-resnet128"
     run = json.loads((out / "run.json").read_text())
     assert run["command"] == "eval" and run["weights"]["lpips-alexnet"]["sha256"]
 
@@ -124,7 +127,9 @@ def test_per_frame_metrics_match_scikit_image_on_the_saved_crops(evaluated, tiny
                                          use_sample_covariance=False, data_range=1, channel_axis=2)
         assert per_frame["ssim"][i] == pytest.approx(ref_ssim, abs=1e-4)
         assert per_frame["psnr"][i] == pytest.approx(peak_signal_noise_ratio(src[i], rec[i], data_range=1), abs=1e-4)
-        assert per_frame["mse"][i] == pytest.approx(np.mean((src[i] - rec[i]) ** 2), abs=1e-7)
+        # the paper's MSE is on images in [-1,1]; PSNR on [0,1]: PSNR = 10 log10(4 / MSE) for every pair
+        assert per_frame["mse"][i] == pytest.approx(np.mean(((src[i] * 2 - 1) - (rec[i] * 2 - 1)) ** 2), abs=1e-7)
+        assert per_frame["psnr"][i] == pytest.approx(10 * np.log10(4 / per_frame["mse"][i]), abs=1e-6)
 
 
 def test_resume_skips_finished_videos_and_an_old_folder_is_protected(evaluated, tiny_weights, capfd):

@@ -4,6 +4,11 @@ Between an aligned source crop and its reconstruction ``G(w, F)``, both converte
 (clamped and rounded to 8-bit levels, as the saved images would be): SSIM, PSNR, MSE, LPIPS and
 ID (cosine of the identity embeddings of the two crops). Identity embeddings are also kept per
 frame for the identity consistency of a video (the paper's eq. 9).
+
+Ranges follow the paper's tables, which only agree with themselves this way: SSIM and PSNR on
+images in [0,1], MSE on the same images mapped to [-1,1] (4x the [0,1] MSE), so per image
+``PSNR = 10 log10(4 / MSE)`` (Table 3: 26.64 dB with MSE 0.009). :meth:`MetricSuite.conventions`
+states them in ``summary.json``.
 """
 
 from __future__ import annotations
@@ -63,7 +68,26 @@ class MetricSuite:
             "metric_size": self.metric_size,
             "quantize_8bit": self.quantize,
             "ssim": "gaussian sigma 1.5, 11x11, K1 0.01, K2 0.03, population covariance, data range 1",
+            "mse": "images in [-1,1]",
         }
+
+    def conventions(self) -> dict[str, str]:
+        """The range or network behind each metric (``summary.json``'s ``conventions`` block)."""
+        size = f", resized to {self.metric_size} px" if self.metric_size else ""
+        levels = "8-bit levels" if self.quantize else "unrounded"
+        out = {
+            "ssim": f"images in [0,1] ({levels}{size}), data range 1",
+            "psnr": f"images in [0,1] ({levels}{size}): 10 log10(1 / MSE[0,1]) = 10 log10(4 / mse)",
+            "mse": f"images in [-1,1] ({levels}{size}), mean over pixels and channels",
+            "lpips": (f"{self.lpips.name} (AlexNet trunk, v0.1 heads) on images in [-1,1]{size}"
+                      if self.lpips is not None else "not computed"),
+        }
+        if self.identity is not None:
+            out["id"] = f"cosine of {self.identity.name} embeddings of the full crops"
+            out["identity_network"] = self.identity.name
+        else:
+            out["id"] = "not computed"
+        return out
 
     def _resize(self, x: torch.Tensor) -> torch.Tensor:
         if self.metric_size is None or x.shape[-1] == self.metric_size:
@@ -83,7 +107,7 @@ class MetricSuite:
         out: dict[str, Any] = {
             "ssim": _host(ssim(a_m, b_m)),
             "psnr": _host(psnr(a_m, b_m)),
-            "mse": _host(mse(a_m, b_m)),
+            "mse": _host(mse(a_m.double() * 2 - 1, b_m.double() * 2 - 1)),  # the paper's MSE: images in [-1,1]
         }
         if self.lpips is not None:
             out["lpips"] = _host(self.lpips(a_m, b_m))
