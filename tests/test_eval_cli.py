@@ -26,7 +26,6 @@ from tests.eval_fixtures import (
 )
 from vidinvert.cli.app import main
 
-pytest.importorskip("dlib")
 N_FRAMES = 4
 
 

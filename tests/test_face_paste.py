@@ -6,18 +6,16 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from skimage import data as skimage_data
 
 from vidinvert.errors import VidinvertError
 from vidinvert.face import align, masks, paste
 from vidinvert.face.stage import to_crop_normalised
 
-skimage_data = pytest.importorskip("skimage.data")
-
 
 @pytest.fixture(scope="module")
 def scene():
     """Astronaut, its dlib landmarks, FFHQ quad."""
-    pytest.importorskip("dlib")
     from vidinvert.face.detect import DlibDetector
 
     img = skimage_data.astronaut()

@@ -15,7 +15,15 @@ from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from vidinvert.errors import VidinvertError
-from vidinvert.metrics.image import LPIPSMetric, gaussian_window, load_lpips, mse, psnr, ssim, to_unit_interval
+from vidinvert.metrics.image import (
+    LPIPSMetric,
+    gaussian_window,
+    load_lpips,
+    mse,
+    psnr,
+    ssim,
+    to_unit_interval,
+)
 
 
 def _t(img: np.ndarray) -> torch.Tensor:
@@ -120,7 +128,6 @@ def test_identical_inputs_give_the_ideal_values(tmp_path):
 
 def test_identity_of_identical_crops_is_one(astronaut_face):
     """Through the evaluation's suite: the same crop twice gives ID 1 and the ideal image metrics."""
-    pytest.importorskip("dlib")
     from vidinvert.convert import to_tensor
     from vidinvert.evaluate.suite import MetricSuite
     from vidinvert.imagefile import read_image

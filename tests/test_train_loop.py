@@ -128,7 +128,6 @@ def _tiny_generator_file(path):
 
 
 def test_exported_encoder_loads_and_inverts_with_the_tiny_generator(tmp_path, uninterrupted):
-    pytest.importorskip("vidinvert.weights")
     from vidinvert.models import fs_encoder
     from vidinvert.train.export import export_run
     from vidinvert.weights import load_encoder
@@ -176,7 +175,6 @@ def test_exported_encoder_loads_and_inverts_with_the_tiny_generator(tmp_path, un
 
 
 def test_missing_face_model_fails_before_anything_is_written(tmp_path):
-    pytest.importorskip("vidinvert.weights")
     faces = write_faces(tmp_path / "faces", n=2)
     run = tmp_path / "run"
     cfg = tiny_config(faces, "loss.identity_net=arcface")

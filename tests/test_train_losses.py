@@ -62,7 +62,6 @@ def test_lpips_smallest_scale_is_checked():
 
 
 def test_lpips_alexnet_trunk_loads_torchvision_weights(tmp_path, no_network):
-    pytest.importorskip("vidinvert.weights", reason="vidinvert.weights not available yet")
     import torchvision
 
     tv = torchvision.models.alexnet(weights=None)
@@ -146,7 +145,6 @@ def test_parsing_loss_input_and_formula():
 
 
 def test_bisenet_loader_accepts_both_layouts_and_names_the_supported_files(tmp_path):
-    pytest.importorskip("vidinvert.weights", reason="vidinvert.weights not available yet")
     ref = build_bisenet(None, seed=5).eval()
     sd = ref.state_dict()
     plain, wrapped = tmp_path / "parsing_bisenet.pth", tmp_path / "79999_iter.pth"
