@@ -7,8 +7,7 @@ imported: the training library does not depend on the interface layer above it.
 if __name__ == "__main__":
     import sys
 
-    from vidinvert.cli.app import (
-        entry,  # the console script's own entry point (exit code, torchrun exit)
-    )
+    # the console script's own entry point (exit code, clean exit of a torchrun rank)
+    from vidinvert.cli.app import entry
 
     entry(["train", *sys.argv[1:]])
