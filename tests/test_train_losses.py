@@ -159,7 +159,7 @@ def test_bisenet_loader_accepts_both_layouts_and_names_the_supported_files(tmp_p
 
     bad = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), bad)
-    with pytest.raises(VidinvertError, match="not a 19-class BiSeNet.*parsing_bisenet.pth.*79999_iter.pth"):
+    with pytest.raises(VidinvertError, match="does not fit a BiSeNet.*19 classes.*parsing_bisenet.pth.*79999_iter.pth"):
         build_bisenet(bad)
 
 
