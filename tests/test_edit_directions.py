@@ -28,6 +28,40 @@ def test_w_space_direction_broadcasts_and_normalises(shape):
     assert cos == pytest.approx(1.0, abs=1e-6)
 
 
+class _Direction:
+    """A custom class instance saved whole instead of its tensor."""
+
+    def __init__(self) -> None:
+        self.vector = torch.ones(512)
+
+
+def _touch(path: str) -> None:  # would run if the file were unpickled without weights_only
+    open(path, "w").close()
+
+
+class _TouchOnLoad:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (_touch, (self.path,))
+
+
+@pytest.mark.parametrize("kind", ["instance", "function", "reduce"])
+def test_direction_file_of_python_objects_is_refused_in_one_line(tmp_path, kind):
+    marker = tmp_path / "ran.marker"
+    payload = {"instance": _Direction(), "function": {"direction": _touch},
+               "reduce": {"direction": _TouchOnLoad(str(marker))}}[kind]
+    p = tmp_path / "smile.pt"
+    torch.save(payload, p)
+    with pytest.raises(VidinvertError) as info:
+        load_direction(p, 18, 512)
+    msg = str(info.value)
+    assert "\n" not in msg and len(msg) < 300, msg  # not PyTorch's multi-line weights-only message
+    assert f"{p} holds Python objects that a weights-only load refuses; not loaded" in msg
+    assert not marker.exists()
+
+
 def test_bad_directions(tmp_path):
     with pytest.raises(VidinvertError, match="does not fit"):
         broadcast_direction(np.ones((3, 7), np.float32), 18, 512)

@@ -71,7 +71,7 @@ def test_table_and_files(tmp_path):
     s = summarize(results, "video", selection={"source": "x"})
     table = markdown_table(s, "143_enc")
     lines = table.splitlines()
-    assert lines[2] == "| Method | SSIM ↑ | PSNR ↑ | MSE ↓ | LPIPS ↓ | ID ↑ |"
+    assert lines[2] == "| Method | SSIM ↑ | PSNR ↑ | MSE ([-1,1]) ↓ | LPIPS ↓ | ID ↑ |"
     m = s["metrics"]
     assert f"| 143_enc | {m['ssim']['mean']:.3f} ± {m['ssim']['std']:.3f} | {m['psnr']['mean']:.2f} ± " in table
     assert "Identity consistency" in table and f"{m['ic_source']['mean']:.3f}" in table

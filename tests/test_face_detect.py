@@ -6,15 +6,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from skimage import data as skimage_data
 
 from vidinvert.errors import VidinvertError
-
-skimage_data = pytest.importorskip("skimage.data")
-pytest.importorskip("dlib")
-
-from vidinvert.face import align, detect  # noqa: E402
-from vidinvert.face.dlib_models import dlib_face_embedding  # noqa: E402
-from vidinvert.face.types import landmarks5_from_68  # noqa: E402
+from vidinvert.face import align, detect
+from vidinvert.face.dlib_models import dlib_face_embedding
+from vidinvert.face.types import landmarks5_from_68
 
 
 @pytest.fixture(scope="module")

@@ -6,18 +6,16 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from skimage import data as skimage_data
 
 from vidinvert.errors import VidinvertError
 from vidinvert.face import align, masks, paste
 from vidinvert.face.stage import to_crop_normalised
 
-skimage_data = pytest.importorskip("skimage.data")
-
 
 @pytest.fixture(scope="module")
 def scene():
     """Astronaut, its dlib landmarks, FFHQ quad."""
-    pytest.importorskip("dlib")
     from vidinvert.face.detect import DlibDetector
 
     img = skimage_data.astronaut()
@@ -161,6 +159,46 @@ def test_parsing_masker_plumbing_with_random_weights(tmp_path):
     torch.save({"x": torch.zeros(1)}, bad)
     with pytest.raises(VidinvertError, match="parsing_bisenet"):
         masks.ParsingMasker(bad)
+
+
+def test_masks_and_training_load_bisenet_files_alike(tmp_path):
+    """One loader: the paste masker and the training's parsing loss accept the same files —
+    facexlib's parsing_bisenet.pth, the official 79999_iter.pth (zllrunning's module tree, here
+    also DataParallel-wrapped and inside a 'state_dict') — and refuse the same wrong file."""
+    import torchvision
+
+    from vidinvert.train.losses import build_bisenet
+
+    ref = build_bisenet(None, seed=7).eval()
+    sd = ref.state_dict()
+    files = {"parsing_bisenet.pth": sd, "79999_iter.pth": sd,
+             "wrapped/79999_iter.pth": {"state_dict": {"module." + k: v for k, v in sd.items()}}}
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        want = ref(((x + 1) / 2 - torch.tensor(masks._IMAGENET_MEAN).view(1, 3, 1, 1))
+                   / torch.tensor(masks._IMAGENET_STD).view(1, 3, 1, 1))[0]
+    for name, content in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(exist_ok=True)
+        torch.save(content, path)
+        with torch.no_grad():
+            torch.testing.assert_close(build_bisenet(path).eval()(x)[0], ref(x)[0])
+            pm = masks.ParsingMasker(path)
+            got = pm.net(((x + 1) / 2 - pm._mean) / pm._std)[0]
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    # only the official file in the weights folder: the masker finds and loads it
+    only_official = tmp_path / "official"
+    only_official.mkdir()
+    torch.save(sd, only_official / "79999_iter.pth")
+    assert masks.load_parsing_masker(only_official) is not None
+    bad = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), bad)
+    errors = []
+    for load in (build_bisenet, masks.ParsingMasker):
+        with pytest.raises(VidinvertError) as info:
+            load(bad)
+        errors.append(str(info.value))
+    assert errors[0] == errors[1] and "79999_iter.pth" in errors[0] and "parsing_bisenet.pth" in errors[0]
 
 
 def test_paste_rejects_bad_mode():

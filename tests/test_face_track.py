@@ -5,13 +5,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from skimage import data as skimage_data
 
 from vidinvert.errors import VidinvertError
 from vidinvert.face import FaceConfig, TrackConfig, align_frames, parse_face_select
 from vidinvert.face.detect import DlibDetector
-
-skimage_data = pytest.importorskip("skimage.data")
-pytest.importorskip("dlib")
 
 H, W, FPS = 300, 400, 25.0
 

@@ -7,7 +7,6 @@ tolerances are the README's: rel L2 <= 1e-4 for float32 arrays, uint8 PSNR >= 45
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -40,7 +39,23 @@ def _uint8_psnr(ours: torch.Tensor, ref: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-def test_tiny_generator_matches_official(make_weights):
+def _edit_through_inverter(g: Generator, ref, tmp_path):
+    """``Inverter.edit`` of the golden (w+, F) with the golden direction file at the golden strength.
+
+    The encoder is not used by an edit (the latents are the golden ones), so a placeholder stands in.
+    """
+    from vidinvert.device import resolve_compute
+    from vidinvert.edit.directions import load_direction
+    from vidinvert.pipeline.inverter import Inverter, Latents
+
+    np.save(tmp_path / "direction.npy", ref["direction"])
+    d = load_direction(tmp_path / "direction.npy", g.n_latent, g.style_dim)
+    inv = Inverter(torch.nn.Identity(), g, resolve_compute("cpu", "fp32"))
+    lat = Latents(torch.from_numpy(ref["w_plus"]), torch.from_numpy(ref["F"]))
+    return inv, inv.edit(lat, d.scaled(1.0), float(ref["edit_strength"]))
+
+
+def test_tiny_generator_matches_official(make_weights, tmp_path):
     ref = np.load(GOLDEN / "golden_tiny.npz")
     sd, latent_avg = make_weights.build_tiny(salt=SALT)
     assert make_weights.digest_tiny(sd, latent_avg) == str(ref["weights_digest"]), "weights rebuilt wrongly"
@@ -61,13 +76,13 @@ def test_tiny_generator_matches_official(make_weights):
         results.update({f"outs_{i}": o for i, o in enumerate(outs)})
         results["image_F"] = g(w, feat, feature_index=k)
         results["image_F_half"] = g(w, feat, feature_index=k, feature_scale=0.5)
-        g5 = g.forward_until(torch.cat([w, w_edit]), index=k)
-        results["G5_w_edit"] = g5[1:]
-        f_edit = feat + g5[1:] - g5[:1]
-        results["F_edit"] = f_edit
-        results["edited"] = g(w_edit, f_edit, feature_index=k)
-        g.grouped_modconv = True  # the reference form must agree with the official numbers too
-        results["edited_grouped"] = g(w_edit, f_edit, feature_index=k)
+        results["G5_w_edit"] = g.forward_until(w_edit, index=k)
+    # the edit through the public path: the direction file, Inverter.edit, Inverter.synthesize
+    inv, edited = _edit_through_inverter(g, ref, tmp_path)
+    results["w_edit"], results["F_edit"] = edited.w, edited.f
+    results["edited"] = inv.synthesize(edited)
+    g.grouped_modconv = True  # the reference form must agree with the official numbers too
+    results["edited_grouped"] = inv.synthesize(edited)
     assert torch.equal(outs[0], torch.from_numpy(ref["outs_0"]).expand_as(outs[0]))
     errors = {name: rel_l2(v, ref[name.replace("_grouped", "")]) for name, v in results.items()}
     bad = {name: e for name, e in errors.items() if not e <= REL_TOL}
@@ -75,7 +90,7 @@ def test_tiny_generator_matches_official(make_weights):
 
 
 @pytest.mark.slow
-def test_1024_generator_edit_and_reconstruction_match_official(make_weights):
+def test_1024_generator_edit_and_reconstruction_match_official(make_weights, tmp_path):
     ref = np.load(GOLDEN / "golden_1024.npz")
     enc_sd, sd, latent_avg = make_weights.build_all(salt=SALT)
     assert make_weights.digest_full(enc_sd, sd, latent_avg) == str(ref["weights_digest"]), "weights rebuilt wrongly"
@@ -88,13 +103,16 @@ def test_1024_generator_edit_and_reconstruction_match_official(make_weights):
     feat = torch.from_numpy(ref["F"])
     with torch.no_grad():
         g5 = g.forward_until(torch.cat([w, w_edit]))  # G_K(w), G_K(w~): the two early-exit passes
-        f_edit = feat + g5[1:] - g5[:1]
+    # the edit through the public path: the direction file, Inverter.edit
+    _, edited = _edit_through_inverter(g, ref, tmp_path)
+    with torch.no_grad():
         # One batched pass: reconstruction G(w, F), edit G(w~, F~), and G(w) via a per-sample scale of 0.
-        images = g(torch.cat([w, w_edit, w]), torch.cat([feat, f_edit, feat]),
+        images = g(torch.cat([w, edited.w, w]), torch.cat([feat, edited.f, feat]),
                    feature_scale=torch.tensor([1.0, 1.0, 0.0]))
     assert rel_l2(g5[:1], ref["G5_w"]) <= REL_TOL
     assert rel_l2(g5[1:], ref["G5_w_edit"]) <= REL_TOL
-    assert rel_l2(f_edit, ref["F_edit"]) <= REL_TOL
+    assert rel_l2(edited.w, ref["w_edit"]) <= REL_TOL
+    assert rel_l2(edited.f, ref["F_edit"]) <= REL_TOL
     assert images.shape == (3, 3, 1024, 1024) and images.dtype == torch.float32
     pooled = F.avg_pool2d(images, 4)
     for i, name in enumerate(["recon", "edited", "recon_w"]):

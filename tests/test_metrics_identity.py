@@ -6,7 +6,14 @@ from skimage import data
 
 from vidinvert.convert import to_tensor
 from vidinvert.metrics.flicker import FlickerMeter
-from vidinvert.metrics.identity import DlibEmbedder, identity_consistency, paired_identity, psp_identity_crop
+from vidinvert.metrics.identity import (
+    DlibEmbedder,
+    identity_consistency,
+    identity_distance,
+    measure_label,
+    paired_identity,
+    psp_identity_crop,
+)
 
 
 def _aligned(img: np.ndarray, size=256) -> torch.Tensor:
@@ -34,19 +41,43 @@ def test_psp_crop_matches_reference():
     assert torch.allclose(psp_identity_crop(x), ref, atol=1e-6)
 
 
-def test_ic_identical_frames_is_one_and_different_faces_lower(embedder):
-    astro = data.astronaut()[0:260, 110:370]
-    same = _aligned(astro).repeat(4, 1, 1, 1)
-    ic_same = identity_consistency(embedder.embed(same))
-    assert ic_same == pytest.approx(1.0, abs=1e-5)
-    faces = data.lfw_subset()[:3]  # three different people (25x25 greyscale)
-    others = [np.repeat((f * 255).astype(np.uint8)[..., None], 3, 2) for f in faces]
-    mixed = torch.cat([_aligned(astro)] + [_aligned(o) for o in others])
-    ic_mixed = identity_consistency(embedder.embed(mixed))
-    assert ic_mixed < ic_same - 0.02
-    # a slightly moved crop of the same face stays closer than other people
-    shifted = torch.cat([_aligned(astro), _aligned(data.astronaut()[4:264, 112:372])])
-    assert identity_consistency(embedder.embed(shifted)) > ic_mixed
+def _astronaut(dy: int = 0, dx: int = 0) -> torch.Tensor:
+    return _aligned(data.astronaut()[dy:260 + dy, 110 + dx:370 + dx])
+
+
+def test_dlib_descriptors_are_raw_and_separate_a_person_from_non_faces(embedder, tiny_weights):
+    """dlib's measure: shifted crops of one face lie within 0.6 (same person); a cat, noise and a
+    random-weight inversion do not. (Unit-normalised cosines would score all of them 0.86-0.89.)"""
+    from vidinvert.device import resolve_compute
+    from vidinvert.pipeline.inverter import Inverter
+
+    assert embedder.measure == "distance" and measure_label("distance") == "share within 0.6 (dlib)"
+    shifted = torch.cat([_astronaut(), _astronaut(4, 2), _astronaut(8, -5), _astronaut(2, 6)])
+    e = embedder.embed(shifted)
+    norms = e.double().norm(dim=1)
+    assert not torch.allclose(norms, torch.ones_like(norms), atol=1e-3)  # raw, not unit-normalised
+    ref_d = np.linalg.norm(e[1:].numpy() - e[0].numpy(), axis=1)  # numpy's Euclidean distance
+    assert (ref_d < 0.6).all(), ref_d
+    assert identity_consistency(e, "distance") == 1.0
+    assert identity_distance(e) == pytest.approx(ref_d.mean(), rel=1e-5)
+    torch.testing.assert_close(paired_identity(e, e[:1].expand_as(e), "distance"), torch.ones(4))
+
+    cat = _aligned(data.chelsea()[0:300, 100:400])
+    noise = _aligned(np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8))
+    inv = Inverter.from_files(tiny_weights["encoder"], tiny_weights["generator"], resolve_compute("cpu", "fp32"))
+    with torch.no_grad():
+        face64 = torch.nn.functional.interpolate(_astronaut(), size=(inv.size, inv.size), mode="area")
+        recon = inv.synthesize(inv.invert(face64))
+    recon = torch.nn.functional.interpolate(recon.float().clamp(-1, 1), size=(256, 256), mode="bilinear")
+    others = embedder.embed(torch.cat([cat, noise, recon]))
+    d_others = np.linalg.norm(others.numpy() - e[0].numpy(), axis=1)
+    assert (d_others > 0.6).all(), d_others
+    frames = torch.cat([e[:1], others])  # the face first, then three frames that are not that person
+    assert identity_consistency(frames, "distance") == 0.0
+    assert identity_distance(frames) == pytest.approx(d_others.mean(), rel=1e-5)
+    torch.testing.assert_close(paired_identity(others, e[:3], "distance"), torch.zeros(3))
+    # the cosine of eq. 9 on dlib's descriptors cannot tell them apart: this is why dlib is not scored by it
+    assert identity_consistency(frames, "cosine") > 0.8
 
 
 def test_flicker_meter_streams_like_the_offline_mean():
@@ -60,3 +91,44 @@ def test_flicker_meter_streams_like_the_offline_mean():
     m.reset()
     m.update(x[:1])
     assert m.pairs == 8  # a reset starts a new run: no pair across the cut
+
+
+def _stream(emb: np.ndarray):
+    from vidinvert.pipeline.report import StreamMetrics
+
+    sm = StreamMetrics()
+    sm.add(torch.zeros(len(emb), 3, 4, 4), torch.from_numpy(emb), list(range(len(emb))))
+    return sm
+
+
+@pytest.mark.parametrize("embedder_name", ["dlib-resnet128", "arcface-iresnet50"])
+def test_video_report_keys_follow_the_embedders_measure(embedder_name):
+    from vidinvert.pipeline.report import StageClock, build_report
+
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 0.1, 128)
+    src = (base + rng.normal(0, 0.005, (5, 128))).astype(np.float32)
+    u = rng.normal(size=(5, 128))
+    radii = np.array([0.1, 0.25, 0.9, 0.2, 0.8])  # frames 2 and 4 drift past 0.6
+    inv = (src + radii[:, None] * u / np.linalg.norm(u, axis=1, keepdims=True)).astype(np.float32)
+    rep = build_report(source=_stream(src), inversion=_stream(inv), edits={}, embedder=embedder_name,
+                       counts={}, clock=StageClock(), extra={})
+    d_first = np.linalg.norm(inv[1:] - inv[0], axis=1)
+    d_src = np.linalg.norm(inv - src, axis=1)
+    cos_first = [np.dot(v, inv[0]) / np.linalg.norm(v) / np.linalg.norm(inv[0]) for v in inv[1:]]
+    cos_src = [np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b) for a, b in zip(inv, src)]
+    if embedder_name.startswith("dlib"):
+        assert 0 < (d_first < 0.6).mean() < 1 and 0 < (d_src < 0.6).mean() < 1  # the test means something
+        assert rep["identity_measure"] == "share within 0.6 (dlib)"
+        assert rep["identity_consistency"]["inversion"] == pytest.approx((d_first < 0.6).mean())
+        assert rep["identity_distance"]["inversion"] == pytest.approx(d_first.mean(), rel=1e-5)
+        assert rep["identity_to_source"]["inversion"] == pytest.approx((d_src < 0.6).mean())
+        assert rep["identity_distance_to_source"]["inversion"] == pytest.approx(d_src.mean(), rel=1e-5)
+        np.testing.assert_allclose(rep["per_frame"]["id_distance_inversion"], d_src, atol=1e-5)
+    else:
+        assert rep["identity_measure"] == "cosine (ArcFace, eq. 9)"
+        assert rep["identity_consistency"]["inversion"] == pytest.approx(np.mean(cos_first), rel=1e-5)
+        assert rep["identity_to_source"]["inversion"] == pytest.approx(np.mean(cos_src), rel=1e-5)
+        assert rep["identity_distance"]["inversion"] is None
+        assert rep["identity_distance_to_source"]["inversion"] is None
+        np.testing.assert_allclose(rep["per_frame"]["id_inversion"], cos_src, atol=1e-5)

@@ -15,7 +15,15 @@ from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from vidinvert.errors import VidinvertError
-from vidinvert.metrics.image import LPIPSMetric, gaussian_window, load_lpips, mse, psnr, ssim, to_unit_interval
+from vidinvert.metrics.image import (
+    LPIPSMetric,
+    gaussian_window,
+    load_lpips,
+    mse,
+    psnr,
+    ssim,
+    to_unit_interval,
+)
 
 
 def _t(img: np.ndarray) -> torch.Tensor:
@@ -120,7 +128,6 @@ def test_identical_inputs_give_the_ideal_values(tmp_path):
 
 def test_identity_of_identical_crops_is_one(astronaut_face):
     """Through the evaluation's suite: the same crop twice gives ID 1 and the ideal image metrics."""
-    pytest.importorskip("dlib")
     from vidinvert.convert import to_tensor
     from vidinvert.evaluate.suite import MetricSuite
     from vidinvert.imagefile import read_image
@@ -134,6 +141,35 @@ def test_identity_of_identical_crops_is_one(astronaut_face):
     np.testing.assert_allclose(values["ssim"], 1.0, atol=1e-12)
     np.testing.assert_array_equal(values["mse"], 0.0)
     assert emb.shape[0] == 2
+
+
+def test_suite_mse_is_on_minus_one_one_and_psnr_is_10_log10_4_over_mse_per_pair():
+    """The paper's convention: MSE on images in [-1,1], PSNR on [0,1], so every pair (not only the
+    means) satisfies PSNR = 10 log10(4 / MSE); checked against numpy and scikit-image on 8-bit images."""
+    from vidinvert.evaluate.suite import MetricSuite
+
+    rng = np.random.default_rng(3)
+    src = rng.integers(0, 256, (4, 24, 24, 3), dtype=np.uint8)
+    noise = rng.integers(-40, 41, src.shape) * np.array([1, 2, 0, 3])[:, None, None, None]
+    rec = np.clip(src.astype(int) + noise, 0, 255).astype(np.uint8)
+    rec[2] = src[2]  # one identical pair
+    suite = MetricSuite(lpips=None, identity=None)
+
+    def as_input(u8: np.ndarray) -> torch.Tensor:  # uint8 NHWC -> [-1,1] NCHW, exactly on the 8-bit levels
+        return torch.from_numpy(u8.transpose(0, 3, 1, 2).astype(np.float32)) / 127.5 - 1
+
+    values, _ = suite.compare(as_input(src), as_input(rec))
+    for i in range(4):
+        a, b = src[i] / 255.0, rec[i] / 255.0
+        assert values["mse"][i] == pytest.approx(np.mean(((2 * a - 1) - (2 * b - 1)) ** 2), rel=1e-6, abs=1e-12)
+        if i == 2:
+            assert values["mse"][i] == 0.0 and math.isinf(values["psnr"][i])
+            continue
+        assert values["psnr"][i] == pytest.approx(peak_signal_noise_ratio(a, b, data_range=1), abs=1e-4)
+        assert values["psnr"][i] == pytest.approx(10 * math.log10(4 / values["mse"][i]), abs=1e-9)
+    conv = suite.conventions()
+    assert "[-1,1]" in conv["mse"] and "[0,1]" in conv["psnr"] and "[0,1]" in conv["ssim"]
+    assert conv["lpips"] == "not computed" and conv["id"] == "not computed"
 
 
 def test_to_unit_interval_is_the_8bit_conversion():

@@ -69,7 +69,9 @@ def test_edit_keeps_frames_timestamps_audio_and_background(tmp_path, clip, tiny_
     assert rep["identity_embedder"] == "dlib-resnet128"
     assert 0 < rep["identity_consistency"]["source"] <= 1
     assert set(rep["identity_consistency"]) == {"source", "inversion", "smile"}
-    assert len(rep["per_frame"]["id_smile"]) == 10
+    assert rep["identity_measure"] == "share within 0.6 (dlib)"  # dlib: raw descriptors, the same person within 0.6
+    assert set(rep["identity_distance"]) == {"source", "inversion", "smile"}
+    assert len(rep["per_frame"]["id_distance_smile"]) == 10
     run = json.loads((tmp_path / "edited.run.json").read_text())
     assert run["weights"]["encoder"]["sha256"] and run["config"]["video"]["codec"] == "ffv1"
     with av.open(str(out)) as c:

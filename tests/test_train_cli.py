@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -79,3 +84,30 @@ def test_bad_input_is_one_red_line(main, capsys, tmp_path, extra, message):
 def test_export_of_a_folder_without_checkpoints(main, capsys, tmp_path):
     assert main(["train", "export", str(tmp_path), str(tmp_path / "x.pth")]) == 1
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "COLUMNS": "100", "TERM": "dumb", "NO_COLOR": "1"}
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"]])
+def test_python_m_vidinvert_train_is_vidinvert_train(args):
+    """``python -m vidinvert.train ARGS`` prints what the ``vidinvert`` console script prints for
+    ``vidinvert train ARGS`` (the script is ``vidinvert.cli.app:entry``)."""
+    script = Path(sys.executable).with_name("vidinvert")
+    console = [str(script)] if script.exists() else [sys.executable, "-c", "from vidinvert.cli.app import entry; entry()"]
+    a = _run([sys.executable, "-m", "vidinvert.train", *args])
+    b = _run([*console, "train", *args])
+    assert a.returncode == b.returncode == 0, a.stderr[-2000:] + b.stderr[-2000:]
+    assert "Usage: vidinvert train" in a.stdout
+    assert a.stdout == b.stdout and a.stderr == b.stderr
+
+
+def test_importing_vidinvert_train_does_not_import_the_cli():
+    code = ("import sys, vidinvert.train, vidinvert.train.__main__; "
+            "print(sorted(m for m in sys.modules if m.startswith('vidinvert.cli')))")
+    r = _run([sys.executable, "-c", code])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "[]"

@@ -103,6 +103,17 @@ def test_value_checks(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
+@pytest.mark.parametrize("k", ["4", "3", "6"])
+def test_feature_index_other_than_five_is_refused_in_one_line(k):
+    """Inference injects F at K=5 and the exported encoder cannot say otherwise, so training at
+    K=4 (also a 16x16 layer) would export an encoder that inverts wrongly."""
+    with pytest.raises(VidinvertError) as info:
+        load_config(CONFIGS / "tiny.yaml", [f"model.feature_index={k}"])
+    msg = str(info.value)
+    assert "\n" not in msg and "model.feature_index: must be 5" in msg and f"got {k}" in msg
+    assert load_config(CONFIGS / "tiny.yaml", ["model.feature_index=5"]).model.feature_index == 5
+
+
 def test_dump_and_reload_is_identity(tmp_path):
     cfg = load_config(CONFIGS / "ffhq_official.yaml", ["optim.lr=3e-5", "data.real_dir=/x"])
     p = tmp_path / "c.yaml"

@@ -128,7 +128,6 @@ def _tiny_generator_file(path):
 
 
 def test_exported_encoder_loads_and_inverts_with_the_tiny_generator(tmp_path, uninterrupted):
-    pytest.importorskip("vidinvert.weights")
     from vidinvert.models import fs_encoder
     from vidinvert.train.export import export_run
     from vidinvert.weights import load_encoder
@@ -176,7 +175,6 @@ def test_exported_encoder_loads_and_inverts_with_the_tiny_generator(tmp_path, un
 
 
 def test_missing_face_model_fails_before_anything_is_written(tmp_path):
-    pytest.importorskip("vidinvert.weights")
     faces = write_faces(tmp_path / "faces", n=2)
     run = tmp_path / "run"
     cfg = tiny_config(faces, "loss.identity_net=arcface")
@@ -226,3 +224,56 @@ def test_training_without_cuda_says_so(tmp_path):
     with LogCapture("vidinvert.train") as logs:  # asked for the CPU: nothing to say
         Trainer(load_config(TINY), tmp_path / "run")._device()
     assert not logs.messages(logging.WARNING)
+
+
+@pytest.mark.parametrize("recipe", ["paper", "official"])
+def test_loss_terms_see_the_documented_images_and_noise(tmp_path, recipe):
+    """Each term of a training step against an independent composition from the networks' outputs,
+    following the recipe documented in vidinvert.train.loop: paper: x1 = G(w) (no F) with the
+    input's own noise; official: x1 = G(w, F) with random noise; both: x2 = G(w, F) with the own
+    noise, F faded in as (1-s) G_K(w) + s F (G_K with that image's noise); L2 on x1 of the
+    synthetic inputs only; LPIPS, identity and parsing on x1 and x2 against the input; feature
+    loss MSE(F, G_K(w)) with x1's noise. Own and random noise differ and s = 0.5, so an image
+    built with the wrong code or noise changes the numbers."""
+    from vidinvert.models.fs_encoder import prepare_encoder_input
+    from vidinvert.train.build import build_networks, resolve_files
+    from vidinvert.train.data import noise_shapes
+
+    cfg = load_config(TINY, [f"loss.recipe={recipe}"])
+    nets = build_networks(cfg, resolve_files(cfg), torch.device("cpu"))
+    enc, g = nets.encoder.eval(), nets.generator
+    t = Trainer(cfg, tmp_path / "run", networks=nets)
+    t.nets, t.gen, t.K, t.device, t.amp_dtype = nets, g, 5, torch.device("cpu"), torch.float32
+
+    gen = torch.Generator().manual_seed(11)
+    x = torch.rand(3, 3, g.size, g.size, generator=gen) * 2 - 1  # 2 synthetic inputs, then 1 real
+    ns, s = 2, 0.5
+    own = [torch.randn(3, *shape, generator=gen) for shape in noise_shapes(g)]
+    rand = [torch.randn(3, *shape, generator=gen) for shape in noise_shapes(g)]
+    terms, x1, x2 = t._losses(enc, x, ns, own, rand, s)
+
+    with torch.no_grad():
+        w, f = enc(prepare_encoder_input(x))
+
+        def g_k(noise):
+            return g.forward_until(w, index=5, noise=noise)
+
+        def g_wf(noise):  # G(w, F) with the fade written out: layer K holds (1-s) G_K(w) + s F
+            return g(w, (1 - s) * g_k(noise) + s * f, feature_index=5, noise=noise)
+
+        x1_ref = g(w, noise=own) if recipe == "paper" else g_wf(rand)
+        x2_ref = g_wf(own)
+        gk_noise = own if recipe == "paper" else rand
+        ref = {"l2": ((x1_ref[:ns] - x[:ns]) ** 2).mean(dim=(1, 2, 3)).sum(),
+               "feature": ((f - g_k(gk_noise)) ** 2).mean(dim=(1, 2, 3)).sum()}
+        for name in ("lpips", "identity", "parsing"):
+            net = getattr(nets, name)
+            ref[name] = (net(x1_ref, x) + net(x2_ref, x)).sum()
+    torch.testing.assert_close(x1.detach(), x1_ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(x2.detach(), x2_ref, rtol=1e-4, atol=1e-5)
+    assert set(terms) == set(ref)
+    for name, value in ref.items():
+        assert float(terms[name].detach()) == pytest.approx(float(value), rel=1e-4, abs=1e-7), name
+    # the terms the recipe keeps apart really differ here (the test can tell the images apart)
+    other_x1 = g_wf(rand) if recipe == "paper" else g(w, noise=own)
+    assert float(((other_x1[:ns] - x[:ns]) ** 2).mean(dim=(1, 2, 3)).sum()) != pytest.approx(float(ref["l2"]), rel=1e-3)

@@ -62,7 +62,6 @@ def test_lpips_smallest_scale_is_checked():
 
 
 def test_lpips_alexnet_trunk_loads_torchvision_weights(tmp_path, no_network):
-    pytest.importorskip("vidinvert.weights", reason="vidinvert.weights not available yet")
     import torchvision
 
     tv = torchvision.models.alexnet(weights=None)
@@ -146,7 +145,6 @@ def test_parsing_loss_input_and_formula():
 
 
 def test_bisenet_loader_accepts_both_layouts_and_names_the_supported_files(tmp_path):
-    pytest.importorskip("vidinvert.weights", reason="vidinvert.weights not available yet")
     ref = build_bisenet(None, seed=5).eval()
     sd = ref.state_dict()
     plain, wrapped = tmp_path / "parsing_bisenet.pth", tmp_path / "79999_iter.pth"
@@ -161,7 +159,7 @@ def test_bisenet_loader_accepts_both_layouts_and_names_the_supported_files(tmp_p
 
     bad = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), bad)
-    with pytest.raises(VidinvertError, match="not a 19-class BiSeNet.*parsing_bisenet.pth.*79999_iter.pth"):
+    with pytest.raises(VidinvertError, match="does not fit a BiSeNet.*19 classes.*parsing_bisenet.pth.*79999_iter.pth"):
         build_bisenet(bad)
 
 

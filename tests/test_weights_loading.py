@@ -323,6 +323,50 @@ def test_pickle_with_foreign_object_is_refused_without_running_it(tmp_path):
     assert "weights-only" in _one_line(info) and not marker.exists()
 
 
+class _Settings:
+    """A custom class instance saved whole (what torch.save(model) or a config object gives)."""
+
+    def __init__(self) -> None:
+        self.size = 64
+
+
+def _object_file(tmp_path: Path, kind: str, marker: Path) -> Path:
+    """A torch file whose unpickling would run code or build Python objects: a custom class
+    instance, a function, and a reduce call (to a module torch blocks / to open(marker, 'w'))."""
+    payload = {
+        "instance": {"g_ema": _Settings(), "w": torch.zeros(2)},
+        "function": {"g_ema": _one_line, "w": torch.zeros(2)},
+        "reduce_open": {"state": _TouchOnUnpickle(marker)},
+        "reduce_blocked": {"state": _CallOnUnpickle()},
+    }[kind]
+    path = tmp_path / f"{kind}.pt"
+    torch.save(payload, path)
+    marker.unlink(missing_ok=True)
+    return path
+
+
+class _CallOnUnpickle:
+    def __reduce__(self):
+        import os
+
+        return (os.getcwd, ())  # posix.getcwd: a module torch's weights-only unpickler blocks
+
+
+OBJECTS_REFUSED = "holds Python objects that a weights-only load refuses; not loaded"
+
+
+@pytest.mark.parametrize("kind", ["instance", "function", "reduce_open", "reduce_blocked"])
+@pytest.mark.parametrize("loader", [load_generator, load_encoder], ids=["generator", "encoder"])
+def test_torch_file_of_python_objects_is_named_as_such(tmp_path, kind, loader):
+    marker = tmp_path / "ran.marker"
+    path = _object_file(tmp_path, kind, marker)
+    with pytest.raises(VidinvertError) as info:
+        loader(path)
+    msg = _one_line(info)
+    assert f"{path} {OBJECTS_REFUSED}" in msg and "truncated" not in msg and "corrupt" not in msg
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize(
     "content, needle",
     [

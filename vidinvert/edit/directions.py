@@ -92,7 +92,9 @@ def load_direction(path: str | Path, n_latent: int, style_dim: int, *, name: str
         raise VidinvertError(f"direction path is a directory, expected a .npy file: {p}")
     try:
         if p.suffix in (".pt", ".pth"):
-            obj = torch.load(p, map_location="cpu", weights_only=True)
+            from vidinvert.weights.checkpoint import read_checkpoint
+
+            obj = read_checkpoint(p)  # weights only; one-line errors (Python objects, HTML, truncated ...)
             if isinstance(obj, dict) and len(obj) == 1:
                 obj = next(iter(obj.values()))
             if not isinstance(obj, torch.Tensor):

@@ -20,7 +20,7 @@ import numpy as np
 from vidinvert.evaluate.suite import HIGHER_IS_BETTER, PAIR_METRICS, VIDEO_METRICS, ItemResult
 from vidinvert.fileio import atomic_path
 
-LABELS = {"ssim": "SSIM", "psnr": "PSNR", "mse": "MSE", "lpips": "LPIPS", "id": "ID",
+LABELS = {"ssim": "SSIM", "psnr": "PSNR", "mse": "MSE ([-1,1])", "lpips": "LPIPS", "id": "ID",
           "ic_source": "IC source", "ic_inversion": "IC inversion"}
 DECIMALS = {"ssim": 3, "psnr": 2, "mse": 4, "lpips": 3, "id": 3, "ic_source": 3, "ic_inversion": 3}
 CSV_NAME = {"video": "videos.csv", "image": "images.csv"}

@@ -214,7 +214,7 @@ def _run(run: EvalRun, ctx: distributed.DistContext, compute, progress: Progress
     summary = summarize(all_results, run.mode, selection=selection, extra={
         "method": method, "models": models, "device": compute.describe(),
         "batch_size": batch_size, "max_frames": run.max_frames, "metric_settings": suite.describe(),
-        "timing": timing,
+        "conventions": suite.conventions(), "timing": timing,
     })
     write_report(run.out, all_results, summary, method)
     _write_run_json(run, enc_path, gen_path, timing)

@@ -2,8 +2,14 @@
 
 Between an aligned source crop and its reconstruction ``G(w, F)``, both converted to [0,1]
 (clamped and rounded to 8-bit levels, as the saved images would be): SSIM, PSNR, MSE, LPIPS and
-ID (cosine of the identity embeddings of the two crops). Identity embeddings are also kept per
-frame for the identity consistency of a video (the paper's eq. 9).
+ID (cosine of the ArcFace embeddings of the two crops; with dlib, whether the two descriptors lie
+within 0.6, the same person). Identity embeddings are also kept per frame for the identity
+consistency of a video (the paper's eq. 9; with dlib, the share of frames within 0.6 of the first).
+
+Ranges follow the paper's tables, which only agree with themselves this way: SSIM and PSNR on
+images in [0,1], MSE on the same images mapped to [-1,1] (4x the [0,1] MSE), so per image
+``PSNR = 10 log10(4 / MSE)`` (Table 3: 26.64 dB with MSE 0.009). :meth:`MetricSuite.conventions`
+states them in ``summary.json``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,13 @@ import torch
 import torch.nn.functional as F
 
 from vidinvert.errors import VidinvertError
-from vidinvert.metrics.identity import IdentityEmbedder, make_identity_embedder, paired_identity
+from vidinvert.metrics.identity import (
+    DLIB_SAME_PERSON,
+    IdentityEmbedder,
+    make_identity_embedder,
+    measure_label,
+    paired_identity,
+)
 from vidinvert.metrics.image import LPIPSMetric, load_lpips, mse, psnr, ssim, to_unit_interval
 
 log = logging.getLogger(__name__)
@@ -60,10 +72,38 @@ class MetricSuite:
         return {
             "lpips": self.lpips.name if self.lpips is not None else None,
             "identity": self.identity.name if self.identity is not None else None,
+            "identity_measure": measure_label(self.identity.measure) if self.identity is not None else None,
             "metric_size": self.metric_size,
             "quantize_8bit": self.quantize,
             "ssim": "gaussian sigma 1.5, 11x11, K1 0.01, K2 0.03, population covariance, data range 1",
+            "mse": "images in [-1,1]",
         }
+
+    def conventions(self) -> dict[str, str]:
+        """The range or network behind each metric (``summary.json``'s ``conventions`` block)."""
+        size = f", resized to {self.metric_size} px" if self.metric_size else ""
+        levels = "8-bit levels" if self.quantize else "unrounded"
+        out = {
+            "ssim": f"images in [0,1] ({levels}{size}), data range 1",
+            "psnr": f"images in [0,1] ({levels}{size}): 10 log10(1 / MSE[0,1]) = 10 log10(4 / mse)",
+            "mse": f"images in [-1,1] ({levels}{size}), mean over pixels and channels",
+            "lpips": (f"{self.lpips.name} (AlexNet trunk, v0.1 heads) on images in [-1,1]{size}"
+                      if self.lpips is not None else "not computed"),
+        }
+        if self.identity is None:
+            out["id"] = "not computed"
+        elif self.identity.measure == "distance":
+            out["id"] = (f"share of frames whose {self.identity.name} descriptors of source and reconstruction "
+                         f"lie within {DLIB_SAME_PERSON} (same person)")
+            out["identity_consistency"] = (f"share of frames within {DLIB_SAME_PERSON} of the first frame's "
+                                           f"{self.identity.name} descriptor (eq. 9 with dlib's same-person test)")
+        else:
+            out["id"] = f"cosine of {self.identity.name} embeddings of source and reconstruction (full crops)"
+            out["identity_consistency"] = "mean cosine to the first frame's embedding (eq. 9)"
+        if self.identity is not None:
+            out["identity_network"] = self.identity.name
+            out["identity_measure"] = measure_label(self.identity.measure)
+        return out
 
     def _resize(self, x: torch.Tensor) -> torch.Tensor:
         if self.metric_size is None or x.shape[-1] == self.metric_size:
@@ -83,7 +123,7 @@ class MetricSuite:
         out: dict[str, Any] = {
             "ssim": _host(ssim(a_m, b_m)),
             "psnr": _host(psnr(a_m, b_m)),
-            "mse": _host(mse(a_m, b_m)),
+            "mse": _host(mse(a_m.double() * 2 - 1, b_m.double() * 2 - 1)),  # the paper's MSE: images in [-1,1]
         }
         if self.lpips is not None:
             out["lpips"] = _host(self.lpips(a_m, b_m))
@@ -92,7 +132,7 @@ class MetricSuite:
             # the embedder takes [-1,1]; give it the same 8-bit images the other metrics saw
             emb_src = self.identity.embed(a * 2 - 1)
             emb_rec = self.identity.embed(b * 2 - 1)
-            out["id"] = _host(paired_identity(emb_src, emb_rec))
+            out["id"] = _host(paired_identity(emb_src, emb_rec, self.identity.measure))
             out["_emb_recon"] = emb_rec
         return out, emb_src
 

@@ -108,8 +108,8 @@ def evaluate_video(item: MediaItem, inverter: Inverter, suite: MetricSuite, cfg:
     res.metrics = acc.means()
     e_src, e_rec = acc.embeddings()
     if e_src is not None:
-        res.ic_source = identity_consistency(e_src)
-        res.ic_inversion = identity_consistency(e_rec)
+        res.ic_source = identity_consistency(e_src, suite.identity.measure)
+        res.ic_inversion = identity_consistency(e_rec, suite.identity.measure)
     if inverter.compute.device.type == "cuda":
         torch.cuda.synchronize(inverter.compute.device)
     res.seconds = time.perf_counter() - t0

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidinvert.errors import VidinvertError
 from vidinvert.face.types import BROWS, JAW
 
 log = logging.getLogger(__name__)
@@ -130,32 +131,60 @@ def outline_masks(landmarks_crop: Sequence[np.ndarray | None], size: int = 256, 
     return torch.from_numpy(out).to(device or "cpu")
 
 
+BISENET_FILES = "facexlib parsing_bisenet.pth or zllrunning face-parsing.PyTorch 79999_iter.pth"
+
+
+def load_bisenet(weights: Path | str | dict | None = None, *, seed: int | None = None) -> torch.nn.Module:
+    """The one BiSeNet loader (paste masks and the training's parsing loss): facexlib's 19-class
+    ``BiSeNet`` (CPU, train mode as built), strictly loaded.
+
+    ``weights``: a file or a state dict. facexlib's ``parsing_bisenet.pth`` (registry ``bisenet``)
+    and the official ``79999_iter.pth`` (zllrunning face-parsing.PyTorch, registry
+    ``bisenet-official``) both load: facexlib's class keeps zllrunning's module tree (``cp.resnet.*``,
+    ``cp.arm16/32``, ``cp.conv_head16/32``, ``cp.conv_avg``, ``ffm``, ``conv_out``, ``conv_out16``,
+    ``conv_out32``) and forward. A ``state_dict`` wrapper and a leading ``module.`` (DataParallel)
+    are removed. ``None``: RANDOM weights (tests), drawn from ``seed`` when given (the global RNG
+    untouched), else from the global RNG. Errors are one line naming the file and the keys.
+    """
+    from facexlib.parsing.bisenet import BiSeNet
+
+    if seed is None:
+        net = BiSeNet(num_class=19)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = BiSeNet(num_class=19)
+    if weights is None:
+        return net
+    from vidinvert.weights.checkpoint import read_checkpoint
+    from vidinvert.weights.loading import strict_load
+
+    source = "the state dict" if isinstance(weights, dict) else str(weights)
+    state = weights if isinstance(weights, dict) else read_checkpoint(weights)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise VidinvertError(f"{source} does not hold a state dict of a BiSeNet ({BISENET_FILES})")
+    state = {(k[len("module."):] if isinstance(k, str) and k.startswith("module.") else k): v
+             for k, v in state.items()}
+    strict_load(net, state, source, "bisenet", f"19 classes: {BISENET_FILES}")
+    return net
+
+
 class ParsingMasker:
     """Face-parsing masks with facexlib's BiSeNet (19 classes; input RGB 512x512, ImageNet-normalised).
 
-    ``weights``: a path (``parsing_bisenet.pth``) or a state dict; ``None`` builds RANDOM weights,
-    which only the tests use to check shapes and plumbing.
+    ``weights``: a path (``parsing_bisenet.pth`` or ``79999_iter.pth``) or a state dict, loaded by
+    :func:`load_bisenet`; ``None`` builds RANDOM weights, which only the tests use to check shapes
+    and plumbing.
     """
 
     def __init__(self, weights: Path | str | dict | None, device: torch.device | str = "cpu",
                  classes: Sequence[int] = FACE_CLASSES, threshold: float = 0.5):
-        from facexlib.parsing.bisenet import BiSeNet
-
         self.device = torch.device(device)
         self.classes = tuple(int(c) for c in classes)
         self.threshold = float(threshold)
-        net = BiSeNet(num_class=19)
-        if weights is not None:
-            state = weights
-            if not isinstance(weights, dict):
-                from vidinvert.weights.checkpoint import read_checkpoint
-
-                state = read_checkpoint(weights)
-            from vidinvert.weights.loading import strict_load
-
-            strict_load(net, state, weights if not isinstance(weights, dict) else "the state dict", "bisenet",
-                        "facexlib's parsing_bisenet.pth layout; the official 79999_iter.pth is a different file")
-        self.net = net.to(self.device).eval()
+        self.net = load_bisenet(weights).to(self.device).eval()
         mean = torch.tensor(_IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(_IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
         self._mean, self._std = mean, std
@@ -190,7 +219,8 @@ class ParsingMasker:
 
 def load_parsing_masker(weights_dir: Path | str | None = None, device: torch.device | str = "cpu",
                         classes: Sequence[int] = FACE_CLASSES) -> ParsingMasker | None:
-    """The BiSeNet masker when ``parsing_bisenet.pth`` is found in the weights folders, else None."""
+    """The BiSeNet masker when ``parsing_bisenet.pth`` (or else the official ``79999_iter.pth``) is
+    found in the weights folders, else None."""
     try:
         from vidinvert.weights import find
     except ImportError:
@@ -198,7 +228,7 @@ def load_parsing_masker(weights_dir: Path | str | None = None, device: torch.dev
             from vidinvert.weights.registry import find
         except ImportError:  # pragma: no cover
             return None
-    path = find("bisenet", weights_dir)
+    path = find("bisenet", weights_dir) or find("bisenet-official", weights_dir)
     if path is None:
         log.info("face parsing weights (bisenet) not found: pasting with landmark masks")
         return None

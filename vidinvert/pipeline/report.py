@@ -1,4 +1,16 @@
-"""The video report: identity consistency (eq. 9), per-frame identity, flicker, counts, speed."""
+"""The video report: identity consistency (eq. 9), per-frame identity, flicker, counts, speed.
+
+Identity keys (``identity_measure`` names the measure, ``identity_embedder`` the network):
+
+* ArcFace (``"cosine (ArcFace, eq. 9)"``): ``identity_consistency[stream]`` is eq. 9's mean
+  cosine to the first frame, ``identity_to_source[stream]`` the mean per-frame cosine to the
+  source crop (``per_frame["id_<stream>"]``); the ``*distance*`` keys are None.
+* dlib (``"share within 0.6 (dlib)"``): raw descriptors, the same person within 0.6.
+  ``identity_consistency[stream]`` is the share of frames within 0.6 of the first frame's
+  descriptor, ``identity_distance[stream]`` their mean distance to it; ``identity_to_source``
+  the share of frames within 0.6 of the source frame's descriptor,
+  ``identity_distance_to_source`` the mean distance (``per_frame["id_distance_<stream>"]``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +20,14 @@ from dataclasses import dataclass, field
 import torch
 
 from vidinvert.metrics.flicker import FlickerMeter
-from vidinvert.metrics.identity import identity_consistency, paired_identity
+from vidinvert.metrics.identity import (
+    identity_consistency,
+    identity_distance,
+    measure_label,
+    measure_of,
+    paired_distance,
+    paired_identity,
+)
 
 
 @dataclass
@@ -78,18 +97,29 @@ class StageClock:
 
 
 def build_report(*, source: StreamMetrics, inversion: StreamMetrics, edits: dict[str, StreamMetrics],
-                 embedder: str, counts: dict, clock: StageClock, extra: dict) -> dict:
-    """Everything the user is told about a video run (JSON-able)."""
+                 embedder: str | None, counts: dict, clock: StageClock, extra: dict) -> dict:
+    """Everything the user is told about a video run (JSON-able). ``embedder``: the identity
+    network's name (None: identity metrics off); its measure follows from it (module docstring)."""
+    measure = measure_of(embedder)
+    dlib = measure == "distance"
+
     def ic(sm: StreamMetrics):
         m = sm.matrix()
-        return None if m is None or len(m) == 0 else identity_consistency(m)
+        return None if m is None or len(m) == 0 else identity_consistency(m, measure or "cosine")
+
+    def ic_dist(sm: StreamMetrics):
+        m = sm.matrix()
+        return None if not dlib or m is None or len(m) == 0 else identity_distance(m)
 
     src = source.matrix()
     rep: dict = {
         "identity_embedder": embedder,
+        "identity_measure": measure_label(measure),
         "frames": counts,
         "identity_consistency": {"source": ic(source), "inversion": ic(inversion)},
+        "identity_distance": {"source": ic_dist(source), "inversion": ic_dist(inversion)},
         "identity_to_source": {},
+        "identity_distance_to_source": {},
         "flicker": {"source": source.flicker.value, "inversion": inversion.flicker.value},
         "flicker_minus_source": {},
         "flicker_pairs": source.flicker.pairs,
@@ -100,12 +130,18 @@ def build_report(*, source: StreamMetrics, inversion: StreamMetrics, edits: dict
     for name, sm in streams.items():
         if name != "inversion":
             rep["identity_consistency"][name] = ic(sm)
+            rep["identity_distance"][name] = ic_dist(sm)
             rep["flicker"][name] = sm.flicker.value
         m = sm.matrix()
         if m is not None and src is not None and len(m) == len(src):
-            per = paired_identity(m, src)
-            rep["identity_to_source"][name] = float(per.mean())
-            rep["per_frame"][f"id_{name}"] = [round(float(v), 5) for v in per]
+            rep["identity_to_source"][name] = float(paired_identity(m, src, measure or "cosine").mean())
+            if dlib:
+                dist = paired_distance(m, src)
+                rep["identity_distance_to_source"][name] = float(dist.mean())
+                rep["per_frame"][f"id_distance_{name}"] = [round(float(v), 5) for v in dist]
+            else:
+                rep["identity_distance_to_source"][name] = None
+                rep["per_frame"][f"id_{name}"] = [round(float(v), 5) for v in paired_identity(m, src)]
         fv, fs = sm.flicker.value, source.flicker.value
         rep["flicker_minus_source"][name] = None if fv is None or fs is None else fv - fs
     rep.update(extra)

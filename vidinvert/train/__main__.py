@@ -1,15 +1,13 @@
-"""``python -m vidinvert.train ARGS`` == ``vidinvert train ARGS`` (handy under ``torchrun -m``)."""
+"""``python -m vidinvert.train ARGS`` runs exactly ``vidinvert train ARGS`` (handy under ``torchrun -m``).
 
-from __future__ import annotations
+The CLI is imported only when this file runs as the program, never when ``vidinvert.train`` is
+imported: the training library does not depend on the interface layer above it.
+"""
 
-import sys
+if __name__ == "__main__":
+    import sys
 
-
-def _main() -> None:
+    # the console script's own entry point (exit code, clean exit of a torchrun rank)
     from vidinvert.cli.app import entry
 
     entry(["train", *sys.argv[1:]])
-
-
-if __name__ == "__main__":
-    _main()

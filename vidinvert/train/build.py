@@ -134,7 +134,7 @@ def build_generator(cfg: TrainConfig, path: Path | None, device: torch.device) -
         gen, latent_avg = load_generator(path)
     k = cfg.model.feature_index
     if 4 * 2 ** (k // 2) != 16:
-        raise VidinvertError(f"config key model.feature_index={k}: F is 16x16, use 4 or 5 (the 16x16 layers)")
+        raise VidinvertError(f"config key model.feature_index={k}: F is 16x16 and inference injects it at K=5: use 5")
     return freeze(gen).to(device), latent_avg.float().to(device)
 
 

@@ -41,6 +41,9 @@ class DataConfig:
     workers: int = 2  # image-decoding worker processes (0: in the main process)
 
 
+FEATURE_INDEX = 5  # the layer K where F replaces the generator's activation (what inference uses)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The frozen generator and the trained encoder."""
@@ -49,7 +52,7 @@ class ModelConfig:
     generator_seed: int = 0  # for generator "tiny"
     encoder: str = "iresnet50"  # architecture: iresnet50 (official) | tiny
     encoder_init: str = "arcface"  # arcface (trunk from backbone.pth) | random | an encoder file
-    feature_index: int = 5  # the generator layer F replaces (K)
+    feature_index: int = 5  # the generator layer F replaces (K); only 5: inference injects at K=5
 
 
 @dataclass(frozen=True)
@@ -322,6 +325,9 @@ def validate(cfg: TrainConfig) -> None:
         raise bad("loss.recipe", f"choose one of {', '.join(RECIPES)}, got {cfg.loss.recipe!r}")
     if cfg.optim.name not in OPTIMIZERS:
         raise bad("optim.name", f"choose one of {', '.join(OPTIMIZERS)}, got {cfg.optim.name!r}")
+    if cfg.model.feature_index != FEATURE_INDEX:
+        raise bad("model.feature_index", f"must be {FEATURE_INDEX} (inversion and editing inject F at layer "
+                  f"K={FEATURE_INDEX} and the exported encoder cannot say otherwise), got {cfg.model.feature_index}")
     if cfg.model.encoder not in ("iresnet50", "tiny"):
         raise bad("model.encoder", f"choose iresnet50 or tiny, got {cfg.model.encoder!r}")
     for name in ("l2", "lpips", "identity", "parsing", "feature"):

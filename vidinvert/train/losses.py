@@ -212,40 +212,13 @@ class ParsingLoss(nn.Module):
 
 
 def build_bisenet(path=None, *, seed: int = 0) -> nn.Module:
-    """A 19-class BiSeNet (facexlib's class). ``path`` None: random weights (tests).
+    """A 19-class BiSeNet through the project's one loader,
+    :func:`vidinvert.face.masks.load_bisenet` (the paste masks use it too): facexlib's
+    ``parsing_bisenet.pth`` and the official encoder's ``79999_iter.pth`` both load; ``path``
+    None gives random weights drawn from ``seed`` (tests)."""
+    from vidinvert.face.masks import load_bisenet
 
-    Both files that exist load into it: facexlib's ``parsing_bisenet.pth`` and the official
-    encoder's ``79999_iter.pth`` (zllrunning face-parsing.PyTorch); their module trees have the
-    same names (``cp.resnet.*``, ``cp.arm16/32``, ``cp.conv_head16/32``, ``cp.conv_avg``,
-    ``ffm``, ``conv_out``, ``conv_out16``, ``conv_out32``) and the same forward. A leading
-    ``module.`` (DataParallel) is stripped.
-    """
-    from facexlib.parsing.bisenet import BiSeNet
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = BiSeNet(num_class=19)
-    if path is None:
-        return net
-    from vidinvert.weights import read_checkpoint
-
-    sd = read_checkpoint(path)
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise VidinvertError(f"parsing network file {path} does not hold a state dict")
-    sd = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
-    try:
-        net.load_state_dict(sd, strict=True)
-    except RuntimeError as exc:
-        missing = sorted(set(net.state_dict()) - set(sd))[:3]
-        extra = sorted(set(sd) - set(net.state_dict()))[:3]
-        raise VidinvertError(
-            f"parsing network file {path} is not a 19-class BiSeNet (supported: facexlib parsing_bisenet.pth and"
-            f" zllrunning 79999_iter.pth): missing keys {missing}, unexpected keys {extra}"
-            + ("" if missing or extra else f" ({str(exc).splitlines()[0]})")
-        ) from None
-    return net
+    return load_bisenet(path, seed=seed)
 
 
 __all__ = [

@@ -85,10 +85,30 @@ def _torch_load(path: Path, map_location: Any, mmap: bool) -> Any:
 
 
 def _unsupported_global(message: str) -> str | None:
-    marker = "Unsupported global: GLOBAL "
-    if marker in message:
-        return message.split(marker, 1)[1].split()[0]
+    for marker in ("Unsupported global: GLOBAL ", "unsupported GLOBAL "):
+        if marker in message:
+            return message.split(marker, 1)[1].split()[0]
     return None
+
+
+# What torch's weights-only unpickler says when a file holds Python objects it will not build
+# (classes, functions, reduce calls to blocked modules), as opposed to a damaged pickle.
+_OBJECT_MARKERS = ("Unsupported global", "unsupported GLOBAL", "Can only create new object",
+                   "Can only build", "must be imported to load")
+
+
+def refused_objects_error(path: Path | str, exc: BaseException) -> VidinvertError | None:
+    """The one-line error for a weights-only refusal of Python objects in ``path`` (None when
+    ``exc`` is not one): ``FILE holds Python objects that a weights-only load refuses; not loaded``."""
+    message = str(exc)
+    if not any(m in message for m in _OBJECT_MARKERS):
+        return None
+    name = _unsupported_global(message)
+    what = f"first: {name.rstrip('.')}; " if name else ""
+    return VidinvertError(
+        f"{path} holds Python objects that a weights-only load refuses; not loaded ({what}"
+        "re-save it as a plain state dict of tensors: torch.save(model.state_dict(), path))"
+    )
 
 
 def read_checkpoint(path: Path | str, map_location: Any = "cpu") -> Any:
@@ -149,11 +169,9 @@ def read_checkpoint(path: Path | str, map_location: Any = "cpu") -> Any:
             raise VidinvertError(
                 f"{path} is an NVIDIA pickle that vidinvert will not unpickle; {PKL_HINT}"
             ) from exc
-        if name:
-            raise VidinvertError(
-                f"{path} holds a Python object of type {name}, which a safe (weights-only) load refuses;"
-                " re-save the model as a plain state dict of tensors (torch.save(model.state_dict(), ...))"
-            ) from exc
+        refused = refused_objects_error(path, exc)
+        if refused is not None:
+            raise refused from exc
         raise VidinvertError(f"{path} is truncated or corrupt ({size} bytes): download it again") from exc
     except (EOFError, RuntimeError, ValueError, OSError, zipfile.BadZipFile) as exc:
         detail = " ".join(str(exc).split())[:160]

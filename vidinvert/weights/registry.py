@@ -149,7 +149,7 @@ _SPECS = [
         license="MIT (xinntao/facexlib; model from zllrunning/face-parsing.PyTorch, MIT)",
         research_only=False,
         format="bisenet-facexlib",
-        description="facexlib BiSeNet face parsing, 19 classes (different key layout from 79999_iter.pth)",
+        description="facexlib BiSeNet face parsing, 19 classes (the same module tree as 79999_iter.pth)",
         homepage="https://github.com/xinntao/facexlib",
     ),
     WeightSpec(
