@@ -144,7 +144,7 @@ def _models(tw):
 def test_cli_discover_then_preview(tmp_path, tiny_weights, astronaut_face, capsys):
     out = tmp_path / "dirs"
     assert main(["directions", "discover", "--out", str(out), "--layers", "coarse", "--count", "3",
-                 *_models(tiny_weights)]) == 0
+                 "--generator", str(tiny_weights["generator"])]) == 0
     files = sorted(out.glob("sefa_L0-3_r*.npy"))
     assert [f.name for f in files] == ["sefa_L0-3_r00.npy", "sefa_L0-3_r01.npy", "sefa_L0-3_r02.npy"]
     index = json.loads((out / "directions.json").read_text())["directions"]
@@ -181,3 +181,16 @@ def test_cli_preview_refuses_bad_options(tmp_path, tiny_weights, astronaut_face,
                *extra, *args, *_models(tiny_weights)])
     err = capsys.readouterr().err
     assert rc != 0 and text in err and not Path(tmp_path / "g.png").exists()
+
+
+@pytest.mark.parametrize("cmd", [["directions"], ["directions", "discover"], ["directions", "preview"]])
+def test_help(cmd, capsys):
+    assert main([*cmd, "--help"]) == 0
+    assert "Usage" in capsys.readouterr().out
+
+
+def test_discover_refuses_preview_options_without_preview(tmp_path, tiny_weights, capsys):
+    rc = main(["directions", "discover", "--out", str(tmp_path / "d"), "--preview-size", "32", *_models(tiny_weights)])
+    assert rc != 0 and "--preview FACE" in capsys.readouterr().err and not (tmp_path / "d").exists()
+    rc = main(["directions", "discover", "--out", str(tmp_path / "d"), *_models(tiny_weights)])
+    assert rc != 0 and "--encoder" in capsys.readouterr().err and not (tmp_path / "d").exists()

@@ -105,7 +105,10 @@ def add_commands(directions_app: typer.Typer) -> None:
     @directions_app.command("discover")
     @common.options_of(_discover_options, common.model_options)
     def discover(**o) -> None:
-        """Find edit directions without data (SeFa on the style modulation): [bold]vidinvert directions discover --out dirs/[/bold]."""
+        """Find edit directions without data (SeFa on the style modulation): [bold]vidinvert directions discover --out dirs/[/bold].
+
+        The factorization runs in float64 on the CPU whatever --device says (seconds); --device, --dtype
+        and --encoder serve the --preview sheet."""
         from vidinvert.edit.discover import DiscoverRequest, plan_discover, run_discover
         from vidinvert.pipeline.preview import (
             PreviewRequest,
@@ -124,6 +127,9 @@ def add_commands(directions_app: typer.Typer) -> None:
                 check_preview_request(preview)
         elif o["preview_out"] is not None or o["preview_size"] is not None or o["at"] is not None or o["no_align"]:
             raise VidinvertError("--preview-out, --preview-size, --at and --no-align need --preview FACE")
+        elif o["encoder"] is not None or o["dtype"] != "auto":
+            raise VidinvertError("--encoder and --dtype are used by --preview only (the factorization needs"
+                                 " the generator alone, in float64)")
         if preview is None:
             from vidinvert.weights import load_generator
 
