@@ -134,3 +134,20 @@ def test_attr_error_lists_only_names_with_files(tmp_path):
     assert "Smiling" in have and "age" not in have and "gender" not in have and "Eyeglasses" not in have
     assert "smile" in have  # the alias that resolves to a present file
     assert "encoder4editing" in msg and "MIT" in msg and "directions discover" in msg and "\n" not in msg
+
+
+def test_restrict_and_condition_then_combine(tmp_path):
+    from vidinvert.edit.conditional import restrict_and_condition
+    from vidinvert.edit.directions import load_named
+
+    rng = np.random.default_rng(5)
+    np.save(tmp_path / "Eyeglasses_boundary.npy", rng.standard_normal((1, 9216)).astype(np.float32))
+    keep = load_named("glasses", 18, 512, tmp_path)  # by alias
+    keep_file = load_named(tmp_path / "Eyeglasses_boundary.npy", 18, 512)
+    assert torch.equal(keep.vector, keep_file.vector)
+    a, b = _dir("a", rng.standard_normal((18, 512))), _dir("b", rng.standard_normal(512))
+    out = restrict_and_condition([a, b], n_latent=18, layers="middle", keep=[keep])
+    combined = EditSpec("a+b", tuple(out), (1.0, 1.0)).delta().numpy()
+    assert np.all(combined[:4] == 0) and np.all(combined[8:] == 0)
+    assert abs(float((combined * keep.vector.numpy()).sum())) < 1e-4
+    assert restrict_and_condition([a], n_latent=18)[0] is a

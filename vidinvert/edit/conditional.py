@@ -18,7 +18,7 @@ from dataclasses import replace
 import torch
 
 from vidinvert.edit.directions import Direction
-from vidinvert.edit.layers import mask_vector
+from vidinvert.edit.layers import layer_mask, mask_direction, mask_vector
 from vidinvert.errors import VidinvertError
 
 # A kept direction whose part inside the mask is below this (relative) norm is ignored.
@@ -64,4 +64,15 @@ def condition_direction(direction: Direction, kept: Sequence[Direction], mask: t
     return replace(direction, vector=project_out(direction.vector, [k.vector for k in kept], mask))
 
 
-__all__ = ["condition_direction", "project_out"]
+def restrict_and_condition(directions: Sequence[Direction], *, n_latent: int, layers: str | None = None,
+                           keep: Sequence[Direction] = ()) -> list[Direction]:
+    """What ``--layers`` and ``--keep`` do to every edit direction, in this order: restrict to the rows
+    of ``layers`` (no renormalisation), then make orthogonal to the ``keep`` directions restricted to the
+    same rows (rescaled to the restricted norm). Directions are already unit-norm (the one rule).
+    A sum of the results (``--combine``) is orthogonal to the kept directions too."""
+    mask = layer_mask(layers, n_latent) if layers else None
+    out = [mask_direction(d, mask) if mask is not None else d for d in directions]
+    return [condition_direction(d, list(keep), mask) for d in out]
+
+
+__all__ = ["condition_direction", "project_out", "restrict_and_condition"]

@@ -111,6 +111,16 @@ def load_direction(path: str | Path, n_latent: int, style_dim: int, *, name: str
     return Direction(name=name or p.stem, vector=vec, source=str(p))
 
 
+def load_named(name_or_file: str | Path, n_latent: int, style_dim: int, weights_dir: Path | None = None) -> Direction:
+    """A direction given as a file (an existing path, or a ``.npy``/``.pt``/``.pth`` name) or as an
+    ``--attr`` name (resolved with :func:`resolve_attr`); used by ``--keep``."""
+    p = Path(name_or_file)
+    if p.suffix in (".npy", ".pt", ".pth") or p.exists():
+        return load_direction(p, n_latent, style_dim)
+    text = str(name_or_file)
+    return load_direction(resolve_attr(text, weights_dir)[1], n_latent, style_dim, name=text)
+
+
 def _direction_dirs(weights_dir: Path | None) -> list[Path]:
     from vidinvert.weights import search_dirs
 

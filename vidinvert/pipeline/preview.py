@@ -19,9 +19,15 @@ import numpy as np
 import torch
 
 from vidinvert.convert import to_tensor, to_uint8
-from vidinvert.edit.conditional import condition_direction
-from vidinvert.edit.directions import EDIT_STEP, Direction, load_direction, resolve_attr
-from vidinvert.edit.layers import default_strengths, layer_mask, mask_direction
+from vidinvert.edit.conditional import restrict_and_condition
+from vidinvert.edit.directions import (
+    EDIT_STEP,
+    Direction,
+    load_direction,
+    load_named,
+    resolve_attr,
+)
+from vidinvert.edit.layers import default_strengths
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import check_output, write_json
 from vidinvert.imagefile import is_image_path, read_image, write_image
@@ -82,22 +88,12 @@ def check_preview_request(request: PreviewRequest) -> None:
 
 def preview_directions(request: PreviewRequest, n_latent: int, style_dim: int) -> list[Direction]:
     """The rows: each direction loaded by the one rule, restricted to ``layers``, then conditioned on
-    ``keep`` (kept directions restricted to the same rows)."""
+    ``keep`` (see :func:`vidinvert.edit.conditional.restrict_and_condition`)."""
     dirs = [load_direction(resolve_attr(a, request.weights_dir)[1], n_latent, style_dim, name=a)
             for a in request.attrs]
     dirs += [load_direction(p, n_latent, style_dim) for p in request.directions]
-    mask = layer_mask(request.layers, n_latent) if request.layers else None
-    if mask is not None:
-        dirs = [mask_direction(d, mask) for d in dirs]
-    kept = [_load_named(k, n_latent, style_dim, request.weights_dir) for k in request.keep]
-    return [condition_direction(d, kept, mask) for d in dirs]
-
-
-def _load_named(name_or_file: str, n_latent: int, style_dim: int, weights_dir) -> Direction:
-    p = Path(name_or_file)
-    if p.suffix in (".npy", ".pt", ".pth") or p.exists():
-        return load_direction(p, n_latent, style_dim)
-    return load_direction(resolve_attr(name_or_file, weights_dir)[1], n_latent, style_dim, name=name_or_file)
+    kept = [load_named(k, n_latent, style_dim, request.weights_dir) for k in request.keep]
+    return restrict_and_condition(dirs, n_latent=n_latent, layers=request.layers, keep=kept)
 
 
 def read_source(request: PreviewRequest) -> tuple[np.ndarray, dict]:
