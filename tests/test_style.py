@@ -30,18 +30,18 @@ def inverter():
 
 
 def test_parse_layers():
-    assert parse_layers("all", 18) == tuple(range(18))
-    assert parse_layers("0-17", 18) == tuple(range(18))
-    assert parse_layers("coarse", 18) == (0, 1, 2, 3)
-    assert parse_layers("middle", 18) == (4, 5, 6, 7)
-    assert parse_layers("fine", 18) == tuple(range(8, 18))
-    assert parse_layers(" 0-2, 5 ,fine", 10) == (0, 1, 2, 5, 8, 9)
-    assert parse_layers("3,1,3", 18) == (1, 3)
-    for bad, msg in [("0-18", "0 to 17"), ("5-2", "ends before"), ("x", "invalid"), ("", "no rows"),
-                     ("1-", "invalid"), ("-1", "invalid")]:
+    assert parse_layers("all", 18) == list(range(18))
+    assert parse_layers("0-17", 18) == list(range(18))
+    assert parse_layers("coarse", 18) == [0, 1, 2, 3]
+    assert parse_layers("middle", 18) == [4, 5, 6, 7]
+    assert parse_layers("fine", 18) == list(range(8, 18))
+    assert parse_layers(" 0-2, 5 ,fine", 10) == [0, 1, 2, 5, 8, 9]
+    assert parse_layers("3,1,3", 18) == [1, 3]
+    for bad, msg in [("0-18", "rows 0..17"), ("5-2", "must not exceed"), ("x", "bad --style-layers item"),
+                     ("", "empty"), ("1-", "bad"), ("-1", "bad")]:
         with pytest.raises(VidinvertError, match=msg):
-            parse_layers(bad, 18)
-    with pytest.raises(VidinvertError, match="only 8 rows"):
+            parse_layers(bad, 18, what="--style-layers")
+    with pytest.raises(VidinvertError, match="selects no row"):
         parse_layers("fine", 8)
     m = rows_mask((1, 3), 5)
     assert m.dtype == torch.bool and m.tolist() == [False, True, False, True, False]

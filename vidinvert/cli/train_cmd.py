@@ -184,7 +184,7 @@ def register(app: typer.Typer) -> None:
 
     directions_app = common.command_group(
         name="directions",
-        help="Edit directions: fit one from labelled latents.",
+        help="Edit directions: discover them without data, preview them, or fit one from labelled latents.",
         no_args_is_help=True,
     )
 
@@ -222,6 +222,9 @@ def register(app: typer.Typer) -> None:
                 f" training accuracy {res.accuracy:.3f})"
             )
 
+    from vidinvert.cli.directions_cmd import add_commands
+
+    add_commands(directions_app)
     app.add_typer(directions_app, name="directions")
 
 

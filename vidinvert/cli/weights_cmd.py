@@ -36,7 +36,12 @@ def list_weights(weights_dir: Path | None, *, as_json: bool, verify: bool) -> in
     else:
         rows = [status(name, weights_dir, verify=verify) for name in REGISTRY]
     if as_json:
-        common.print_json({"search_dirs": [str(d) for d in search_dirs(weights_dir)], "weights": rows})
+        from dataclasses import asdict
+
+        from vidinvert.weights import KNOWN_DIRECTION_SOURCES
+
+        common.print_json({"search_dirs": [str(d) for d in search_dirs(weights_dir)], "weights": rows,
+                           "direction_sources": [asdict(src) for src in KNOWN_DIRECTION_SOURCES]})
         return 0
     lines = [
         (
@@ -60,6 +65,9 @@ def list_weights(weights_dir: Path | None, *, as_json: bool, verify: bool) -> in
     else:  # plain, one line per file, for pipes and logs
         for line in lines:
             common.out.print("\t".join(line), markup=False)
+    from vidinvert.weights import direction_sources_text
+
+    common.info("edit directions published elsewhere (not fetched by vidinvert): " + direction_sources_text())
     missing = [r["name"] for r in rows if r["status"] == "missing"]
     if missing:
         common.info(

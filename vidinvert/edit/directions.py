@@ -113,6 +113,16 @@ def load_direction(path: str | Path, n_latent: int, style_dim: int, *, name: str
     return Direction(name=name or p.stem, vector=vec, source=str(p))
 
 
+def load_named(name_or_file: str | Path, n_latent: int, style_dim: int, weights_dir: Path | None = None) -> Direction:
+    """A direction given as a file (an existing path, or a ``.npy``/``.pt``/``.pth`` name) or as an
+    ``--attr`` name (resolved with :func:`resolve_attr`); used by ``--keep``."""
+    p = Path(name_or_file)
+    if p.suffix in (".npy", ".pt", ".pth") or p.exists():
+        return load_direction(p, n_latent, style_dim)
+    text = str(name_or_file)
+    return load_direction(resolve_attr(text, weights_dir)[1], n_latent, style_dim, name=text)
+
+
 def _direction_dirs(weights_dir: Path | None) -> list[Path]:
     from vidinvert.weights import search_dirs
 
@@ -150,20 +160,16 @@ def resolve_attr(attr: str, weights_dir: Path | None = None) -> tuple[str, Path]
         if c.lower() in lower:
             key = lower[c.lower()]
             return key, avail[key]
-    known = sorted(set(avail) | set(OFFICIAL_BOUNDARIES))
+    from vidinvert.weights import direction_sources_text
+
     where = ", ".join(str(d) for d in _direction_dirs(weights_dir)[:1])
     have = ", ".join(sorted(avail)) if avail else "none"
-    official = [b for b in OFFICIAL_BOUNDARIES if b not in avail]
-    hint = (
-        "; get the official ones with `vidinvert weights download "
-        + " ".join("boundary-" + b.lower().replace("_", "-") for b in official)
-        + "`"
-        if official
-        else ""
-    )
+    aliases = sorted(a for a, cands in ALIASES.items()
+                     if a.lower() not in lower and any(c.lower() in lower for c in cands))
+    also = f" (also by the names {', '.join(aliases)})" if aliases else ""
     raise VidinvertError(
-        f"unknown or missing direction {attr!r}: available here: {have} (known names: {', '.join(known)}, "
-        f"aliases: {', '.join(sorted(ALIASES))}); put NAME.npy in {where} or pass --direction FILE.npy{hint}"
+        f"unknown or missing direction {attr!r}: names with a file here: {have}{also}; put NAME.npy in {where}"
+        f" or pass --direction FILE.npy. Known sources: {direction_sources_text()}"
     )
 
 

@@ -1,73 +1,147 @@
-"""W+ row selections: ``all``, ``coarse``, ``middle``, ``fine``, ``A-B`` (inclusive), ``A,B,C``.
+"""Which w+ rows an edit moves: layer specs, masks, and the strength each row gets.
 
-Rows follow the generator's layers: for the 1024 px StyleGAN2 (18 rows) rows 0-3 drive the 4-8 px
-layers (coarse: pose, face shape), 4-7 the 16-32 px layers (middle: features, expression), 8-17
-the 64-1024 px layers (fine: colour, texture, lighting). The names mean the same row ranges for
-any generator; ``fine`` is rows 8 to the last.
+A layer spec names rows of w+ (0-based): ``all``, ``coarse``, ``middle``, ``fine``, a range ``A-B``
+(inclusive) or a list ``A,B,C`` (items may be ranges: ``0-3,8``). The groups follow StyleGAN's
+two rows per resolution (row ``r`` belongs to resolution ``4 * 2**(r // 2)``):
+``coarse`` = 4-8 px (rows 0-3), ``middle`` = 16-32 px (rows 4-7), ``fine`` = 64 px and up
+(rows 8..n_latent-1; 8-17 at 1024).
+
+Masking happens after the one normalisation rule of :mod:`vidinvert.edit.directions` and does
+not renormalise: rows outside are set to zero, rows inside keep their values. A unit-norm
+direction with ``k`` equal non-zero rows moves each of them by ``15 * S / sqrt(k)``.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 
+from vidinvert.edit.directions import EDIT_STEP, Direction, EditSpec
 from vidinvert.errors import VidinvertError
 
-#: Named groups: first row, end row (exclusive; None = the last row).
-LAYER_GROUPS: dict[str, tuple[int, int | None]] = {
-    "all": (0, None),
-    "coarse": (0, 4),
-    "middle": (4, 8),
-    "fine": (8, None),
-}
-_ITEM = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$")
+LAYER_GROUPS = ("all", "coarse", "middle", "fine")
+# The customary SeFa / GANSpace step: a unit-norm 512-d direction moved by about 3 on each edited row.
+ROW_STEP = 3.0
 
 
-def parse_layers(spec: str, n_latent: int, *, what: str = "--style-layers") -> tuple[int, ...]:
-    """``"fine"``, ``"0-3,8"`` ... -> the sorted W+ rows ``(0, 1, 2, 3, 8)``.
+def group_rows(group: str, n_latent: int) -> list[int]:
+    """Rows of a named group for a generator with ``n_latent`` w+ rows (see the module docstring)."""
+    if group == "all":
+        return list(range(n_latent))
+    lo, hi = {"coarse": (0, 3), "middle": (4, 7), "fine": (8, n_latent - 1)}[group]
+    return [r for r in range(lo, min(hi, n_latent - 1) + 1)]
 
-    Items are comma-separated: a group name (:data:`LAYER_GROUPS`), a row ``A`` or an inclusive
-    range ``A-B``; their union is returned. Rows must lie in ``0..n_latent-1``. A bad item, an empty
-    selection or an empty group (``fine`` of a generator with 8 rows or fewer) raises VidinvertError.
-    """
-    text = str(spec).strip().lower()
+
+def parse_layers(spec: str, n_latent: int, *, what: str = "--layers") -> list[int]:
+    """A layer spec -> the sorted, distinct rows it names. Raises VidinvertError on a bad spec
+    (unknown word, reversed or out-of-range row, nothing selected)."""
+    text = str(spec).strip().lower().replace(" ", "")
+    if not text:
+        raise VidinvertError(f"empty {what}: give all, coarse, middle, fine, A-B or A,B,C")
     rows: set[int] = set()
-    last = n_latent - 1
-    for item in (p.strip() for p in text.split(",")):
-        if not item:
-            continue
+    for item in text.split(","):
         if item in LAYER_GROUPS:
-            a, b = LAYER_GROUPS[item]
-            got = range(a, min(n_latent, b) if b is not None else n_latent)
-            if len(got) == 0:
-                raise VidinvertError(f"{what} {item}: this generator has only {n_latent} rows (0-{last})")
-            rows.update(got)
+            rows.update(group_rows(item, n_latent))
             continue
-        m = _ITEM.match(item)
-        if not m:
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", item)
+        if m is None:
             raise VidinvertError(
-                f"invalid {what} item {item!r} in {spec!r}: use all, coarse, middle, fine, a row (5), "
-                f"a range (0-7) or a comma-separated list of those"
-            )
+                f"bad {what} item {item!r} in {spec!r}: use all, coarse, middle, fine, A-B or A,B,C"
+                f" (rows 0..{n_latent - 1})")
         a = int(m.group(1))
         b = int(m.group(2)) if m.group(2) is not None else a
-        if b < a:
-            raise VidinvertError(f"{what} range {item!r} ends before it starts")
-        if b > last:
-            raise VidinvertError(f"{what} {item!r}: rows go from 0 to {last} for this generator")
+        if a > b:
+            raise VidinvertError(f"bad {what} range {item!r}: the first row must not exceed the last")
+        if b >= n_latent:
+            raise VidinvertError(f"{what} {spec!r} names row {b}, but this generator has rows 0..{n_latent - 1}")
         rows.update(range(a, b + 1))
     if not rows:
-        raise VidinvertError(f"{what} {spec!r} selects no rows")
-    return tuple(sorted(rows))
+        raise VidinvertError(f"{what} {spec!r} selects no row of this generator")
+    return sorted(rows)
 
 
-def rows_mask(rows: Sequence[int] | None, n_latent: int) -> torch.Tensor:
+def layer_mask(spec: str, n_latent: int) -> torch.Tensor:
+    """A layer spec -> bool mask ``[n_latent]`` (True = the row may move)."""
+    mask = torch.zeros(n_latent, dtype=torch.bool)
+    mask[parse_layers(spec, n_latent)] = True
+    return mask
+
+
+def rows_mask(rows, n_latent: int) -> torch.Tensor:
     """Row indices -> ``[n_latent]`` bool mask (None selects every row)."""
     mask = torch.zeros(n_latent, dtype=torch.bool)
-    if rows is None:
-        mask[:] = True
-    else:
-        mask[list(rows)] = True
+    mask[list(range(n_latent)) if rows is None else list(rows)] = True
     return mask
+
+
+def rows_label(rows: list[int]) -> str:
+    """A short file-name-safe label of rows: ``L0-17`` for a contiguous run, else ``L0.2.5``."""
+    if rows == list(range(rows[0], rows[-1] + 1)):
+        return f"L{rows[0]}-{rows[-1]}" if len(rows) > 1 else f"L{rows[0]}"
+    return "L" + ".".join(str(r) for r in rows)
+
+
+def mask_vector(vector: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Rows outside ``mask`` set to exactly zero, rows inside unchanged (no renormalisation).
+    vector: ``[n_latent, style_dim]``; mask: bool ``[n_latent]``."""
+    if mask.shape != (vector.shape[0],):
+        raise VidinvertError(f"layer mask has {mask.shape[0]} rows, the direction {vector.shape[0]}")
+    return torch.where(mask.to(vector.device)[:, None], vector, torch.zeros((), dtype=vector.dtype,
+                                                                             device=vector.device))
+
+
+def mask_direction(direction: Direction, mask: torch.Tensor) -> Direction:
+    """The direction restricted to the rows of ``mask`` (see :func:`mask_vector`). A direction that
+    has no non-zero value in those rows is refused (the edit would do nothing)."""
+    v = mask_vector(direction.vector, mask)
+    if not bool(v.any()):
+        rows = [int(r) for r in torch.nonzero(mask).flatten()]
+        raise VidinvertError(f"direction {direction.name!r} is zero on the rows {rows_label(rows)} of --layers:"
+                             " the edit would change nothing")
+    return replace(direction, vector=v)
+
+
+def mask_spec(spec: EditSpec, mask: torch.Tensor) -> EditSpec:
+    """Every direction of an edit restricted to ``mask`` (``spec.delta()`` then moves only those rows)."""
+    return replace(spec, directions=tuple(mask_direction(d, mask) for d in spec.directions))
+
+
+def nonzero_rows(vector: torch.Tensor) -> int:
+    """How many rows of ``[n_latent, style_dim]`` are not all zero (``k``)."""
+    return int(vector.ne(0).any(dim=1).sum())
+
+
+def row_step_strength(k: int, row_step: float = ROW_STEP) -> float:
+    """The strength S that moves each of ``k`` equal rows of a unit-norm direction by ``row_step``:
+    ``15 * S / sqrt(k) = row_step``, so ``S = row_step * sqrt(k) / 15`` (0.2 * sqrt(k) for 3)."""
+    return row_step * math.sqrt(max(k, 1)) / EDIT_STEP
+
+
+def default_strengths(directions: list[Direction], columns: int = 5) -> tuple[float, ...]:
+    """Symmetric strengths for a preview: ``columns`` values from ``-u`` to ``u`` (0 in the middle
+    for an odd count), ``u`` = :func:`row_step_strength` of the largest ``k`` among ``directions``,
+    so the extreme columns move each edited row by about 3, the customary SeFa range."""
+    k = max(nonzero_rows(d.vector) for d in directions)
+    u = row_step_strength(k)
+    if columns == 1:
+        return (round(u, 2),)
+    return tuple(round(u * (2 * i / (columns - 1) - 1), 2) + 0.0 for i in range(columns))
+
+
+__all__ = [
+    "LAYER_GROUPS",
+    "ROW_STEP",
+    "default_strengths",
+    "group_rows",
+    "layer_mask",
+    "mask_direction",
+    "mask_spec",
+    "mask_vector",
+    "nonzero_rows",
+    "parse_layers",
+    "row_step_strength",
+    "rows_label",
+]

@@ -354,7 +354,7 @@ class Generator(nn.Module):
     # ---------------------------------------------------------------------------------- synthesis
     def forward(self, w_plus: Tensor, feature: Tensor | None = None, *, feature_index: int = 5,
                 feature_scale: float | Tensor = 1.0, noise: Sequence[Tensor] | None = None,
-                return_features: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
+                return_features: bool = False, rgb_size: int | None = None) -> Tensor | tuple[Tensor, list[Tensor]]:
         """Synthesise images from w+ (truncation 1, ``input_is_latent`` semantics).
 
         w_plus: [B, n_latent, style_dim] (or [B, style_dim], repeated). feature: optional feature code
@@ -364,11 +364,16 @@ class Generator(nn.Module):
         Run under ``torch.no_grad()``/``inference_mode()`` for the in-place fast path; grad mode works too.
         Returns the image [B, 3, size, size] float32 RGB, roughly in [-1, 1]; with ``return_features`` also
         ``outs`` (n_latent activations, w-driven at ``feature_index``; possibly channels-last).
+        rgb_size: stop early and return the skip branch's RGB image at this resolution (a power of two,
+        4..size), [B, 3, rgb_size, rgb_size] float32: the generator's own low-resolution output (what the
+        full image is upsampled from plus finer detail); later layers are not run. None: the full image.
         """
         if feature is not None and not 0 <= feature_index < self.num_layers:
             raise ValueError(f"feature_index must be in [0, {self.num_layers - 1}], got {feature_index}")
+        if rgb_size is not None and (rgb_size not in self.channels or rgb_size > self.size):
+            raise ValueError(f"rgb_size must be a power of two in [4, {self.size}], got {rgb_size}")
         image, outs = self._synthesize(w_plus, noise, feature=feature, feature_index=feature_index,
-                                       feature_scale=feature_scale, keep_outs=return_features)
+                                       feature_scale=feature_scale, keep_outs=return_features, rgb_size=rgb_size)
         image = image.contiguous()
         return (image, outs) if return_features else image
 
@@ -379,6 +384,21 @@ class Generator(nn.Module):
             raise ValueError(f"index must be in [0, {self.num_layers}], got {index}")
         out, _ = self._synthesize(w_plus, noise, stop_at=index)
         return out.contiguous()
+
+    def style_modules(self) -> list[tuple[int, str, ModulatedConv]]:
+        """Every modulated convolution with the w+ row that drives it, in the order synthesis runs them:
+        ``(row, qualified name, module)``. Styled convolution ``c`` (``conv1``, then ``convs[c-1]``) takes
+        row ``c`` (0..num_layers-1); ToRGB ``k`` (``to_rgb1``, then ``to_rgbs[k-1]``) takes row ``2k+1``,
+        so the last row (n_latent-1) drives only the last ToRGB."""
+        convs = [("conv1", self.conv1)] + [(f"convs.{i}", m) for i, m in enumerate(self.convs)]
+        rgbs = [("to_rgb1", self.to_rgb1)] + [(f"to_rgbs.{i}", m) for i, m in enumerate(self.to_rgbs)]
+        out: list[tuple[int, str, ModulatedConv]] = []
+        for c, (name, m) in enumerate(convs):
+            out.append((c, f"{name}.conv", m.conv))
+            if c % 2 == 0:
+                rname, rgb = rgbs[c // 2]
+                out.append((c + 1, f"{rname}.conv", rgb.conv))
+        return out
 
     def _latent(self, w: Tensor) -> Tensor:
         if w.dim() == 2:
@@ -411,7 +431,7 @@ class Generator(nn.Module):
 
     def _synthesize(self, w_plus: Tensor, noise: Sequence[Tensor] | None, *, stop_at: int | None = None,
                     feature: Tensor | None = None, feature_index: int = 5, feature_scale: float | Tensor = 1.0,
-                    keep_outs: bool = False) -> tuple[Tensor, list[Tensor]]:
+                    keep_outs: bool = False, rgb_size: int | None = None) -> tuple[Tensor, list[Tensor]]:
         w = self._latent(w_plus)
         noises = self._noise(noise)
         if feature is not None and not isinstance(feature_scale, Tensor) and feature_scale == 0:
@@ -435,6 +455,8 @@ class Generator(nn.Module):
             fresh = True
             if stop_at is None and c % 2 == 0:
                 skip = to_rgbs[c // 2](x, w[:, c + 1], skip)
+                if rgb_size is not None and skip.shape[-1] == rgb_size:
+                    return skip, outs
         if keep_outs:
             outs.append(x)
         if stop_at is not None:

@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 # Imported eagerly: it needs no torch.
 from vidinvert.weights.downloading import download, license_notice
 from vidinvert.weights.registry import (
+    KNOWN_DIRECTION_SOURCES,
     REGISTRY,
+    DirectionSource,
     WeightSpec,
+    direction_sources_text,
     find,
     get_spec,
     how_to_get,
@@ -51,9 +54,12 @@ _LAZY = {
 }
 
 __all__ = [
+    "KNOWN_DIRECTION_SOURCES",
     "REGISTRY",
+    "DirectionSource",
     "WeightSpec",
     "classify_state_dict",
+    "direction_sources_text",
     "download",
     "find",
     "get_spec",

@@ -183,6 +183,44 @@ _SPECS = [
 REGISTRY: dict[str, WeightSpec] = {s.name: s for s in _SPECS}
 
 
+@dataclass(frozen=True)
+class DirectionSource:
+    """Where edit directions for the FFHQ StyleGAN2 generator are published. Listed so a user knows where
+    to look; vidinvert does not download them (except the registry's ``boundary-*`` files) and does not
+    claim they are present. ``license`` is what the publishing repository states: check it before use."""
+
+    names: tuple[str, ...]
+    where: str
+    license: str
+    space: str
+    how: str
+
+
+KNOWN_DIRECTION_SOURCES: tuple[DirectionSource, ...] = (
+    DirectionSource(("Smiling", "Eyeglasses", "Heavy_Makeup"), _FSE_HOME + " (boundaries_ours/)",
+                    _LIC_INTERDIGITAL, "w+ (1, 9216), this encoder's space",
+                    "vidinvert weights download boundary-smiling boundary-eyeglasses boundary-heavy-makeup"
+                    " --accept-license"),
+    DirectionSource(("age", "smile", "pose"),
+                    "https://github.com/omertov/encoder4editing (editings/interfacegan_directions/*.pt)",
+                    "MIT (repository licence)", "W of the same FFHQ StyleGAN2 generator (InterFaceGAN)",
+                    "download by hand; place NAME.pt as --direction FILE or NAME.npy in WEIGHTS/directions"),
+    DirectionSource(("age", "smile", "rotation"),
+                    "https://github.com/danielroich/PTI (editings/interfacegan_directions/*.pt)",
+                    "MIT (repository licence)", "W of the same FFHQ StyleGAN2 generator (InterFaceGAN)",
+                    "download by hand; pass --direction FILE.pt"),
+    DirectionSource(("sefa_*",), "computed here from the generator's weights (Shen & Zhou, CVPR 2021)",
+                    "the generator's licence", "w+ rows of the chosen layers",
+                    "vidinvert directions discover --out DIR"),
+)
+
+
+def direction_sources_text() -> str:
+    """One line naming the known direction sources (for error messages and ``vidinvert weights``)."""
+    return "; ".join(f"{', '.join(s.names)}: {s.where} [{s.license.split(':')[0]}] ({s.how})"
+                     for s in KNOWN_DIRECTION_SOURCES)
+
+
 def get_spec(name: str) -> WeightSpec:
     """The registry entry ``name``; a VidinvertError listing the known names otherwise."""
     try:

@@ -1,0 +1,202 @@
+"""``vidinvert directions preview``: a labelled contact sheet of directions x strengths for one face.
+
+One row per direction, one column per strength. The face is a raw photo (detected and
+FFHQ-aligned), an aligned crop (``no_align``) or one frame of a clip (``at``). It is inverted
+once; per direction only the edit (w~, the early-exit G_K(w~)) and the syntheses of all its
+strengths (one batch) run. ``preview_size`` renders the generator's intermediate skip RGB at that
+resolution instead of the full image (faster; labelled on the sheet). Beside the PNG a JSON
+layout gives the image size, rows, columns, strengths and every cell's box ``[x0, y0, x1, y1)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidinvert.convert import to_tensor, to_uint8
+from vidinvert.edit.conditional import restrict_and_condition
+from vidinvert.edit.directions import (
+    EDIT_STEP,
+    Direction,
+    load_direction,
+    load_named,
+    resolve_attr,
+)
+from vidinvert.edit.layers import default_strengths
+from vidinvert.errors import VidinvertError
+from vidinvert.fileio import check_output, write_json
+from vidinvert.imagefile import is_image_path, read_image, write_image
+from vidinvert.pipeline.inverter import Inverter, Latents
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreviewRequest:
+    """A contact sheet. ``attrs`` (names resolved like ``--attr``) and ``directions`` (files) give the
+    rows, in that order; ``keep`` (names or files) conditions every row (see edit.conditional);
+    ``layers`` restricts every row (see edit.layers). ``strengths`` None: :func:`default_strengths`.
+    ``at``: the frame of a clip (``2.5s`` / ``75f``; default the first). ``layout``: default
+    ``output`` with ``.json``."""
+
+    input: Path
+    output: Path
+    attrs: tuple[str, ...] = ()
+    directions: tuple[Path, ...] = ()
+    strengths: tuple[float, ...] | None = None
+    at: str | None = None
+    no_align: bool = False
+    preview_size: int | None = None
+    layers: str | None = None
+    keep: tuple[str, ...] = ()
+    face: str = "largest"
+    detector: str = "auto"
+    weights_dir: Path | None = None
+    overwrite: bool = False
+    layout: Path | None = None
+
+    @property
+    def layout_path(self) -> Path:
+        return self.layout or Path(self.output).with_suffix(".json")
+
+
+def check_preview_request(request: PreviewRequest) -> None:
+    """Everything that can be checked before the models load: inputs, outputs, numbers."""
+    if not request.attrs and not request.directions:
+        raise VidinvertError("nothing to preview: give --attr NAME or --direction FILE.npy")
+    if not Path(request.input).exists():
+        raise VidinvertError(f"input not found: {request.input}")
+    if request.strengths is not None:
+        if not request.strengths:
+            raise VidinvertError("--strengths is empty: give numbers such as -1,0,1")
+        if not all(np.isfinite(s) for s in request.strengths):
+            raise VidinvertError("--strengths must be finite numbers")
+    if request.preview_size is not None and (request.preview_size < 4 or request.preview_size & (request.preview_size - 1)):
+        raise VidinvertError(f"--preview-size must be a power of two (e.g. 256), got {request.preview_size}")
+    if request.at is not None and is_image_path(request.input):
+        raise VidinvertError("--at picks a frame of a video; the input is an image")
+    if request.layout_path == Path(request.output):
+        raise VidinvertError("the layout JSON would overwrite the grid image: give a .png output")
+    for p in (request.output, request.layout_path):
+        check_output(Path(p), overwrite=request.overwrite, inputs=[Path(request.input)])
+
+
+def preview_directions(request: PreviewRequest, n_latent: int, style_dim: int) -> list[Direction]:
+    """The rows: each direction loaded by the one rule, restricted to ``layers``, then conditioned on
+    ``keep`` (see :func:`vidinvert.edit.conditional.restrict_and_condition`)."""
+    dirs = [load_direction(resolve_attr(a, request.weights_dir)[1], n_latent, style_dim, name=a)
+            for a in request.attrs]
+    dirs += [load_direction(p, n_latent, style_dim) for p in request.directions]
+    kept = [load_named(k, n_latent, style_dim, request.weights_dir) for k in request.keep]
+    return restrict_and_condition(dirs, n_latent=n_latent, layers=request.layers, keep=kept)
+
+
+def read_source(request: PreviewRequest) -> tuple[np.ndarray, dict]:
+    """The image to preview, uint8 RGB ``[H,W,3]``, and where it came from (file, frame index, time)."""
+    if is_image_path(request.input):
+        return read_image(request.input), {"file": str(request.input), "frame": None, "time": None}
+    from vidinvert.timespec import parse_time
+    from vidinvert.video.random_access import RandomAccessVideo
+
+    point = parse_time(request.at if request.at is not None else "0f", what="--at")
+    with RandomAccessVideo(request.input) as video:
+        if point.frame is not None:
+            index = point.frame
+            if index >= len(video):
+                raise VidinvertError(f"--at {request.at}: the clip has {len(video)} frames")
+        else:
+            times = video.times
+            if point.seconds > float(times[-1]) + 1e-6:
+                raise VidinvertError(f"--at {request.at}: the clip ends at {float(times[-1]):.3f}s")
+            index = int(np.searchsorted(times, point.seconds + 1e-6, side="right") - 1)
+        frame = video.get(max(index, 0))
+    return frame.rgb, {"file": str(request.input), "frame": frame.index, "time": frame.time}
+
+
+def face_crop(rgb: np.ndarray, request: PreviewRequest, size: int, device) -> torch.Tensor:
+    """The aligned face ``[1,3,size,size]`` in [-1,1]: detected and aligned, or (``no_align``) the
+    square image itself resized to ``size``."""
+    if request.no_align:
+        h, w = rgb.shape[:2]
+        if h != w:
+            raise VidinvertError(f"{request.input}: {w}x{h} is not a square aligned face (--no-align)")
+        t = to_tensor(rgb, device)
+        if h != size:
+            t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", antialias=h > size,
+                                                align_corners=False)
+        return t
+    from vidinvert.face.detect import make_detector
+    from vidinvert.face.single import align_single
+
+    detector = make_detector(request.detector, request.weights_dir, device="cpu")
+    crop, _ = align_single(rgb, detector, face=request.face, size=size)
+    return crop.to(device)
+
+
+@torch.inference_mode()
+def render_rows(inverter: Inverter, crop: torch.Tensor, directions: list[Direction], strengths: tuple[float, ...],
+                preview_size: int | None = None) -> list[np.ndarray]:
+    """Invert ``crop`` once, then per direction edit and synthesize every strength in one batch.
+    Returns one uint8 ``[len(strengths), R, R, 3]`` array per direction (R = preview_size or size)."""
+    latents = inverter.invert(crop)
+    g_k_w = inverter.feature_at_k(latents.w)
+    n = len(strengths)
+    s = torch.tensor(strengths, dtype=torch.float32, device=latents.w.device)
+    rep = Latents(latents.w.expand(n, -1, -1), latents.f.expand(n, -1, -1, -1))
+    rows = []
+    for d in directions:
+        edited = inverter.edit(rep, d.vector * EDIT_STEP, s, g_k_w=g_k_w.expand(n, -1, -1, -1))
+        rows.append(to_uint8(synthesize_at(inverter, edited, preview_size)))
+    return rows
+
+
+def synthesize_at(inverter: Inverter, latents: Latents, preview_size: int | None) -> torch.Tensor:
+    """``G(w, F)`` at full size, or the generator's skip RGB at ``preview_size`` ([B,3,R,R] float32)."""
+    if preview_size is None or preview_size == inverter.size:
+        return inverter.synthesize(latents)
+    if preview_size > inverter.size:
+        raise VidinvertError(f"--preview-size {preview_size} exceeds the generator's {inverter.size} px")
+    dev = inverter.compute.device
+    with torch.inference_mode(), inverter.compute.autocast():
+        img = inverter.generator(latents.w.to(dev), latents.f.to(dev), feature_index=inverter.feature_index,
+                                 noise=inverter.noise, rgb_size=preview_size)
+    return img.float()
+
+
+def run_preview(inverter: Inverter, request: PreviewRequest) -> dict:
+    """Build the sheet and its layout; write both (atomically). Returns a summary (outputs, layout,
+    seconds per stage)."""
+    check_preview_request(request)
+    t0 = time.perf_counter()
+    directions = preview_directions(request, inverter.n_latent, inverter.style_dim)
+    strengths = tuple(float(s) for s in request.strengths) if request.strengths else default_strengths(directions)
+    rgb, origin = read_source(request)
+    crop = face_crop(rgb, request, inverter.size, inverter.compute.device)
+    t1 = time.perf_counter()
+    cells = render_rows(inverter, crop, directions, strengths, request.preview_size)
+    t2 = time.perf_counter()
+    from vidinvert.pipeline.contact_sheet import compose_sheet
+
+    size = request.preview_size or inverter.size
+    note = (f"rendered at {size} px: the generator's intermediate RGB, not the final {inverter.size} px image"
+            if size != inverter.size else f"rendered at {size} px")
+    title = f"{Path(request.input).name}" + (f" @ frame {origin['frame']}" if origin["frame"] is not None else "")
+    sheet, layout = compose_sheet(cells, [d.name for d in directions], strengths, title=f"{title} - {note}")
+    layout.update(render_size=size, generator_size=inverter.size, source=origin,
+                  directions=[{"name": d.name, "source": d.source} for d in directions],
+                  layers=request.layers, keep=list(request.keep))
+    write_image(request.output, sheet, overwrite=request.overwrite)
+    write_json(request.layout_path, layout)
+    t3 = time.perf_counter()
+    return {"output": str(request.output), "layout": str(request.layout_path), "rows": len(directions),
+            "columns": len(strengths), "strengths": list(strengths), "render_size": size,
+            "seconds": {"prepare": t1 - t0, "render": t2 - t1, "write": t3 - t2}}
+
+
+__all__ = ["PreviewRequest", "check_preview_request", "face_crop", "preview_directions", "read_source",
+           "render_rows", "run_preview", "synthesize_at"]
