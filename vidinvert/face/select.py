@@ -68,8 +68,10 @@ def choose_faces(faces: Sequence[Face], select: str | int | FaceSelect, frame_sh
     else:
         bad = [n for n in sel.numbers if n >= len(ordered)]
         if bad:
+            skipped = len(faces) - len(ordered)
+            note = f"; {skipped} smaller face(s) skipped by --min-face" if skipped else ""
             raise VidinvertError(f"{what}: --face {sel} but {len(ordered)} face(s) found "
-                                 f"(numbered 0 to {len(ordered) - 1} from the left)")
+                                 f"(numbered 0 to {len(ordered) - 1} from the left{note})")
         picked = list(sel.numbers)
     return [NumberedFace(i, ordered[i], quad_from_face(ordered[i])) for i in picked]
 
