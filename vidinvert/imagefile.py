@@ -84,7 +84,7 @@ def write_image(path: str | Path, rgb: np.ndarray, *, overwrite: bool) -> Path:
 class Photo:
     """A photo as read, upright.
 
-    rgb: uint8 ``[H,W,3]`` RGB (greyscale expanded to three equal channels; 16-bit samples
+    rgb: uint8 ``[H,W,3]`` RGB, possibly read-only (greyscale expanded to three equal channels; 16-bit samples
     rounded to 8 bits, ``round(v / 257)``). alpha: ``[H,W]`` uint8 or uint16 (the source's
     depth), or None. grey: the source had one colour channel. high: the 16-bit source samples,
     uint16 ``[H,W,3]`` (colour) or ``[H,W]`` (grey), or None for 8-bit sources. icc: the ICC
@@ -220,7 +220,8 @@ def _from_pil(p: Path, im, fmt: str) -> Photo:
         return Photo(p, np.ascontiguousarray(a[..., :3]), fmt, alpha=a[..., 3].copy())
     if mode not in ("RGB", "RGBX"):
         raise VidinvertError(f"{p}: {fmt} images in mode {mode} are not supported: save it as 8-bit RGB")
-    return Photo(p, np.asarray(im.convert("RGB"), dtype=np.uint8).copy(), fmt)
+    # one copy: the decoded image's bytes become the (read-only) array
+    return Photo(p, np.asarray(im if mode == "RGB" else im.convert("RGB")), fmt)
 
 
 def _read_png16(p: Path, orientation: int) -> Photo:

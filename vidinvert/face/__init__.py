@@ -28,18 +28,19 @@ from vidinvert.face.align import (
 )
 from vidinvert.face.detect import DETECTOR_CHOICES, DlibDetector, FaceDetector, RetinaFaceDetector, make_detector
 from vidinvert.face.masks import FACE_CLASSES, FACE_CLASSES_STIT, ParsingMasker, load_parsing_masker, outline_masks
-from vidinvert.face.paste import PASTE_MODES, match_color, paste_faces
+from vidinvert.face.paste import PASTE_MODES, depth_order, match_color, paste_faces, paste_faces_depth
+from vidinvert.face.select import NumberedFace, choose_faces, find_faces
 from vidinvert.face.smooth import SmoothConfig, SmoothedQuad, StreamingQuadSmoother
 from vidinvert.face.stage import AlignCounts, AlignedFace, AlignStream, FaceAligner, FaceConfig, align_frames
-from vidinvert.face.track import FaceTracker, TrackConfig, parse_face_select
+from vidinvert.face.track import FaceSelect, FaceTracker, TrackConfig, parse_face_select
 from vidinvert.face.types import Face
 
 __all__ = [
     "DETECTOR_CHOICES", "FACE_CLASSES", "FACE_CLASSES_STIT", "PASTE_MODES",
     "AlignCounts", "AlignStream", "AlignedFace", "DlibDetector", "Face", "FaceAligner", "FaceConfig",
-    "FaceDetector", "FaceTracker", "ParsingMasker", "RetinaFaceDetector", "SmoothConfig", "SmoothedQuad",
+    "FaceDetector", "FaceSelect", "FaceTracker", "NumberedFace", "ParsingMasker", "RetinaFaceDetector", "SmoothConfig", "SmoothedQuad",
     "StreamingQuadSmoother", "TrackConfig",
-    "align_frames", "crop_to_frame", "frame_to_crop", "load_parsing_masker", "make_detector", "match_color",
-    "outline_masks", "params_to_quad", "parse_face_select", "paste_faces", "quad_from_5", "quad_from_68",
+    "align_frames", "choose_faces", "crop_to_frame", "depth_order", "find_faces", "frame_to_crop", "load_parsing_masker", "make_detector", "match_color",
+    "outline_masks", "params_to_quad", "parse_face_select", "paste_faces", "paste_faces_depth", "quad_from_5", "quad_from_68",
     "quad_from_face", "quad_to_params", "warp_faces",
 ]
