@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     from vidinvert.edit.discover import DiscoverRequest, run_discover
     from vidinvert.models.fs_encoder import FeatureStyleEncoder
     from vidinvert.models.stylegan2 import Generator
-    from vidinvert.pipeline.inverter import Inverter
+    from vidinvert.engine import Inverter
     from vidinvert.pipeline.preview import PreviewRequest, run_preview
 
     torch.manual_seed(0)

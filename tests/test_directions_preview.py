@@ -14,7 +14,7 @@ from tests.face_clips import face_frame, make_face_clip
 from vidinvert.cli.app import main
 from vidinvert.convert import to_tensor, to_uint8
 from vidinvert.device import resolve_compute
-from vidinvert.pipeline.inverter import Inverter
+from vidinvert.engine import Inverter
 from vidinvert.pipeline.preview import PreviewRequest, run_preview
 
 

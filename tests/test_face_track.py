@@ -104,10 +104,18 @@ def test_face_selection(patches, select, expect_b):
 
 
 def test_parse_face_select():
-    assert parse_face_select("Largest") == "largest" and parse_face_select("2") == 2
-    assert parse_face_select("centre") == "center"
-    with pytest.raises(VidinvertError, match="--face"):
-        parse_face_select("biggest")
+    from vidinvert.face.track import FaceSelect, FaceTracker
+
+    assert parse_face_select("Largest") == FaceSelect("largest") and parse_face_select("2") == FaceSelect("numbers", (2,))
+    assert parse_face_select("centre") == FaceSelect("center") and parse_face_select(3).numbers == (3,)
+    assert parse_face_select("all") == FaceSelect("all") and not FaceSelect("all").single
+    sel = parse_face_select(" 2, 0,2")
+    assert sel.numbers == (0, 2) and str(sel) == "0,2" and parse_face_select(sel) is sel
+    for bad in ("biggest", "1,x", "-1", ",", ""):
+        with pytest.raises(VidinvertError, match="--face"):
+            parse_face_select(bad)
+    with pytest.raises(VidinvertError, match="follows one face"):
+        FaceTracker(object.__new__(DlibDetector), TrackConfig(select="0,1"))
 
 
 def test_optical_flow_refinement_removes_detector_jitter():

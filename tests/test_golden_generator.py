@@ -46,7 +46,7 @@ def _edit_through_inverter(g: Generator, ref, tmp_path):
     """
     from vidinvert.device import resolve_compute
     from vidinvert.edit.directions import load_direction
-    from vidinvert.pipeline.inverter import Inverter, Latents
+    from vidinvert.engine import Inverter, Latents
 
     np.save(tmp_path / "direction.npy", ref["direction"])
     d = load_direction(tmp_path / "direction.npy", g.n_latent, g.style_dim)

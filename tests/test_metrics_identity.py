@@ -49,7 +49,7 @@ def test_dlib_descriptors_are_raw_and_separate_a_person_from_non_faces(embedder,
     """dlib's measure: shifted crops of one face lie within 0.6 (same person); a cat, noise and a
     random-weight inversion do not. (Unit-normalised cosines would score all of them 0.86-0.89.)"""
     from vidinvert.device import resolve_compute
-    from vidinvert.pipeline.inverter import Inverter
+    from vidinvert.engine import Inverter
 
     assert embedder.measure == "distance" and measure_label("distance") == "share within 0.6 (dlib)"
     shifted = torch.cat([_astronaut(), _astronaut(4, 2), _astronaut(8, -5), _astronaut(2, 6)])

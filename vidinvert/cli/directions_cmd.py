@@ -54,7 +54,7 @@ def model_paths(encoder: str | None, generator: str | None, weights_dir: Path | 
 
 
 def _inverter(o: dict, enc_path: Path, gen_path: Path):
-    from vidinvert.pipeline.inverter import Inverter
+    from vidinvert.engine import Inverter
 
     compute = common.resolve_compute_loudly(o["device"], o["dtype"])
     return Inverter.from_files(enc_path, gen_path, compute)

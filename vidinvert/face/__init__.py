@@ -28,19 +28,21 @@ from vidinvert.face.align import (
 )
 from vidinvert.face.detect import DETECTOR_CHOICES, DlibDetector, FaceDetector, RetinaFaceDetector, make_detector
 from vidinvert.face.masks import FACE_CLASSES, FACE_CLASSES_STIT, ParsingMasker, load_parsing_masker, outline_masks
-from vidinvert.face.paste import PASTE_MODES, combine_masks, match_color, paste_faces
+from vidinvert.face.paste import PASTE_MODES, combine_masks, depth_order, match_color, paste_faces, paste_faces_depth
 from vidinvert.face.regions import REGIONS, RegionMasker, feature_grid_mask, parse_regions
+from vidinvert.face.select import NumberedFace, choose_faces, find_faces
 from vidinvert.face.smooth import SmoothConfig, SmoothedQuad, StreamingQuadSmoother
 from vidinvert.face.stage import AlignCounts, AlignedFace, AlignStream, FaceAligner, FaceConfig, align_frames
-from vidinvert.face.track import FaceTracker, TrackConfig, parse_face_select
+from vidinvert.face.track import FaceSelect, FaceTracker, TrackConfig, parse_face_select
 from vidinvert.face.types import Face
 
 __all__ = [
     "DETECTOR_CHOICES", "FACE_CLASSES", "FACE_CLASSES_STIT", "PASTE_MODES", "REGIONS",
     "AlignCounts", "AlignStream", "AlignedFace", "DlibDetector", "Face", "FaceAligner", "FaceConfig",
-    "FaceDetector", "FaceTracker", "ParsingMasker", "RegionMasker", "RetinaFaceDetector", "SmoothConfig",
-    "SmoothedQuad", "StreamingQuadSmoother", "TrackConfig",
-    "align_frames", "combine_masks", "crop_to_frame", "feature_grid_mask", "frame_to_crop", "load_parsing_masker",
-    "make_detector", "match_color", "outline_masks", "params_to_quad", "parse_face_select", "parse_regions",
-    "paste_faces", "quad_from_5", "quad_from_68", "quad_from_face", "quad_to_params", "warp_faces",
+    "FaceDetector", "FaceSelect", "FaceTracker", "NumberedFace", "ParsingMasker", "RegionMasker", "RetinaFaceDetector",
+    "SmoothConfig", "SmoothedQuad", "StreamingQuadSmoother", "TrackConfig",
+    "align_frames", "choose_faces", "combine_masks", "crop_to_frame", "depth_order", "feature_grid_mask", "find_faces",
+    "frame_to_crop", "load_parsing_masker", "make_detector", "match_color", "outline_masks", "params_to_quad",
+    "parse_face_select", "parse_regions", "paste_faces", "paste_faces_depth", "quad_from_5", "quad_from_68",
+    "quad_from_face", "quad_to_params", "warp_faces",
 ]

@@ -21,7 +21,7 @@ batched ``grid_sample`` calls (content bicubic, mask bilinear) for the whole bat
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -194,3 +194,89 @@ def paste_faces(frames: Sequence[np.ndarray], quads: np.ndarray, edited: torch.T
         x0, y0, x1, y1 = boxes[i]
         outs[i][y0:y1, x0:x1] = res[j, : y1 - y0, : x1 - x0]
     return outs
+
+
+# --------------------------------------------------------------------------- several faces, one image
+def depth_order(quads: np.ndarray) -> np.ndarray:
+    """Indices of the faces from the farthest to the nearest: ascending crop size in the image
+    (ties keep their given order). Nearer faces are pasted last and their masks win."""
+    q = np.asarray(quads, np.float64).reshape(-1, 4, 2)
+    return np.argsort(quad_scale(q, 1), kind="stable")
+
+
+def _warp_into(x: torch.Tensor, quad: np.ndarray, size: int, box: Sequence[int], mode: str) -> torch.Tensor:
+    """Crop-space ``[1,C,r,r]`` (spanning an ``size`` crop of ``quad``) sampled at the frame pixels of
+    ``box`` (x0, y0, x1, y1; exclusive end) -> ``[1,C,y1-y0,x1-x0]``; zero outside the crop."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    bw, bh = x1 - x0, y1 - y0
+    reg = np.array([[bw / 2, 0, (bw - 1) / 2 + x0], [0, bh / 2, (bh - 1) / 2 + y0], [0, 0, 1.0]])
+    inv = np.concatenate([frame_to_crop(np.asarray(quad)[None], size)[0], [[0, 0, 1.0]]])
+    norm = np.array([[2 / size, 0, 1 / size - 1], [0, 2 / size, 1 / size - 1], [0, 0, 1.0]])
+    theta = torch.as_tensor((norm @ inv @ reg)[None, :2], dtype=torch.float32, device=x.device)
+    grid = F.affine_grid(theta, [1, x.shape[1], bh, bw], align_corners=False)
+    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+
+
+def paste_faces_depth(image: np.ndarray, quads: np.ndarray, edited: torch.Tensor, masks: torch.Tensor, *,
+                      mode: str = "delta", recon: torch.Tensor | None = None,
+                      color_reference: torch.Tensor | None = None, antialias: bool = True,
+                      inplace: bool = False) -> np.ndarray:
+    """Paste N aligned faces into ONE image, farthest (smallest) first, with masks that do not bleed.
+
+    image: uint8 RGB ``[H,W,3]``. quads: ``[N,4,2]``. edited: ``[N,3,S,S]`` RGB in [-1,1].
+    masks: ``[N,1,r,r]`` in [0,1] at any resolution r. ``delta`` needs ``recon`` ``[N,3,S,S]``;
+    ``color_reference`` (``full`` only): the aligned source crops. Each face's mask, in the image,
+    is multiplied by ``1 - m_j`` of every nearer face j (see :func:`depth_order`), so a face's edit
+    stops where a nearer face begins; the faces are then blended one after the other. Work is done
+    in each mask's bounding box: pixels outside the union of the masks' supports are bit-identical
+    (``inplace=False`` returns a copy: the only full-size array made here).
+    """
+    if mode not in PASTE_MODES:
+        raise VidinvertError(f"unknown paste mode {mode!r}: choose one of {', '.join(PASTE_MODES)}")
+    quads = np.asarray(quads, np.float64).reshape(-1, 4, 2)
+    out = image if inplace else image.copy()
+    n = len(quads)
+    if n == 0:
+        return out
+    device = edited.device
+    s = edited.shape[-1]
+    masks = masks.to(device, torch.float32)
+    if mode == "delta":
+        if recon is None:
+            raise ValueError("paste mode 'delta' needs the unedited reconstruction (recon)")
+        content = edited.float() - recon.to(device).float()
+    else:
+        content = edited.float()
+        if color_reference is not None:
+            content = match_color(content, color_reference.to(device).float(), masks)
+    h, w = image.shape[:2]
+    boxes = _support_boxes(masks, quads, s, (h, w))
+    order = [int(i) for i in depth_order(quads)]
+    for k, i in enumerate(order):
+        x0, y0, x1, y1 = (int(v) for v in boxes[i])
+        if x1 <= x0 or y1 <= y0:
+            continue
+        c, m_crop = content[i : i + 1], masks[i : i + 1]
+        t = math.ceil(float(quad_scale(quads[i], 1)[0]) * _OVERSAMPLE)
+        if antialias and t * _MIN_SHRINK < s:
+            c = F.interpolate(c, size=(t, t), mode=_PREFILTER, align_corners=False, antialias=True)
+            if m_crop.shape[-1] > t:
+                m_crop = F.interpolate(m_crop, size=(t, t), mode="bilinear", align_corners=False, antialias=True)
+        m = _warp_into(m_crop, quads[i], s, boxes[i], "bilinear").clamp_(0, 1)
+        for j in order[k + 1 :]:  # nearer faces cut this face's mask
+            a0, b0 = max(x0, int(boxes[j][0])), max(y0, int(boxes[j][1]))
+            a1, b1 = min(x1, int(boxes[j][2])), min(y1, int(boxes[j][3]))
+            if a1 <= a0 or b1 <= b0:
+                continue
+            mj = _warp_into(masks[j : j + 1], quads[j], s, (a0, b0, a1, b1), "bilinear").clamp_(0, 1)
+            m[..., b0 - y0 : b1 - y0, a0 - x0 : a1 - x0] *= 1 - mj
+        val = torch.nan_to_num_(_warp_into(c, quads[i], s, boxes[i], _SAMPLER), nan=0.0, posinf=0.0, neginf=0.0)
+        src = torch.from_numpy(np.ascontiguousarray(out[y0:y1, x0:x1])).to(device).permute(2, 0, 1)[None].float()
+        # Where m == 0 exactly, both formulas add +-0.0 to the integer-valued source: bit-identical.
+        if mode == "delta":
+            src.addcmul_(m, val, value=127.5)
+        else:
+            src.addcmul_(m, val.add_(1).mul_(127.5).sub_(src))
+        res = src.round_().clamp_(0, 255).to(torch.uint8)[0].permute(1, 2, 0).cpu().numpy()
+        out[y0:y1, x0:x1] = res
+    return out

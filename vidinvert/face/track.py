@@ -1,8 +1,9 @@
 """Follow one chosen face through a clip.
 
-Selection (``--face``): ``largest`` (largest box), ``center`` (box centre nearest the frame
-centre) or an integer N (the N-th face from the left, 0-based) on the first frame where a face
-is found. The chosen face is then locked:
+Selection (``--face``, parsed into :class:`FaceSelect`): ``largest`` (largest box), ``center``
+(box centre nearest the frame centre) or an integer N (the N-th face from the left, 0-based) on
+the first frame where a face is found (``all`` and ``N,M`` are parsed too; a track follows one
+face, so those are for photos). The chosen face is then locked:
 
 - While it is seen, each frame is searched only in a region around its predicted position
   (constant-velocity prediction; the region is resized so the face is about ``roi_face_px`` wide),
@@ -24,8 +25,8 @@ which removes detector jitter without drifting (the detection always keeps a sha
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -38,25 +39,53 @@ from vidinvert.face.types import Face, box_iou, landmarks5_from_68
 log = logging.getLogger(__name__)
 
 
-def parse_face_select(value: str | int) -> str | int:
-    """``--face`` value -> ``'largest'``, ``'center'`` or a 0-based int."""
+@dataclass(frozen=True)
+class FaceSelect:
+    """A parsed ``--face`` value.
+
+    mode: ``largest`` | ``center`` | ``all`` | ``numbers``; numbers: the chosen faces, 0-based,
+    counted from the left, ascending and without repeats (``numbers`` mode only). ``str()`` gives
+    the option text back (``largest``, ``all``, ``2``, ``0,2``).
+    """
+
+    mode: str = "largest"
+    numbers: tuple[int, ...] = ()
+
+    @property
+    def single(self) -> bool:
+        """True when one face is chosen (what a video track follows)."""
+        return self.mode in ("largest", "center") or (self.mode == "numbers" and len(self.numbers) == 1)
+
+    def __str__(self) -> str:
+        return ",".join(map(str, self.numbers)) if self.mode == "numbers" else self.mode
+
+
+_FACE_HELP = "use largest, center, all, a face number N or numbers N,M (0 = leftmost)"
+
+
+def parse_face_select(value: str | int | FaceSelect) -> FaceSelect:
+    """``--face`` value -> :class:`FaceSelect`: ``largest``, ``center`` (``centre``), ``all``, ``N``
+    or ``N,M,...`` (0-based, left to right). A FaceSelect is returned as is."""
+    if isinstance(value, FaceSelect):
+        return value
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             raise VidinvertError(f"--face {value}: a face number must be 0 or more")
-        return value
+        return FaceSelect("numbers", (value,))
     text = str(value).strip().lower()
-    if text in ("largest", "center", "centre"):
-        return "center" if text == "centre" else text
-    if text.isdigit():
-        return int(text)
-    raise VidinvertError(f"--face {value!r}: use largest, center, or a face number N (0 = leftmost)")
+    if text in ("largest", "center", "centre", "all"):
+        return FaceSelect("center" if text == "centre" else text)
+    parts = [p.strip() for p in text.split(",")]
+    if parts and all(p.isdigit() for p in parts):
+        return FaceSelect("numbers", tuple(sorted({int(p) for p in parts})))
+    raise VidinvertError(f"--face {value!r}: {_FACE_HELP}")
 
 
 @dataclass(frozen=True)
 class TrackConfig:
     """How the chosen face is followed (see the module docstring)."""
 
-    select: str | int = "largest"
+    select: str | int | FaceSelect = "largest"
     roi_margin: float = 0.6        # search region = predicted box grown by this fraction of its size per side
     roi_face_px: float = 100.0     # face width (px) in the resized search region (dlib's HOG window is 80)
     redetect_every: int = 5        # while lost: whole-frame detection every N frames
@@ -67,17 +96,21 @@ class TrackConfig:
     flow_refine: bool = False      # blend optical-flow tracked landmarks with detections
 
 
-def select_face(faces: Sequence[Face], select: str | int, frame_shape) -> Face | None:
-    """Pick the face to lock on among ``faces`` of a frame of ``frame_shape`` (H, W, ...)."""
+def select_face(faces: Sequence[Face], select: str | int | FaceSelect, frame_shape) -> Face | None:
+    """Pick the one face to lock on among ``faces`` of a frame of ``frame_shape`` (H, W, ...)."""
+    sel = parse_face_select(select)
+    if not sel.single:
+        raise VidinvertError(f"--face {sel}: a video follows one face; use largest, center or one number N")
     if not faces:
         return None
-    if select == "largest":
+    if sel.mode == "largest":
         return max(faces, key=lambda f: f.width * f.height)
-    if select == "center":
+    if sel.mode == "center":
         c = np.array([frame_shape[1] - 1, frame_shape[0] - 1]) / 2
         return min(faces, key=lambda f: float(np.hypot(*(f.center - c))))
     ordered = sorted(faces, key=lambda f: f.center[0])
-    return ordered[select] if select < len(ordered) else None
+    n = sel.numbers[0]
+    return ordered[n] if n < len(ordered) else None
 
 
 class FaceTracker:
@@ -87,6 +120,8 @@ class FaceTracker:
         self.detector = detector
         self.cfg = config
         self.select = parse_face_select(config.select)
+        if not self.select.single:
+            raise VidinvertError(f"--face {self.select}: a video follows one face; use largest, center or one number N")
         self.last: Face | None = None          # last sighting of the locked face
         self.velocity = np.zeros(2)            # centre motion per frame
         self.lost = 0                          # frames since the last sighting

@@ -31,7 +31,7 @@ from vidinvert.edit.layers import default_strengths
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import check_output, write_json
 from vidinvert.imagefile import is_image_path, read_image, write_image
-from vidinvert.pipeline.inverter import Inverter, Latents
+from vidinvert.engine import Inverter, Latents
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,250 @@
+"""The photo job: a photo is a one-frame clip with any number of faces.
+
+``edit_photo`` reads the photo upright (:func:`vidinvert.imagefile.read_photo`), detects every
+face, numbers them left to right and keeps the ``--face`` choice, FFHQ-aligns them all, inverts
+them as ONE batch ``[faces,3,S,S]``, edits (``w~ = w + S*delta``, ``F~ = F + G_K(w~) - G_K(w)``,
+G_K(w) computed once for all edits), synthesizes, pastes the faces back in depth order with
+non-bleeding masks (:func:`vidinvert.face.paste.paste_faces_depth`) and writes each output in
+the source's kind (:func:`vidinvert.imagefile.write_photo`). Nothing is written when a photo has
+no face. Memory: the source, one output image and per-face boxes (no full-size float copies).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidinvert.edit.directions import EditSpec
+from vidinvert.errors import VidinvertError
+from vidinvert.face.align import warp_faces
+from vidinvert.face.detect import FaceDetector, make_detector
+from vidinvert.face.masks import outline_masks
+from vidinvert.face.paste import PASTE_MODES, paste_faces_depth
+from vidinvert.face.select import NumberedFace, check_min_face, find_faces
+from vidinvert.face.stage import to_crop_normalised
+from vidinvert.face.track import FaceSelect, parse_face_select
+from vidinvert.fileio import atomic_path, check_output
+from vidinvert.imagefile import check_photo_output, read_photo, write_photo
+from vidinvert.metrics.identity import paired_identity
+from vidinvert.engine import Inverter, Latents
+
+log = logging.getLogger(__name__)
+
+#: output tag of the reconstruction (``vidinvert invert photo.jpg``): pasted in full
+INVERSION = "inversion"
+#: smallest face the photo detector looks for, as a fraction of the photo's shorter side
+PHOTO_MIN_FACE = 0.04
+
+
+@dataclass(frozen=True)
+class PhotoFace:
+    """One edited face: ``index`` its number from the left, ``box`` the detector's box (x0, y0, x1,
+    y1, pixels of the upright photo), ``quad`` the FFHQ crop corners ``[4,2]`` (tuple of pairs),
+    ``identity`` per output tag the similarity of the pasted face's crop to the source crop
+    (``paired_identity``: cosine of the embeddings; absent without an embedder)."""
+
+    index: int
+    box: tuple[float, float, float, float]
+    quad: tuple[tuple[float, float], ...]
+    score: float
+    identity: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"index": self.index, "box": [round(v, 2) for v in self.box],
+                "quad": [[round(x, 3), round(y, 3)] for x, y in self.quad], "score": round(self.score, 4),
+                "identity_to_source": {k: round(v, 4) for k, v in self.identity.items()}}
+
+
+@dataclass
+class PhotoResult:
+    """What :func:`edit_photo` did: outputs written (tag -> path), faces edited, faces detected,
+    the photo's kind, the identity embedder's name and per-stage seconds (``networks`` = encoder +
+    G_K + generator, ``rest`` = everything else)."""
+
+    source: Path
+    outputs: dict[str, Path]
+    faces: list[PhotoFace]
+    detected: int
+    photo: str
+    embedder: str | None
+    timings: dict[str, float]
+    latents: Path | None = None
+
+    def as_dict(self) -> dict:
+        """JSON-ready summary (for run.json and ``--report``)."""
+        return {"source": str(self.source), "photo": self.photo,
+                "outputs": {k: str(v) for k, v in self.outputs.items()},
+                "faces_detected": self.detected, "faces": [f.as_dict() for f in self.faces],
+                "identity_embedder": self.embedder,
+                "latents": None if self.latents is None else str(self.latents),
+                "timings_s": {k: round(v, 4) for k, v in self.timings.items()}}
+
+
+def make_photo_detector(kind: str = "auto", weights_dir: Path | str | None = None,
+                        device: torch.device | str = "cpu", min_face: float = 0.0) -> FaceDetector:
+    """The detector for photos: looks for faces down to ``PHOTO_MIN_FACE`` of the shorter side
+    (and ``min_face`` px when larger than 20), with the usual ``--detector`` choice."""
+    return make_detector(kind, weights_dir, device, min_face=PHOTO_MIN_FACE, min_face_px=max(20.0, float(min_face)))
+
+
+def _validate(edits: Sequence[EditSpec], strength: float, paste_mode: str, outputs: Mapping[str, Path]) -> None:
+    if not math.isfinite(float(strength)):
+        raise VidinvertError(f"--strength {strength}: give a finite number")
+    if paste_mode not in PASTE_MODES:
+        raise VidinvertError(f"--paste {paste_mode}: choose one of {', '.join(PASTE_MODES)}")
+    if not outputs:
+        raise ValueError("edit_photo: no outputs")
+    names = {e.name for e in edits}
+    for tag in outputs:
+        if tag != INVERSION and tag not in names:
+            raise ValueError(f"edit_photo: output {tag!r} is neither {INVERSION!r} nor an edit ({sorted(names)})")
+
+
+def edit_photo(inverter: Inverter, photo_path: str | Path, *, edits: Sequence[EditSpec] = (), strength: float = 3.0,
+               face_select: str | int | FaceSelect = "largest", detector: FaceDetector | str = "auto",
+               paste_mode: str = "delta", color_match: bool = False, masker=None, embedder=None,
+               min_face: float = 0.0, outputs: Mapping[str, Path], overwrite: bool = False,
+               save_latents: Path | None = None, mask_size: int = 256,
+               weights_dir: Path | str | None = None) -> PhotoResult:
+    """Invert/edit the chosen faces of one photo and write every output.
+
+    outputs: tag -> path; a tag is an edit's name (``EditSpec.name``) or :data:`INVERSION` (the
+    reconstruction, pasted in full). detector: a built :class:`FaceDetector` or a ``--detector``
+    name (built with :func:`make_photo_detector`). masker: a ``ParsingMasker`` or None (landmark
+    masks). embedder: an identity embedder (``.embed``/``.name``) or None (no identity figures).
+    min_face: ``--min-face`` pixels (0 = off). save_latents: an ``.npz`` path (see README).
+    Raises :class:`VidinvertError` ("PATH: no face found", bad options, unwritable outputs)
+    before anything is written.
+    """
+    t_start = time.perf_counter()
+    src_path = Path(photo_path)
+    _validate(edits, strength, paste_mode, outputs)
+    select = parse_face_select(face_select)
+    min_face = check_min_face(min_face)
+    dests = {tag: check_output(Path(p), overwrite=overwrite, inputs=[src_path]) for tag, p in outputs.items()}
+    if save_latents is not None:
+        check_output(Path(save_latents), overwrite=overwrite, inputs=[src_path])
+    timings: dict[str, float] = {}
+
+    def tick(stage: str, t0: float) -> float:
+        now = time.perf_counter()
+        timings[stage] = timings.get(stage, 0.0) + now - t0
+        return now
+
+    t = time.perf_counter()
+    photo = read_photo(src_path)
+    for p in dests.values():
+        check_photo_output(photo, p)
+    t = tick("read", t)
+    if isinstance(detector, str):
+        detector = make_photo_detector(detector, weights_dir, inverter.compute.device, min_face)
+    chosen, detected = find_faces(photo.rgb, detector, select, min_face, what=str(src_path))
+    t = tick("detect", t)
+
+    dev, size = inverter.compute.device, inverter.size
+    quads = np.stack([c.quad for c in chosen])
+    src = warp_faces([photo.rgb] * len(chosen), quads, size, device=dev)  # [N,3,S,S]
+    t = tick("align", t)
+    lat = inverter.invert(src)
+    recon = inverter.synthesize(lat)
+    by_name = {e.name: e for e in edits}
+    edited: dict[str, torch.Tensor] = {}
+    edited_lat: dict[str, Latents] = {}
+    g_k_w = None
+    for tag in dests:
+        if tag == INVERSION:
+            continue
+        if g_k_w is None:
+            g_k_w = inverter.feature_at_k(lat.w)
+        edited_lat[tag] = inverter.edit(lat, by_name[tag].delta(), float(strength), g_k_w=g_k_w)
+        edited[tag] = inverter.synthesize(edited_lat[tag])
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    t = tick("networks", t)
+
+    base_mask = None
+    if masker is None:
+        lm = [to_crop_normalised(c.quad, c.face.landmarks) for c in chosen]
+        base_mask = outline_masks(lm, mask_size, device=dev)
+    t = tick("masks", t)
+    identity: dict[str, list[float]] = {}
+    written: dict[str, Path] = {}
+    for tag, dest in dests.items():
+        t = time.perf_counter()
+        img = recon if tag == INVERSION else edited[tag]
+        mode = "full" if tag == INVERSION else paste_mode
+        mask = masker.masks(src, img, size=mask_size) if masker is not None else base_mask
+        t = tick("masks", t)
+        rgb = paste_faces_depth(photo.rgb, quads, img, mask, mode=mode, recon=recon,
+                                color_reference=src if (color_match and mode == "full") else None)
+        t = tick("paste", t)
+        written[tag] = write_photo(dest, photo, rgb, overwrite=overwrite)
+        del rgb
+        t = tick("write", t)
+        if embedder is not None:
+            identity[tag] = _identity(embedder, src, img)
+            tick("identity", t)
+    latents_path = None
+    if save_latents is not None:
+        latents_path = _save_latents(Path(save_latents), chosen, lat, edited_lat, photo.size, src_path, overwrite)
+    faces = [PhotoFace(c.number, tuple(float(v) for v in c.face.box),
+                       tuple((float(x), float(y)) for x, y in c.quad), c.face.score,
+                       {tag: vals[k] for tag, vals in identity.items()}) for k, c in enumerate(chosen)]
+    timings["total"] = time.perf_counter() - t_start
+    timings["rest"] = timings["total"] - timings["networks"]
+    return PhotoResult(src_path, written, faces, detected, photo.describe(),
+                       getattr(embedder, "name", None) if embedder is not None else None, timings, latents_path)
+
+
+def _identity(embedder, src: torch.Tensor, img: torch.Tensor) -> list[float]:
+    """Per-face similarity of ``img`` to the source crops (``paired_identity``: cosine)."""
+    e_src, e_img = embedder.embed(src), embedder.embed(img.clamp(-1, 1))
+    return [float(v) for v in paired_identity(e_src, e_img)]
+
+
+def _save_latents(path: Path, chosen: list[NumberedFace], lat: Latents, edited: dict[str, Latents],
+                  image_size: tuple[int, int], source: Path, overwrite: bool) -> Path:
+    """``.npz``: ``w`` [N,L,D], ``f`` [N,C,16,16] float32, ``quad`` [N,4,2], ``face_index`` [N],
+    ``box`` [N,4], ``image_size`` (W,H), ``source``; with edits ``w_edit``/``f_edit`` [N,E,...] and
+    ``edits`` [E] names."""
+    arrays = {
+        "w": lat.w.detach().cpu().float().numpy(), "f": lat.f.detach().cpu().float().numpy(),
+        "quad": np.stack([c.quad for c in chosen]).astype(np.float64),
+        "face_index": np.array([c.number for c in chosen], np.int64),
+        "box": np.stack([c.face.box for c in chosen]).astype(np.float64),
+        "image_size": np.array(image_size, np.int64), "source": np.array(str(source)),
+    }
+    if edited:
+        arrays["w_edit"] = torch.stack([v.w.detach().cpu().float() for v in edited.values()], 1).numpy()
+        arrays["f_edit"] = torch.stack([v.f.detach().cpu().float() for v in edited.values()], 1).numpy()
+        arrays["edits"] = np.array(list(edited))
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    return path
+
+
+def edit_photos(inverter: Inverter, jobs: Sequence[tuple[Path, Mapping[str, Path]]], *,
+                save_latents: Sequence[Path | None] | None = None,
+                **options) -> list[PhotoResult | VidinvertError]:
+    """Several photos with the same options: ``jobs`` = (photo, outputs) pairs; a photo that fails
+    with a :class:`VidinvertError` (no face, unreadable file) is returned as that error and the
+    others still run. ``options``: the keyword arguments of :func:`edit_photo`."""
+    results: list[PhotoResult | VidinvertError] = []
+    if isinstance(options.get("detector", "auto"), str):
+        options["detector"] = make_photo_detector(options.get("detector", "auto"), options.get("weights_dir"),
+                                                  inverter.compute.device, options.get("min_face", 0.0))
+    for k, (path, outs) in enumerate(jobs):
+        lat = save_latents[k] if save_latents is not None else None
+        try:
+            results.append(edit_photo(inverter, path, outputs=outs, save_latents=lat, **options))
+        except VidinvertError as exc:
+            log.error(str(exc))
+            results.append(exc)
+    return results
