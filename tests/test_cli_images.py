@@ -125,7 +125,9 @@ def test_invert_and_edit_share_every_option():
     params = {name: {p.name: (tuple(p.opts), p.default) for p in group.commands[name].params}
               for name in ("invert", "edit")}
     extra = set(params["edit"]) - set(params["invert"])
-    assert extra == {"attr", "direction", "strength", "combine"}
+    from vidinvert.pipeline.request import PANELS
+
+    assert extra == set(PANELS["Edit"])  # attr, direction, strength, combine and the edit-shaping options
     assert all(params["edit"][k] == v for k, v in params["invert"].items())
     assert set(VIDEO_OPTIONS) <= set(params["invert"])  # every forwarded video option is parsed
     assert params["invert"]["codec"] == (("--codec",), "libx264")

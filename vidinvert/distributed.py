@@ -12,12 +12,13 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import torch
-import torch.distributed as dist
 
 from vidinvert.errors import VidinvertError
+
+if TYPE_CHECKING:  # torch is imported where it is used: parsing shards and ranks needs none
+    import torch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -83,6 +84,8 @@ def default_cpu_threads(env: Mapping[str, str] | None = None) -> int:
 
 def device_for(ctx: DistContext, device: torch.device) -> torch.device:
     """The device this rank works on: ``cuda:LOCAL_RANK`` when the run is on CUDA, else ``device``."""
+    import torch
+
     if device.type != "cuda" or not ctx.distributed:
         return device
     if ctx.local_rank >= torch.cuda.device_count():
@@ -101,6 +104,9 @@ def init_process_group(ctx: DistContext, device: torch.device,
     ``timeout`` bounds every collective: ``eval`` passes a long one because rank 0 waits at the
     gather for the slowest rank's whole slice. No-op for a single process.
     """
+    import torch
+    import torch.distributed as dist
+
     if not ctx.distributed:
         return ctx
     if dist.is_initialized():
@@ -117,11 +123,15 @@ def init_process_group(ctx: DistContext, device: torch.device,
 
 def shutdown() -> None:
     """Leave the process group (no-op when none was joined)."""
+    import torch.distributed as dist
+
     if dist.is_initialized():
         dist.destroy_process_group()
 
 
 def _active() -> bool:
+    import torch.distributed as dist
+
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
@@ -132,6 +142,8 @@ def shard(items: Sequence[T], ctx: DistContext) -> list[T]:
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     """Sum over processes (in place, returned); identity for a single process."""
+    import torch.distributed as dist
+
     if _active():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
@@ -139,6 +151,8 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
 
 def gather_to_main(ctx: DistContext, obj: Any) -> list[Any] | None:
     """Every rank's ``obj`` (picklable) on rank 0, in rank order; None on the other ranks."""
+    import torch.distributed as dist
+
     if not _active():
         return [obj]
     out: list[Any] | None = [None] * ctx.world_size if ctx.is_main else None
@@ -148,6 +162,8 @@ def gather_to_main(ctx: DistContext, obj: Any) -> list[Any] | None:
 
 def broadcast_from_main(obj: Any) -> Any:
     """Rank 0's ``obj`` on every rank (e.g. an error found while checking the output folder)."""
+    import torch.distributed as dist
+
     if not _active():
         return obj
     box = [obj]
@@ -163,6 +179,9 @@ def agree_on_token(ctx: DistContext, token: str,
     waits on other ranks: a corpus run's ranks then work independently for hours. Identity for a
     single process.
     """
+    import torch
+    import torch.distributed as dist
+
     if not ctx.distributed:
         return token
     joined = not dist.is_initialized()

@@ -17,7 +17,8 @@ from vidinvert.cli import common
 from vidinvert.pipeline.request import FACE_OPTIONS, PANELS, VIDEO_ONLY, EditRequest, InvertRequest
 
 D = EditRequest.defaults()
-VIDEO_OPTIONS = VIDEO_ONLY + FACE_OPTIONS  # the options about clips and faces (all parsed by both commands)
+# The options about clips and faces that both commands parse.
+VIDEO_OPTIONS = tuple(o for o in VIDEO_ONLY + FACE_OPTIONS if o in InvertRequest.defaults())
 _PANEL_OF = {name: panel for panel, names in PANELS.items() for name in names}
 
 
@@ -55,7 +56,29 @@ StrengthOpt = _opt("strength", str, "--strength",
 CombineOpt = _opt("combine", bool, "--combine", help="Sum several edits into one output.")
 StartOpt = _opt("start", Optional[str], "--start", help="Start of the range: 12.5 / 12.5s (seconds) or 300f (frame).")
 EndOpt = _opt("end", Optional[str], "--end", help="End of the range (exclusive), same grammar as --start.")
-FaceOpt = _opt("face", str, "--face", help="Which face: largest | center | N (0 = leftmost); tracked over time.")
+FaceOpt = _opt("face", str, "--face",
+               help="Which faces: largest | center | all | N | N,M (0 = leftmost); videos track them over time.")
+MinFaceOpt = _opt("min_face", float, "--min-face", help="Photos: skip faces whose box is smaller than PX pixels (0: off).")
+LayersOpt = _opt("layers", Optional[str], "--layers",
+                 help="Move only these w+ rows: all | coarse (0-3) | middle (4-7) | fine (8-17) | A-B | A,B,C.")
+KeepOpt = _opt("keep", Optional[List[str]], "--keep",
+               help="Keep this attribute unchanged (name or file): the edit is made orthogonal to it; repeatable.")
+RegionOpt = _opt("region", Optional[List[str]], "--region",
+                 help="Edit only these face parts: mouth,eyes,brows,nose,skin,face,hair,neck (comma-separated or "
+                      "repeated; hair and neck need the parsing weights).")
+FeatureKeepOpt = _opt("feature_keep", str, "--feature-keep",
+                      help="B in 0..1 (or keyframes): below 1 lets the edit move what the feature code holds "
+                           "(stronger edits, less detail); 1 is the paper's eq. (1).")
+StyleOpt = _opt("style", Optional[Path], "--style",
+                help="Appearance from this reference photo (the paper's style mixing): every frame keeps its own "
+                     "feature code (geometry).")
+StyleStrengthOpt = _opt("style_strength", str, "--style-strength", help="How much of the reference: 0..1 (or keyframes).")
+StyleLayersOpt = _opt("style_layers", str, "--style-layers",
+                      help="The w+ rows taken from the reference: all | coarse | middle | fine | A-B | A,B,C.")
+ShardOpt = _opt("shard", Optional[str], "--shard",
+                help="Take shard I of N of the inputs (I/N, from 0) or 'slurm' (job array); needs --out-dir.")
+RetryOpt = _opt("retry_failed", bool, "--retry-failed",
+                help="Corpus runs: also redo inputs recorded as failed with this configuration.")
 PasteOpt = _opt("paste", str, "--paste", help="delta (add only the edit's change: keeps source detail) | full.")
 ColorOpt = _opt("color_match", bool, "--color-match", help="Match the pasted face's colours to the source (full paste).")
 FlowOpt = _opt("flow_refine", bool, "--flow-refine", help="Refine landmarks with optical flow between detections.")
@@ -109,6 +132,13 @@ def _edit_options(
     direction: DirectionOpt = None,
     strength: StrengthOpt = D["strength"],
     combine: CombineOpt = D["combine"],
+    layers: LayersOpt = D["layers"],
+    keep: KeepOpt = None,
+    region: RegionOpt = None,
+    feature_keep: FeatureKeepOpt = D["feature_keep"],
+    style: StyleOpt = D["style"],
+    style_strength: StyleStrengthOpt = D["style_strength"],
+    style_layers: StyleLayersOpt = D["style_layers"],
 ) -> None: ...
 
 
@@ -138,6 +168,7 @@ def _model_options(
 def _face_options(
     detector: _in_panel(common.DetectorOpt, "detector") = D["detector"],  # type: ignore[valid-type]
     face: FaceOpt = D["face"],
+    min_face: MinFaceOpt = D["min_face"],
     paste: PasteOpt = D["paste"],
     color_match: ColorOpt = D["color_match"],
     flow_refine: FlowOpt = D["flow_refine"],
@@ -165,6 +196,8 @@ def _run_options(
     preview: PreviewOpt = D["preview"],
     resume: ResumeOpt = D["resume"],
     identity: IdentityOpt = D["identity"],
+    shard: ShardOpt = D["shard"],
+    retry_failed: RetryOpt = D["retry_failed"],
 ) -> None: ...
 
 

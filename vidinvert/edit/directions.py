@@ -189,19 +189,3 @@ class EditSpec:
             total = v if total is None else total + v
         return total
 
-
-def edit_specs(attr, direction, combine: bool, n_latent: int, style_dim: int,
-               weights_dir: Path | None = None) -> tuple[EditSpec, ...]:
-    """The outputs' edits of ``--attr`` names then ``--direction`` files: one each, or one sum
-    with ``combine`` (named ``a+b``)."""
-    dirs = []
-    for a in attr or ():
-        _, path = resolve_attr(a, weights_dir)
-        dirs.append(load_direction(path, n_latent, style_dim, name=a))
-    for p in direction or ():
-        dirs.append(load_direction(p, n_latent, style_dim))
-    if not dirs:
-        raise VidinvertError("nothing to edit: give --attr NAME or --direction FILE.npy")
-    if combine:
-        return (EditSpec("+".join(d.name for d in dirs), tuple(dirs), tuple(1.0 for _ in dirs)),)
-    return tuple(EditSpec(d.name, (d,), (1.0,)) for d in dirs)

@@ -16,33 +16,64 @@ Typical use (the pipeline)::
 
 from __future__ import annotations
 
-from vidinvert.face.align import (
-    crop_to_frame,
-    frame_to_crop,
-    params_to_quad,
-    quad_from_5,
-    quad_from_68,
-    quad_from_face,
-    quad_to_params,
-    warp_faces,
-)
-from vidinvert.face.detect import DETECTOR_CHOICES, DlibDetector, FaceDetector, RetinaFaceDetector, make_detector
-from vidinvert.face.masks import FACE_CLASSES, FACE_CLASSES_STIT, ParsingMasker, load_parsing_masker, outline_masks
-from vidinvert.face.paste import PASTE_MODES, combine_masks, depth_order, match_color, paste_faces, paste_faces_depth
-from vidinvert.face.regions import REGIONS, RegionMasker, feature_grid_mask, parse_regions
-from vidinvert.face.select import NumberedFace, choose_faces, find_faces
-from vidinvert.face.smooth import SmoothConfig, SmoothedQuad, StreamingQuadSmoother
-from vidinvert.face.stage import AlignCounts, AlignedFace, AlignStream, FaceAligner, FaceConfig, align_frames
-from vidinvert.face.track import FaceSelect, FaceTracker, TrackConfig, parse_face_select
-from vidinvert.face.types import Face
+import importlib
 
-__all__ = [
-    "DETECTOR_CHOICES", "FACE_CLASSES", "FACE_CLASSES_STIT", "PASTE_MODES", "REGIONS",
-    "AlignCounts", "AlignStream", "AlignedFace", "DlibDetector", "Face", "FaceAligner", "FaceConfig",
-    "FaceDetector", "FaceSelect", "FaceTracker", "NumberedFace", "ParsingMasker", "RegionMasker", "RetinaFaceDetector",
-    "SmoothConfig", "SmoothedQuad", "StreamingQuadSmoother", "TrackConfig",
-    "align_frames", "choose_faces", "combine_masks", "crop_to_frame", "depth_order", "feature_grid_mask", "find_faces",
-    "frame_to_crop", "load_parsing_masker", "make_detector", "match_color", "outline_masks", "params_to_quad",
-    "parse_face_select", "parse_regions", "paste_faces", "paste_faces_depth", "quad_from_5", "quad_from_68",
-    "quad_from_face", "quad_to_params", "warp_faces",
-]
+# Names are imported on first use (``vidinvert.face.warp_faces``), so importing one light module of
+# this package (``vidinvert.face.types``, ``vidinvert.face.track``'s parsing) does not load torch.
+_WHERE = {
+    "AlignCounts": "vidinvert.face.stage",
+    "AlignStream": "vidinvert.face.stage",
+    "AlignedFace": "vidinvert.face.stage",
+    "DETECTOR_CHOICES": "vidinvert.face.detect",
+    "DlibDetector": "vidinvert.face.detect",
+    "FACE_CLASSES": "vidinvert.face.masks",
+    "FACE_CLASSES_STIT": "vidinvert.face.masks",
+    "Face": "vidinvert.face.types",
+    "FaceAligner": "vidinvert.face.stage",
+    "FaceConfig": "vidinvert.face.stage",
+    "FaceDetector": "vidinvert.face.detect",
+    "FaceSelect": "vidinvert.face.track",
+    "FaceTracker": "vidinvert.face.track",
+    "NumberedFace": "vidinvert.face.select",
+    "PASTE_MODES": "vidinvert.face.paste",
+    "ParsingMasker": "vidinvert.face.masks",
+    "REGIONS": "vidinvert.face.regions",
+    "RegionMasker": "vidinvert.face.regions",
+    "RetinaFaceDetector": "vidinvert.face.detect",
+    "SmoothConfig": "vidinvert.face.smooth",
+    "SmoothedQuad": "vidinvert.face.smooth",
+    "StreamingQuadSmoother": "vidinvert.face.smooth",
+    "TrackConfig": "vidinvert.face.track",
+    "align_frames": "vidinvert.face.stage",
+    "choose_faces": "vidinvert.face.select",
+    "combine_masks": "vidinvert.face.paste",
+    "crop_to_frame": "vidinvert.face.align",
+    "depth_order": "vidinvert.face.paste",
+    "feature_grid_mask": "vidinvert.face.regions",
+    "find_faces": "vidinvert.face.select",
+    "frame_to_crop": "vidinvert.face.align",
+    "load_parsing_masker": "vidinvert.face.masks",
+    "make_detector": "vidinvert.face.detect",
+    "match_color": "vidinvert.face.paste",
+    "outline_masks": "vidinvert.face.masks",
+    "params_to_quad": "vidinvert.face.align",
+    "parse_face_select": "vidinvert.face.track",
+    "parse_regions": "vidinvert.face.regions",
+    "paste_faces": "vidinvert.face.paste",
+    "paste_faces_depth": "vidinvert.face.paste",
+    "quad_from_5": "vidinvert.face.align",
+    "quad_from_68": "vidinvert.face.align",
+    "quad_from_face": "vidinvert.face.align",
+    "quad_to_params": "vidinvert.face.align",
+    "warp_faces": "vidinvert.face.align",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vidinvert.face' has no attribute {name!r}")

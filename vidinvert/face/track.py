@@ -34,51 +34,15 @@ import numpy as np
 from vidinvert.errors import VidinvertError
 from vidinvert.face import dlib_models
 from vidinvert.face.detect import FaceDetector
-from vidinvert.face.types import Face, box_iou, landmarks5_from_68
+from vidinvert.face.types import (
+    Face,
+    FaceSelect,
+    box_iou,
+    landmarks5_from_68,
+    parse_face_select,
+)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FaceSelect:
-    """A parsed ``--face`` value.
-
-    mode: ``largest`` | ``center`` | ``all`` | ``numbers``; numbers: the chosen faces, 0-based,
-    counted from the left, ascending and without repeats (``numbers`` mode only). ``str()`` gives
-    the option text back (``largest``, ``all``, ``2``, ``0,2``).
-    """
-
-    mode: str = "largest"
-    numbers: tuple[int, ...] = ()
-
-    @property
-    def single(self) -> bool:
-        """True when one face is chosen (what a video track follows)."""
-        return self.mode in ("largest", "center") or (self.mode == "numbers" and len(self.numbers) == 1)
-
-    def __str__(self) -> str:
-        return ",".join(map(str, self.numbers)) if self.mode == "numbers" else self.mode
-
-
-_FACE_HELP = "use largest, center, all, a face number N or numbers N,M (0 = leftmost)"
-
-
-def parse_face_select(value: str | int | FaceSelect) -> FaceSelect:
-    """``--face`` value -> :class:`FaceSelect`: ``largest``, ``center`` (``centre``), ``all``, ``N``
-    or ``N,M,...`` (0-based, left to right). A FaceSelect is returned as is."""
-    if isinstance(value, FaceSelect):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 0:
-            raise VidinvertError(f"--face {value}: a face number must be 0 or more")
-        return FaceSelect("numbers", (value,))
-    text = str(value).strip().lower()
-    if text in ("largest", "center", "centre", "all"):
-        return FaceSelect("center" if text == "centre" else text)
-    parts = [p.strip() for p in text.split(",")]
-    if parts and all(p.isdigit() for p in parts):
-        return FaceSelect("numbers", tuple(sorted({int(p) for p in parts})))
-    raise VidinvertError(f"--face {value!r}: {_FACE_HELP}")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ class ImageJob:
     save_latents: Path | None = None
     batch_size: int = 4
     overwrite: bool = False
+    plan: object | None = None  # an EditPlan (style, feature keep); its strength replaces ``strength``
+    tags: tuple[str, ...] = ()  # output tags when they differ from the edits' names (a style alone)
 
 
 def load_aligned(path: Path, size: int) -> np.ndarray:
@@ -83,11 +85,17 @@ def run_image_job(inverter: Inverter, job: ImageJob,
         all_w.append(lat.w.cpu())
         all_f.append(lat.f.cpu())
         results: list[Latents] = []
-        if job.edits:
+        tags = list(job.tags) or [e.name for e in job.edits] or ["inverted"]
+        if job.edits or job.tags:
+            from vidinvert.pipeline.edits import EditPlan
+
             t = time.perf_counter()
-            g_k_w = inverter.feature_at_k(lat.w)
-            for spec in job.edits:
-                results.append(inverter.edit(lat, spec.delta(), job.strength, g_k_w=g_k_w))
+            plan = job.plan if job.plan is not None else EditPlan(strength=job.strength)
+            by_name = {e.name: e for e in job.edits}
+            n = len(paths)
+            edited = plan.edit_batch(inverter, lat, [(tag, by_name.get(tag)) for tag in tags], [(0, 0.0)] * n,
+                                     [1.0] * n)
+            results = [edited[tag] for tag in tags]
             timings["edit"] += time.perf_counter() - t
             all_we.append(torch.stack([r.w.cpu() for r in results], 1))
             all_fe.append(torch.stack([r.f.cpu() for r in results], 1))
@@ -95,7 +103,6 @@ def run_image_job(inverter: Inverter, job: ImageJob,
             results.append(lat)
         emb_src = embedder.embed(faces) if embedder is not None else None
         batch_identity: list[dict[str, float]] = [{} for _ in paths]
-        tags = [e.name for e in job.edits] or ["inverted"]
         for k, res in enumerate(results):
             t = time.perf_counter()
             synth = inverter.synthesize(res)
@@ -122,7 +129,7 @@ def run_image_job(inverter: Inverter, job: ImageJob,
         if all_we:
             arrays["w_edit"] = torch.cat(all_we).numpy()  # [N, n_edits, L, D]
             arrays["f_edit"] = torch.cat(all_fe).numpy()
-            arrays["edits"] = np.array([e.name for e in job.edits])
+            arrays["edits"] = np.array(list(job.tags) or [e.name for e in job.edits])
         with atomic_path(job.save_latents, overwrite=job.overwrite) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
@@ -145,11 +152,13 @@ def run_aligned_images(req: InvertRequest, ctx, planned: Sequence, progress) -> 
     if isinstance(ctx.strength, Keyframes):
         raise VidinvertError("strength keyframes apply to videos; give a single number for images")
     inverter = ctx.inverter
+    specs = tuple(spec for _, spec in ctx.edits if spec is not None)
+    tags = tuple(tag for tag, _ in ctx.edits)
     for p in planned:  # every image decoded before anything is written
         load_aligned(p.source, inverter.size)
     bs = req.batch_size or (4 if inverter.compute.device.type == "cpu" else 16)
     job = ImageJob(tuple(p.source for p in planned), tuple(tuple(p.outputs.values()) for p in planned),
-                   ctx.edits, float(ctx.strength), req.save_latents, bs, req.overwrite)
+                   specs, float(ctx.strength), req.save_latents, bs, req.overwrite, plan=ctx.plan, tags=tags)
     with progress("images", {"images": len(planned)}, "images") as advance:
         summary = run_image_job(inverter, job, progress=lambda n: advance("images", n),
                                 embedder=ctx.embedder if req.report is not None else None)

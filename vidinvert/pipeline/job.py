@@ -17,7 +17,7 @@ from typing import Callable, ContextManager, Iterator
 
 from vidinvert.errors import VidinvertError
 from vidinvert.pipeline.plan import PlannedInput, plan_inputs
-from vidinvert.pipeline.request import ALIGNED, VIDEO, EditRequest, InvertRequest
+from vidinvert.pipeline.request import ALIGNED, PHOTO, VIDEO, EditRequest, InvertRequest
 
 # progress(title, totals per stage, unit) -> a context whose value is advance(stage, n)
 ProgressFactory = Callable[[str, dict, str], ContextManager[Callable[[str, int], None]]]
@@ -98,7 +98,7 @@ def run_edit(request: InvertRequest, *, progress: ProgressFactory | None = None,
     if not good:
         return EditResult([results[p.source] for p in planned], seconds=seconds)
     t1 = time.perf_counter()
-    ctx = _load_context(request, any(p.kind == VIDEO for p in good))
+    ctx = _load_context(request, {p.kind for p in good})
     seconds["load_models"] = round(time.perf_counter() - t1, 4)
     t2 = time.perf_counter()
     images = [p for p in good if p.kind == ALIGNED]
@@ -109,9 +109,10 @@ def run_edit(request: InvertRequest, *, progress: ProgressFactory | None = None,
             results[r.source] = r
             notify(r)
     for p in good:
-        if p.kind != VIDEO:
+        if p.kind == ALIGNED:
             continue
-        results[p.source] = _run_video_safely(request, ctx, p, progress or _no_progress, many=len(planned) > 1)
+        run_one = _run_video if p.kind == VIDEO else _run_photo
+        results[p.source] = _run_safely(run_one, request, ctx, p, progress or _no_progress, many=len(planned) > 1)
         notify(results[p.source])
     seconds["run"] = round(time.perf_counter() - t2, 4)
     inv = ctx.inverter
@@ -124,14 +125,19 @@ run_invert = run_edit
 
 @dataclass
 class JobContext:
-    """What the inputs of one request share once loaded: the inverter, the edit specs and
-    strength, and (clips) the identity embedder and the parsing masker."""
+    """What the inputs of one request share once loaded: the inverter, each output's edit
+    (``(tag, EditSpec | None)`` in the request's tag order; None is the style alone), the
+    :class:`~vidinvert.pipeline.edits.EditPlan`, the identity embedder and the parsing masker."""
 
     inverter: object
     edits: tuple = ()
-    strength: object = 0.0
+    plan: object | None = None
     embedder: object | None = None
     masker: object | None = None
+
+    @property
+    def strength(self):
+        return 0.0 if self.plan is None else self.plan.strength
 
 
 def resolve_model_files(encoder: str | None, generator: str | None, weights_dir: Path | None) -> tuple[Path, Path]:
@@ -147,41 +153,89 @@ def resolve_model_files(encoder: str | None, generator: str | None, weights_dir:
     return enc_path, gen_path
 
 
-def _load_context(req: InvertRequest, videos: bool) -> JobContext:
+def _load_context(req: InvertRequest, kinds: set[str]) -> JobContext:
+    import logging
+
     from vidinvert.device import resolve_compute
-    from vidinvert.edit.directions import edit_specs
     from vidinvert.engine import Inverter
 
     enc_path, gen_path = resolve_model_files(req.encoder, req.generator, req.weights_dir)
     compute = resolve_compute(req.device, req.dtype)
     if compute.fell_back and req.device != "cpu":
-        import logging
-
         logging.getLogger("vidinvert").warning(
             "running on the CPU: CUDA is not available" + (" although --device cuda was asked for"
                                                            if req.device.startswith("cuda") else "")
             + " (this is slow; pass --device cpu to silence this)")
     inverter = Inverter.from_files(enc_path, gen_path, compute)
     ctx = JobContext(inverter)
-    if isinstance(req, EditRequest):
-        ctx.strength = req.parsed_strength()
-        ctx.edits = edit_specs(req.attr, req.direction, req.combine, inverter.n_latent, inverter.style_dim,
-                               req.weights_dir)
     device = compute.device
-    if req.identity and (videos or req.report is not None):
-        from vidinvert.metrics.identity import make_identity_embedder
-
-        ctx.embedder = make_identity_embedder(req.weights_dir, device)
-    if videos:
+    raw = kinds & {VIDEO, PHOTO}
+    if raw:
         from vidinvert.face.masks import load_parsing_masker
 
         ctx.masker = load_parsing_masker(req.weights_dir, device)
+    if isinstance(req, EditRequest):
+        _edit_context(req, ctx)
+    if req.identity and (VIDEO in kinds or req.report is not None):
+        from vidinvert.metrics.identity import make_identity_embedder
+
+        ctx.embedder = make_identity_embedder(req.weights_dir, device)
     return ctx
 
 
-def _run_video_safely(req, ctx, p: PlannedInput, progress, *, many: bool) -> InputResult:
+def _edit_context(req: EditRequest, ctx: JobContext) -> None:
+    """The outputs' edits and the job's :class:`~vidinvert.pipeline.edits.EditPlan`."""
+    from vidinvert.pipeline.edits import EditPlan, StyleReference
+    from vidinvert.timespec import parse_strength
+
+    inv = ctx.inverter
+    specs = _direction_specs(req, inv) if (req.attr or req.direction) else ()
+    ctx.edits = tuple(zip(req.tags, specs or (None,)))
+    plan = EditPlan(strength=req.parsed_strength(), feature_keep=parse_strength(req.feature_keep))
+    if req.region:
+        from vidinvert.face.regions import RegionMasker, parse_regions
+
+        plan.regions = RegionMasker(parse_regions(req.region), ctx.masker)
+    if req.style is not None:
+        from vidinvert.edit.layers import parse_layers, rows_mask
+        from vidinvert.edit.style import reference_crop
+
+        rows = rows_mask(parse_layers(req.style_layers, inv.n_latent, what="--style-layers"), inv.n_latent)
+        detector = None
+        if not req.no_align:
+            from vidinvert.pipeline.photo import make_photo_detector
+
+            detector = make_photo_detector(req.detector, req.weights_dir, inv.compute.device)
+        crop = reference_crop(req.style, inv.size, detector=detector, align=not req.no_align,
+                              device=inv.compute.device)
+        plan.style = StyleReference(req.style, inv.invert(crop).w.cpu(), parse_strength(req.style_strength), rows,
+                                    crop=crop)
+    ctx.plan = plan
+
+
+def _direction_specs(req: EditRequest, inv) -> tuple:
+    """The direction edits, restricted to ``layers`` and made orthogonal to ``keep``, named by
+    the output tags."""
+    import dataclasses as dc
+
+    from vidinvert.edit.conditional import restrict_and_condition
+    from vidinvert.edit.directions import EditSpec, load_named
+
+    n, d = inv.n_latent, inv.style_dim
+    dirs = [load_named(name, n, d, req.weights_dir) for name in (*req.attr, *req.direction)]
+    if req.layers is not None or req.keep:
+        kept = [load_named(k, n, d, req.weights_dir) for k in req.keep]
+        dirs = restrict_and_condition(dirs, n_latent=n, layers=req.layers, keep=kept)
+    if req.combine:
+        specs = (EditSpec("+".join(x.name for x in dirs), tuple(dirs), tuple(1.0 for _ in dirs)),)
+    else:
+        specs = tuple(EditSpec(x.name, (x,), (1.0,)) for x in dirs)
+    return tuple(dc.replace(sp, name=tag) for sp, tag in zip(specs, req.tags))
+
+
+def _run_safely(run_one, req, ctx, p: PlannedInput, progress, *, many: bool) -> InputResult:
     try:
-        return _run_video(req, ctx, p, progress, many=many)
+        return run_one(req, ctx, p, progress, many=many)
     except VidinvertError as exc:
         if not many:
             raise
@@ -208,7 +262,7 @@ def video_job(req: InvertRequest, ctx: JobContext, p: PlannedInput, *, many: boo
         device=str(inv.compute.device),
         track=TrackConfig(select=parse_face_select(req.face), flow_refine=req.flow_refine),
         smooth=SmoothConfig(sigma_center=sigma_center, sigma_axes=sigma_axes, max_gap=float(req.max_gap)))
-    edits = [None] if req.kind == "invert" else list(ctx.edits)
+    edits = [None] if req.kind == "invert" else [spec for _, spec in ctx.edits]
     outs = tuple(OutputSpec(tag, path, e) for (tag, path), e in zip(p.outputs.items(), edits))
     latents_dir = None
     if req.save_latents is not None:
@@ -252,7 +306,7 @@ def _run_video(req, ctx, p: PlannedInput, progress, *, many: bool) -> InputResul
     total = open_video(p.source, time_range=job.time_range).count()
     with progress(p.source.name, {"invert": total, "render": total}, "frames") as advance:
         run = VideoRun(ctx.inverter, job, embedder=ctx.embedder, masker=ctx.masker, progress=advance,
-                       workdir=workdir)
+                       workdir=workdir, plan=ctx.plan)
         t0 = time.perf_counter()
         rep = run.run()
         rep["wall_seconds"] = round(time.perf_counter() - t0, 3)
@@ -277,7 +331,7 @@ def _write_records(req, ctx, p: PlannedInput, outputs: dict[str, Path], rep: dic
     inv = ctx.inverter
     extra = {"report": {k: v for k, v in rep.items() if k != "per_frame"}} if rep else {}
     fields = {f.name: getattr(req, f.name) for f in dataclasses.fields(req) if f.name != "explicit"}
-    record = run_record(command=req.kind, config={"request": fields, **config, "edits": [e.name for e in ctx.edits]},
+    record = run_record(command=req.kind, config={"request": fields, **config, "edits": [t for t, _ in ctx.edits]},
                         weights={"encoder": inv.files.get("encoder"), "generator": inv.files.get("generator")},
                         timings=(rep or {}).get("stages", {}), extra=extra)
     for out_path in outputs.values():
@@ -285,3 +339,25 @@ def _write_records(req, ctx, p: PlannedInput, outputs: dict[str, Path], rep: dic
     if req.report is not None and rep is not None:
         dest = req.report / f"{p.source.stem}.report.json" if req.report.is_dir() else req.report
         write_json(dest, rep)
+
+
+def _run_photo(req, ctx, p: PlannedInput, progress, *, many: bool) -> InputResult:
+    """One raw photo: every chosen face aligned, inverted and edited in one batch, pasted back."""
+    from vidinvert.pipeline.photo import INVERSION, edit_photo
+
+    tags = {t: spec for t, spec in ctx.edits}
+    outputs = {(INVERSION if req.kind == "invert" else tag): path for tag, path in p.outputs.items()}
+    latents = None
+    if req.save_latents is not None:
+        latents = req.save_latents / f"{p.source.stem}.npz" if many else req.save_latents
+    with progress(p.source.name, {"photo": 1}, "photos") as advance:
+        res = edit_photo(ctx.inverter, p.source, edits=[s for s in tags.values() if s is not None],
+                         plan=ctx.plan, face_select=req.face, detector=req.detector, paste_mode=req.paste,
+                         color_match=req.color_match, masker=ctx.masker,
+                         embedder=ctx.embedder if req.identity else None, min_face=req.min_face,
+                         outputs=outputs, overwrite=req.overwrite, save_latents=latents, weights_dir=req.weights_dir)
+        advance("photo", 1)
+    written = {tag: res.outputs[INVERSION if req.kind == "invert" else tag] for tag in p.outputs}
+    rep = res.as_dict()
+    _write_records(req, ctx, p, written, rep, config={"photo": {"face": req.face, "min_face": req.min_face}})
+    return InputResult(p.source, p.kind, outputs=written, report=rep)

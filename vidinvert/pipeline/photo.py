@@ -22,18 +22,20 @@ import numpy as np
 import torch
 
 from vidinvert.edit.directions import EditSpec
+from vidinvert.engine import Inverter, Latents
 from vidinvert.errors import VidinvertError
 from vidinvert.face.align import warp_faces
 from vidinvert.face.detect import FaceDetector, make_detector
 from vidinvert.face.masks import outline_masks
-from vidinvert.face.paste import PASTE_MODES, paste_faces_depth
+from vidinvert.face.paste import PASTE_MODES, combine_masks, paste_faces_depth
+from vidinvert.face.regions import feature_grid_mask
 from vidinvert.face.select import NumberedFace, check_min_face, find_faces
 from vidinvert.face.stage import to_crop_normalised
-from vidinvert.face.track import FaceSelect, parse_face_select
+from vidinvert.face.types import FaceSelect, parse_face_select
 from vidinvert.fileio import atomic_path, check_output
 from vidinvert.imagefile import check_photo_output, read_photo, write_photo
 from vidinvert.metrics.identity import paired_identity
-from vidinvert.engine import Inverter, Latents
+from vidinvert.pipeline.edits import EditPlan
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,8 @@ def make_photo_detector(kind: str = "auto", weights_dir: Path | str | None = Non
     return make_detector(kind, weights_dir, device, min_face=PHOTO_MIN_FACE, min_face_px=max(20.0, float(min_face)))
 
 
-def _validate(edits: Sequence[EditSpec], strength: float, paste_mode: str, outputs: Mapping[str, Path]) -> None:
+def _validate(edits: Sequence[EditSpec], strength: float, paste_mode: str, outputs: Mapping[str, Path],
+              plan=None) -> None:
     if not math.isfinite(float(strength)):
         raise VidinvertError(f"--strength {strength}: give a finite number")
     if paste_mode not in PASTE_MODES:
@@ -103,7 +106,7 @@ def _validate(edits: Sequence[EditSpec], strength: float, paste_mode: str, outpu
         raise ValueError("edit_photo: no outputs")
     names = {e.name for e in edits}
     for tag in outputs:
-        if tag != INVERSION and tag not in names:
+        if tag != INVERSION and tag not in names and not (plan is not None and plan.style is not None):
             raise ValueError(f"edit_photo: output {tag!r} is neither {INVERSION!r} nor an edit ({sorted(names)})")
 
 
@@ -112,7 +115,7 @@ def edit_photo(inverter: Inverter, photo_path: str | Path, *, edits: Sequence[Ed
                paste_mode: str = "delta", color_match: bool = False, masker=None, embedder=None,
                min_face: float = 0.0, outputs: Mapping[str, Path], overwrite: bool = False,
                save_latents: Path | None = None, mask_size: int = 256,
-               weights_dir: Path | str | None = None) -> PhotoResult:
+               weights_dir: Path | str | None = None, plan: EditPlan | None = None) -> PhotoResult:
     """Invert/edit the chosen faces of one photo and write every output.
 
     outputs: tag -> path; a tag is an edit's name (``EditSpec.name``) or :data:`INVERSION` (the
@@ -120,12 +123,17 @@ def edit_photo(inverter: Inverter, photo_path: str | Path, *, edits: Sequence[Ed
     name (built with :func:`make_photo_detector`). masker: a ``ParsingMasker`` or None (landmark
     masks). embedder: an identity embedder (``.embed``/``.name``) or None (no identity figures).
     min_face: ``--min-face`` pixels (0 = off). save_latents: an ``.npz`` path (see README).
+    plan: the job's :class:`~vidinvert.pipeline.edits.EditPlan` (feature keep, regions, style;
+    its strength replaces ``strength``); an output tag without an edit in ``edits`` is then the
+    style alone.
     Raises :class:`VidinvertError` ("PATH: no face found", bad options, unwritable outputs)
     before anything is written.
     """
     t_start = time.perf_counter()
     src_path = Path(photo_path)
-    _validate(edits, strength, paste_mode, outputs)
+    if plan is None:
+        plan = EditPlan(strength=float(strength))
+    _validate(edits, plan.strength, paste_mode, outputs, plan)
     select = parse_face_select(face_select)
     min_face = check_min_face(min_face)
     dests = {tag: check_output(Path(p), overwrite=overwrite, inputs=[src_path]) for tag, p in outputs.items()}
@@ -155,16 +163,15 @@ def edit_photo(inverter: Inverter, photo_path: str | Path, *, edits: Sequence[Ed
     lat = inverter.invert(src)
     recon = inverter.synthesize(lat)
     by_name = {e.name: e for e in edits}
-    edited: dict[str, torch.Tensor] = {}
-    edited_lat: dict[str, Latents] = {}
-    g_k_w = None
-    for tag in dests:
-        if tag == INVERSION:
-            continue
-        if g_k_w is None:
-            g_k_w = inverter.feature_at_k(lat.w)
-        edited_lat[tag] = inverter.edit(lat, by_name[tag].delta(), float(strength), g_k_w=g_k_w)
-        edited[tag] = inverter.synthesize(edited_lat[tag])
+    region = None
+    if plan.regions is not None:
+        lm = [to_crop_normalised(c.quad, c.face.landmarks) for c in chosen]
+        region = plan.regions.masks(lm, src, device=dev)
+    outs = [(tag, by_name.get(tag)) for tag in dests if tag != INVERSION]
+    n = len(chosen)
+    edited_lat = plan.edit_batch(inverter, lat, outs, [(0, 0.0)] * n, [1.0] * n,
+                                 None if region is None else feature_grid_mask(region)) if outs else {}
+    edited = {tag: inverter.synthesize(le) for tag, le in edited_lat.items()}
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     t = tick("networks", t)
@@ -181,6 +188,8 @@ def edit_photo(inverter: Inverter, photo_path: str | Path, *, edits: Sequence[Ed
         img = recon if tag == INVERSION else edited[tag]
         mode = "full" if tag == INVERSION else paste_mode
         mask = masker.masks(src, img, size=mask_size) if masker is not None else base_mask
+        if region is not None and tag != INVERSION:
+            mask = combine_masks(mask, region)
         t = tick("masks", t)
         rgb = paste_faces_depth(photo.rgb, quads, img, mask, mode=mode, recon=recon,
                                 color_reference=src if (color_match and mode == "full") else None)

@@ -106,10 +106,6 @@ def plan_inputs(req: InvertRequest) -> list[PlannedInput]:
     planned = [PlannedInput(src, input_kind(src, req.no_align)) for src in req.inputs]
     for p in planned:
         req.refuse_inapplicable(p.kind, p.source)
-        if p.kind == PHOTO:
-            raise VidinvertError(
-                f"{p.source}: still images are taken as FFHQ-aligned faces: pass --no-align "
-                "(to align raw photos, use a video)")
     if req.out_dir is not None:
         req.out_dir.mkdir(parents=True, exist_ok=True)
     for p in planned:

@@ -29,20 +29,23 @@ PANELS: dict[str, tuple[str, ...]] = {
     "Inputs and outputs": ("output", "out_dir", "no_align", "overwrite", "save_latents", "report", "frames_dir",
                            "side_by_side"),
     "Models": ("encoder", "generator", "weights_dir", "device", "dtype", "batch_size"),
-    "Faces": ("detector", "face", "paste", "color_match", "flow_refine"),
-    "Edit": ("attr", "direction", "strength", "combine"),
+    "Faces": ("detector", "face", "min_face", "paste", "color_match", "flow_refine"),
+    "Edit": ("attr", "direction", "strength", "combine", "layers", "keep", "region", "feature_keep", "style",
+             "style_strength", "style_layers"),
     "Temporal": ("start", "end", "smooth_latents", "fine_mean", "max_gap", "crop_sigma"),
     "Encoding": ("codec", "crf", "preset"),
-    "Run": ("preview", "resume", "identity"),
+    "Run": ("preview", "resume", "identity", "shard", "retry_failed"),
 }
 
 # Options that only mean something for clips (refused for images when given).
 VIDEO_ONLY = ("start", "end", "smooth_latents", "fine_mean", "max_gap", "crop_sigma", "flow_refine", "codec",
               "crf", "preset", "preview", "resume", "side_by_side", "frames_dir")
 # Options that need a face to be found and pasted back (refused for aligned images).
-FACE_OPTIONS = ("detector", "face", "paste", "color_match")
+FACE_OPTIONS = ("detector", "face", "paste", "color_match", "region")
 # Options that apply only to raw inputs (refused for videos).
 ALIGNED_ONLY = ("no_align",)
+# Options that apply only to photos.
+PHOTO_ONLY = ("min_face",)
 
 
 def _finite(name: str, value: float, *, low: float | None = None) -> float:
@@ -56,6 +59,21 @@ def _finite(name: str, value: float, *, low: float | None = None) -> float:
     if low is not None and v < low:
         raise VidinvertError(f"{flag} {v:g}: must be at least {low:g}")
     return v
+
+
+def _unit_schedule(name: str, text: str):
+    """A number or keyframes (the time grammar), every value finite and within [0, 1]."""
+    from vidinvert.timespec import Keyframes, parse_strength
+
+    flag = "--" + name.replace("_", "-")
+    try:
+        sched = parse_strength(text)
+    except VidinvertError:
+        raise VidinvertError(f"{flag} {text!r}: a number in 0..1 or keyframes like 0s:0,2s:1") from None
+    for v in ([v for _, v in sched.keys] if isinstance(sched, Keyframes) else [sched]):
+        if not 0.0 <= float(v) <= 1.0:
+            raise VidinvertError(f"{flag} {v:g}: must lie between 0 and 1")
+    return sched
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,7 @@ class InvertRequest:
     # faces
     detector: str = "auto"
     face: str = "largest"
+    min_face: float = 0.0
     paste: str = "delta"
     color_match: bool = False
     flow_refine: bool = False
@@ -104,6 +123,8 @@ class InvertRequest:
     preview: bool = False
     resume: bool = False
     identity: bool = True
+    shard: str | None = None
+    retry_failed: bool = False
     explicit: frozenset[str] = field(default=frozenset(), compare=False)
 
     kind = "invert"
@@ -160,6 +181,13 @@ class InvertRequest:
         _finite("smooth_latents", self.smooth_latents, low=0.0)
         _finite("max_gap", self.max_gap, low=0.0)
         _finite("crf", self.crf)
+        _finite("min_face", self.min_face, low=0.0)
+        if (self.shard is not None or self.retry_failed) and self.out_dir is None:
+            raise VidinvertError("--shard and --retry-failed need --out-dir (where the manifests are kept)")
+        if self.shard is not None:
+            from vidinvert.pipeline.corpus import parse_shard
+
+            parse_shard(self.shard)
         self.crop_sigmas()
         TimeRange.parse(self.start, self.end)
         if self.paste not in PASTE_MODES:
@@ -186,13 +214,13 @@ class InvertRequest:
     def refuse_inapplicable(self, kind: str, name: Path) -> None:
         """Refuse, in one line naming it, an option given for an input kind it does not apply to."""
         if kind == VIDEO:
-            refused = ALIGNED_ONLY
+            refused = ALIGNED_ONLY + PHOTO_ONLY
         elif kind == ALIGNED:
-            refused = VIDEO_ONLY + FACE_OPTIONS
+            refused = VIDEO_ONLY + FACE_OPTIONS + PHOTO_ONLY
         else:
             refused = VIDEO_ONLY
         for opt in refused:
-            if self.given(opt):
+            if hasattr(self, opt) and self.given(opt):
                 flag = "--" + opt.replace("_", "-")
                 what = {VIDEO: "videos", ALIGNED: "aligned images (--no-align)", PHOTO: "photos"}[kind]
                 raise VidinvertError(f"{name}: {flag} does not apply to {what}")
@@ -210,19 +238,41 @@ class EditRequest(InvertRequest):
     direction: tuple[Path, ...] = ()
     strength: str = "3"
     combine: bool = False
+    layers: str | None = None
+    keep: tuple[str, ...] = ()
+    region: tuple[str, ...] = ()
+    feature_keep: str = "1"
+    style: Path | None = None
+    style_strength: str = "1"
+    style_layers: str = "all"
 
     kind = "edit"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "attr", tuple(str(a) for a in self.attr))
-        object.__setattr__(self, "direction", tuple(Path(p).expanduser() for p in self.direction))
-        object.__setattr__(self, "strength", str(self.strength))
+        set_ = object.__setattr__
+        set_(self, "attr", tuple(str(a) for a in self.attr))
+        set_(self, "direction", tuple(Path(p).expanduser() for p in self.direction))
+        set_(self, "keep", tuple(str(k) for k in self.keep))
+        set_(self, "region", tuple(str(r) for r in self.region))
+        for name in ("strength", "feature_keep", "style_strength"):
+            set_(self, name, str(getattr(self, name)))
+        set_(self, "style", None if self.style is None else Path(self.style).expanduser())
+
+    @property
+    def edit_names(self) -> list[str]:
+        """The names of the direction edits (one output each, or one sum with ``combine``)."""
+        names = [*self.attr, *(p.stem for p in self.direction)]
+        return ["+".join(names)] if self.combine and names else names
 
     @property
     def tags(self) -> list[str]:
-        names = [*self.attr, *(p.stem for p in self.direction)]
-        return ["+".join(names)] if self.combine and names else names
+        """Output tags: the edits' names; with ``style``, ``style-<stem>`` alone or before each edit."""
+        names = self.edit_names
+        if self.style is None:
+            return names
+        st = f"style-{self.style.stem}"
+        return [f"{st}.{n}" for n in names] if names else [st]
 
     def parsed_strength(self):
         """``strength`` -> a float or :class:`~vidinvert.timespec.Keyframes` (all values finite)."""
@@ -232,9 +282,47 @@ class EditRequest(InvertRequest):
 
     def check(self) -> None:
         super().check()
-        if not self.attr and not self.direction:
-            raise VidinvertError("nothing to edit: give --attr NAME or --direction FILE.npy")
+        directions = bool(self.attr or self.direction)
+        if not directions and self.style is None:
+            raise VidinvertError("nothing to edit: give --attr NAME, --direction FILE.npy or --style PHOTO")
         for p in self.direction:
             if not p.is_file():
                 raise VidinvertError(f"--direction {p}: file not found")
         self.parsed_strength()
+        for name in ("layers", "keep"):
+            if self.given(name) and not directions:
+                raise VidinvertError(f"--{name} shapes an --attr/--direction edit: give one")
+        if self.layers is not None:
+            from vidinvert.edit.layers import parse_layers
+
+            parse_layers(self.layers, 1 << 20)  # the syntax; the rows are checked against the generator
+        if self.region:
+            from vidinvert.face.regions import parse_regions
+
+            if self.paste == "full":
+                raise VidinvertError("--region with --paste full: the whole crop would change (w~ also moves the "
+                                     "layers after K); use --paste delta to keep the edit inside the region")
+            parse_regions(self.region)
+        _unit_schedule("feature_keep", self.feature_keep)
+        if self.given("feature_keep") and not directions:
+            raise VidinvertError("--feature-keep acts on --attr/--direction edits (the style leaves F unchanged)")
+        if self.style is not None:
+            if not self.style.is_file():
+                raise VidinvertError(f"--style {self.style}: file not found")
+            from vidinvert.edit.layers import parse_layers
+
+            _unit_schedule("style_strength", self.style_strength)
+            parse_layers(self.style_layers, 1 << 20, what="--style-layers")
+        else:
+            for name in ("style_strength", "style_layers"):
+                if self.given(name):
+                    raise VidinvertError(f"--{name.replace('_', '-')} needs --style PHOTO")
+
+    def refuse_inapplicable(self, kind: str, name: Path) -> None:
+        """As for invert; and keyframed schedules only for clips (a photo is one frame)."""
+        super().refuse_inapplicable(kind, name)
+        if kind != VIDEO:
+            for opt in ("strength", "feature_keep", "style_strength"):
+                if ":" in getattr(self, opt):
+                    raise VidinvertError(f"{name}: --{opt.replace('_', '-')} keyframes apply to videos; "
+                                         "give a single number for images")

@@ -321,8 +321,10 @@ class VideoRun:
             raise
         counts = self.aligner.counts.as_dict()
         if counts["edited"] == 0:
-            select = self.job.face.track.select
-            which = f"face {select} (counted from the left)" if isinstance(select, int) else "face"
+            from vidinvert.face.types import parse_face_select
+
+            select = parse_face_select(self.job.face.track.select)
+            which = f"face {select} (counted from the left)" if select.mode == "numbers" else "face"
             log.warning(f"{Path(job.source).name}: no {which} was found in any frame: the output is the source"
                         " re-encoded, unedited")
         wall = time.perf_counter() - t_start
