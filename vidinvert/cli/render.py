@@ -15,21 +15,31 @@ def report_table(rep: dict):
     from rich.table import Table
 
     t = Table(title=f"{Path(rep['input']).name}: identity and stability", show_lines=False)
+    dlib = rep.get("identity_distance") is not None and any(
+        v is not None for v in (rep.get("identity_distance") or {}).values())
+    unit = " (share ≤0.6, mean d)" if dlib else " (cos)" if rep["identity_embedder"] else ""
     t.add_column("stream")
-    t.add_column("identity consistency", justify="right")
-    t.add_column("identity vs source", justify="right")
+    t.add_column("identity consistency" + unit, justify="right")
+    t.add_column("identity vs source" + unit, justify="right")
     t.add_column("flicker (- source)", justify="right")
 
     def f(x, nd=4):
         return "-" if x is None else f"{x:.{nd}f}"
 
+    def with_d(x, d):
+        return f(x) if not dlib or d is None else f"{x:.2f} (d {d:.3f})" if x is not None else "-"
+
     ic, ids, fl, fms = rep["identity_consistency"], rep["identity_to_source"], rep["flicker"], rep["flicker_minus_source"]
-    t.add_row("source", f(ic.get("source")), "1" if rep["identity_embedder"] else "-", f(fl.get("source")))
+    dist, dist_src = rep.get("identity_distance") or {}, rep.get("identity_distance_to_source") or {}
+    t.add_row("source", with_d(ic.get("source"), dist.get("source")), "1" if rep["identity_embedder"] else "-",
+              f(fl.get("source")))
     for name in ["inversion"] + [k for k in ic if k not in ("source", "inversion")]:
-        t.add_row(name, f(ic.get(name)), f(ids.get(name)), f"{f(fl.get(name))} ({f(fms.get(name), 5)})")
+        t.add_row(name, with_d(ic.get(name), dist.get(name)), with_d(ids.get(name), dist_src.get(name)),
+                  f"{f(fl.get(name))} ({f(fms.get(name), 5)})")
     fr = rep["frames"]
     t.caption = (f"frames: {fr['edited']} edited ({fr['detected']} detected, {fr['interpolated']} interpolated), "
-                 f"{fr['passthrough']} passed through; identity: {rep['identity_embedder'] or 'off'}; "
+                 f"{fr['passthrough']} passed through; identity: {rep['identity_embedder'] or 'off'}"
+                 f"{', ' + rep['identity_measure'] if rep.get('identity_measure') and rep['identity_embedder'] else ''}; "
                  f"{rep['fps_end_to_end']} frames/s end to end on {rep['device']}")
     return t
 

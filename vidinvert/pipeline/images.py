@@ -107,7 +107,7 @@ def run_image_job(inverter: Inverter, job: ImageJob,
             t = time.perf_counter()
             synth = inverter.synthesize(res)
             if emb_src is not None:
-                per = paired_identity(embedder.embed(synth), emb_src)
+                per = paired_identity(embedder.embed(synth), emb_src, getattr(embedder, "measure", "cosine"))
                 for i in range(len(paths)):
                     batch_identity[i][tags[k]] = round(float(per[i]), 5)
             images = to_uint8(synth)

@@ -34,7 +34,7 @@ from vidinvert.face.stage import to_crop_normalised
 from vidinvert.face.types import FaceSelect, parse_face_select
 from vidinvert.fileio import atomic_path, check_output
 from vidinvert.imagefile import check_photo_output, read_photo, write_photo
-from vidinvert.metrics.identity import paired_identity
+from vidinvert.metrics.identity import measure_label, measure_of, paired_identity
 from vidinvert.pipeline.edits import EditPlan
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class PhotoResult:
         return {"source": str(self.source), "photo": self.photo,
                 "outputs": {k: str(v) for k, v in self.outputs.items()},
                 "faces_detected": self.detected, "faces": [f.as_dict() for f in self.faces],
-                "identity_embedder": self.embedder,
+                "identity_embedder": self.embedder, "identity_measure": measure_label(measure_of(self.embedder)),
                 "latents": None if self.latents is None else str(self.latents),
                 "timings_s": {k: round(v, 4) for k, v in self.timings.items()}}
 
@@ -213,9 +213,10 @@ def edit_photo(inverter: Inverter, photo_path: str | Path, *, edits: Sequence[Ed
 
 
 def _identity(embedder, src: torch.Tensor, img: torch.Tensor) -> list[float]:
-    """Per-face similarity of ``img`` to the source crops (``paired_identity``: cosine)."""
+    """Per-face identity of ``img`` to the source crops (the embedder's measure: cosine for ArcFace,
+    1/0 for within/beyond 0.6 for dlib)."""
     e_src, e_img = embedder.embed(src), embedder.embed(img.clamp(-1, 1))
-    return [float(v) for v in paired_identity(e_src, e_img)]
+    return [float(v) for v in paired_identity(e_src, e_img, getattr(embedder, "measure", "cosine"))]
 
 
 def _save_latents(path: Path, chosen: list[NumberedFace], lat: Latents, edited: dict[str, Latents],

@@ -69,7 +69,7 @@ def _unit_schedule(name: str, text: str):
     try:
         sched = parse_strength(text)
     except VidinvertError:
-        raise VidinvertError(f"{flag} {text!r}: a number in 0..1 or keyframes like 0s:0,2s:1") from None
+        raise VidinvertError(f"{flag} {text!r}: give a finite number in 0..1 or keyframes like 0s:0,2s:1") from None
     for v in ([v for _, v in sched.keys] if isinstance(sched, Keyframes) else [sched]):
         if not 0.0 <= float(v) <= 1.0:
             raise VidinvertError(f"{flag} {v:g}: must lie between 0 and 1")
