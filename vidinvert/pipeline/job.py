@@ -310,6 +310,9 @@ def _run_video(req, ctx, p: PlannedInput, progress, *, many: bool) -> InputResul
         t0 = time.perf_counter()
         rep = run.run()
         rep["wall_seconds"] = round(time.perf_counter() - t0, 3)
+    if ctx.plan is not None and ctx.plan.style is not None and ctx.embedder is not None:
+        rep["identity_to_reference"] = identity_to_reference(
+            ctx.embedder, ctx.plan.style.crop, {name: sm.matrix() for name, sm in run.state.edits.items()})
     if workdir is not None:
         workdir.remove()
     if req.preview:
@@ -321,6 +324,22 @@ def _run_video(req, ctx, p: PlannedInput, progress, *, many: bool) -> InputResul
     _write_records(req, ctx, p, outputs, rep, config={"video": job.config, "face": job.face,
                                                       "range": [req.start, req.end]})
     return InputResult(p.source, p.kind, outputs=outputs, report=rep)
+
+
+def identity_to_reference(embedder, reference_crop, streams: dict) -> dict:
+    """``--style``: each stream's mean identity to the reference crop (the embedder's measure;
+    ``streams``: name -> ``[N,D]`` embeddings or None)."""
+    from vidinvert.metrics.identity import paired_identity
+
+    ref = embedder.embed(reference_crop)
+    out = {}
+    for name, m in streams.items():
+        if m is None or len(m) == 0:
+            out[name] = None
+            continue
+        per = paired_identity(m, ref.expand(len(m), -1).to(m.device), getattr(embedder, "measure", "cosine"))
+        out[name] = float(per.mean())
+    return out
 
 
 def _write_records(req, ctx, p: PlannedInput, outputs: dict[str, Path], rep: dict | None, config: dict) -> None:

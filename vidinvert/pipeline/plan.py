@@ -104,8 +104,10 @@ def plan_inputs(req: InvertRequest) -> list[PlannedInput]:
     photos are not supported) raises; a problem of one input is recorded in its ``error``.
     """
     planned = [PlannedInput(src, input_kind(src, req.no_align)) for src in req.inputs]
+    kinds: dict[str, Path] = {}
     for p in planned:
-        req.refuse_inapplicable(p.kind, p.source)
+        kinds.setdefault(p.kind, p.source)
+    req.refuse_inapplicable(kinds)
     if req.out_dir is not None:
         req.out_dir.mkdir(parents=True, exist_ok=True)
     for p in planned:

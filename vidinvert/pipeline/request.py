@@ -211,19 +211,26 @@ class InvertRequest:
         if self.weights_dir is not None and not self.weights_dir.is_dir():
             raise VidinvertError(f"--weights-dir {self.weights_dir} is not an existing folder")
 
-    def refuse_inapplicable(self, kind: str, name: Path) -> None:
-        """Refuse, in one line naming it, an option given for an input kind it does not apply to."""
+    @staticmethod
+    def inapplicable(kind: str) -> tuple[str, ...]:
+        """The options that mean nothing for an input kind."""
         if kind == VIDEO:
-            refused = ALIGNED_ONLY + PHOTO_ONLY
-        elif kind == ALIGNED:
-            refused = VIDEO_ONLY + FACE_OPTIONS + PHOTO_ONLY
-        else:
-            refused = VIDEO_ONLY
-        for opt in refused:
-            if hasattr(self, opt) and self.given(opt):
+            return ALIGNED_ONLY + PHOTO_ONLY
+        if kind == ALIGNED:
+            return VIDEO_ONLY + FACE_OPTIONS + PHOTO_ONLY
+        return VIDEO_ONLY
+
+    def refuse_inapplicable(self, kinds: dict[str, Path]) -> None:
+        """Refuse, in one line naming it, an option given that applies to none of the input kinds
+        present (``kinds``: kind -> one input of that kind). In a run mixing clips and photos, a
+        clip-only option applies to the clips."""
+        what = {VIDEO: "videos", ALIGNED: "aligned images (--no-align)", PHOTO: "photos"}
+        for opt in {o for kind in kinds for o in self.inapplicable(kind)}:
+            if all(opt in self.inapplicable(kind) for kind in kinds) and hasattr(self, opt) and self.given(opt):
                 flag = "--" + opt.replace("_", "-")
-                what = {VIDEO: "videos", ALIGNED: "aligned images (--no-align)", PHOTO: "photos"}[kind]
-                raise VidinvertError(f"{name}: {flag} does not apply to {what}")
+                kind, name = next(iter(kinds.items()))
+                names = " or ".join(what[k] for k in kinds)
+                raise VidinvertError(f"{name}: {flag} does not apply to {names}")
 
 
 @dataclass(frozen=True)
@@ -318,10 +325,12 @@ class EditRequest(InvertRequest):
                 if self.given(name):
                     raise VidinvertError(f"--{name.replace('_', '-')} needs --style PHOTO")
 
-    def refuse_inapplicable(self, kind: str, name: Path) -> None:
+    def refuse_inapplicable(self, kinds: dict[str, Path]) -> None:
         """As for invert; and keyframed schedules only for clips (a photo is one frame)."""
-        super().refuse_inapplicable(kind, name)
-        if kind != VIDEO:
+        super().refuse_inapplicable(kinds)
+        for kind, name in kinds.items():
+            if kind == VIDEO:
+                continue
             for opt in ("strength", "feature_keep", "style_strength"):
                 if ":" in getattr(self, opt):
                     raise VidinvertError(f"{name}: --{opt.replace('_', '-')} keyframes apply to videos; "
