@@ -10,6 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+# The ImageNet statistics that torchvision backbones (face parsing, LPIPS, VGG) normalise with.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 def unit_from_uint8(images: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """uint8 ``[..., 3, H, W]`` tensor (0..255) -> float in [-1,1], same device and layout.

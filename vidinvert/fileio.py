@@ -72,7 +72,10 @@ def publish(tmp: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-def write_json(dest: Path, obj: Any) -> None:
-    """Write JSON atomically (always replaces: metadata files follow their output)."""
+def write_json(dest: Path, obj: Any, *, allow_nan: bool = True) -> Path:
+    """Write JSON atomically (always replaces: metadata files follow their output).
+
+    ``allow_nan=False`` refuses NaN/inf (strict JSON, for files other programs parse)."""
     with atomic_path(Path(dest), overwrite=True) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+        tmp.write_text(json.dumps(obj, indent=2, default=str, allow_nan=allow_nan) + "\n")
+    return Path(dest)

@@ -10,13 +10,13 @@ same. Items are sorted by key first, so the numbers do not depend on the order r
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from vidinvert import fileio
 from vidinvert.evaluate.suite import HIGHER_IS_BETTER, PAIR_METRICS, VIDEO_METRICS, ItemResult
 from vidinvert.fileio import atomic_path
 
@@ -135,9 +135,8 @@ def _json_safe(obj: Any) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> Path:
-    with atomic_path(Path(path), overwrite=True) as tmp:
-        tmp.write_text(json.dumps(_json_safe(obj), indent=2, default=str, allow_nan=False) + "\n")
-    return Path(path)
+    """Strict JSON (NaN written as null) through :func:`vidinvert.fileio.write_json`."""
+    return fileio.write_json(path, _json_safe(obj), allow_nan=False)
 
 
 def plot_identity_consistency(results: Sequence[ItemResult], path: Path, method: str = "inversion") -> Path | None:

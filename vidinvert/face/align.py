@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidinvert.convert import unit_from_uint8
 from vidinvert.face.types import EYE_LEFT, EYE_RIGHT, MOUTH_LEFT, MOUTH_RIGHT, Face
 
 
@@ -180,7 +181,7 @@ def warp_faces(frames: Sequence[np.ndarray] | torch.Tensor, quads: np.ndarray, s
                 rows = reflect_indices(np.arange(y0, y0 + ch), h)
                 cols = reflect_indices(np.arange(x0, x0 + cw), w)
                 buf[i] = f[rows[:, None], cols[None, :]]
-        src = torch.from_numpy(buf).to(device).permute(0, 3, 1, 2).to(dtype).div_(127.5).sub_(1.0)
+        src = unit_from_uint8(torch.from_numpy(buf).to(device).permute(0, 3, 1, 2), dtype)
         origin = lo
         h, w = ch, cw
         padding = "border"

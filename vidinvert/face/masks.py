@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidinvert.convert import IMAGENET_MEAN, IMAGENET_STD
 from vidinvert.errors import VidinvertError
 from vidinvert.face.types import BROWS, JAW
 
@@ -34,8 +35,6 @@ FACE_CLASSES = (1, 2, 3, 4, 5, 6, 10, 11, 12, 13)
 FACE_CLASSES_STIT = tuple(c for c in range(19) if c not in (0, 16, 18))
 #: Canonical 5 landmarks in an FFHQ crop (normalised 0..1) when a frame has none.
 CANONICAL_LM5 = np.array([[0.375, 0.472], [0.625, 0.472], [0.5, 0.62], [0.41, 0.75], [0.59, 0.75]])
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -185,8 +184,8 @@ class ParsingMasker:
         self.classes = tuple(int(c) for c in classes)
         self.threshold = float(threshold)
         self.net = load_bisenet(weights).to(self.device).eval()
-        mean = torch.tensor(_IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(_IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+        mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
         self._mean, self._std = mean, std
 
     @torch.no_grad()

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vidinvert.convert import unit_from_uint8
 from vidinvert.errors import VidinvertError
 from vidinvert.imagefile import IMAGE_SUFFIXES, read_image
 
@@ -133,8 +134,7 @@ def load_face(path: Path, size: int) -> Tensor:
         rgb = rgb[top : top + s, left : left + s]
     if rgb.shape[0] != size:
         rgb = np.array(Image.fromarray(rgb).resize((size, size), Image.LANCZOS))
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()
-    return x.div_(127.5).sub_(1.0)
+    return unit_from_uint8(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1))
 
 
 class RealFaces(torch.utils.data.Dataset):

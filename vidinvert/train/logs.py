@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vidinvert.convert import uint8_from_unit
+
 log = logging.getLogger(__name__)
 
 LOSSES_FILE = "losses.jsonl"
@@ -58,8 +60,7 @@ def image_grid(columns: list[Tensor], max_rows: int = 8, max_side: int = 256) ->
             c = torch.nn.functional.interpolate(c, size=(max_side, max_side), mode="area")
         cols.append(c)
     grid = torch.cat([torch.cat(list(c), dim=1) for c in cols], dim=2)  # [3, rows*S, cols*S]
-    grid = ((grid.clamp(-1, 1) + 1) * 127.5 + 0.5).clamp(0, 255).to(torch.uint8)
-    return grid.permute(1, 2, 0).numpy()
+    return uint8_from_unit(grid).permute(1, 2, 0).numpy()
 
 
 class RunLogger:

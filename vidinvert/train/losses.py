@@ -26,12 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vidinvert.convert import IMAGENET_MEAN, IMAGENET_STD
 from vidinvert.errors import VidinvertError
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 COS_EPS = 1e-6  # nn.CosineSimilarity(dim=1, eps=1e-6), as the official losses
 LPIPS_MIN_SIDE = 32  # AlexNet needs at least 32 px to keep a 1x1 map after its last pooling
 
