@@ -31,9 +31,22 @@ from pathlib import Path
 
 from vidinvert.errors import VidinvertError
 from vidinvert.inputs import LIST_SUFFIXES, is_glob
-from vidinvert.pipeline.job import EditResult, InputResult, ProgressFactory, _no_progress
-from vidinvert.pipeline.request import (ALIGNED, ALIGNED_ONLY, FACE_OPTIONS, PHOTO, PHOTO_ONLY, VIDEO, VIDEO_ONLY,
-                                        InvertRequest)
+from vidinvert.pipeline.job import (
+    EditResult,
+    InputResult,
+    ProgressFactory,
+    _no_progress,
+)
+from vidinvert.pipeline.request import (
+    ALIGNED,
+    ALIGNED_ONLY,
+    FACE_OPTIONS,
+    PHOTO,
+    PHOTO_ONLY,
+    VIDEO,
+    VIDEO_ONLY,
+    InvertRequest,
+)
 
 log = logging.getLogger("vidinvert.corpus")
 
