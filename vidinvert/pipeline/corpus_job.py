@@ -271,7 +271,7 @@ def run_corpus_edit(request: InvertRequest, *, progress: ProgressFactory | None 
         device = distributed.device_for(distributed.DistContext(shard.index, shard.count, shard.local_rank), device)
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads())
-    else:
+    elif device.index is not None:
         torch.cuda.set_device(device)
     rank_req = dataclasses.replace(request, device=str(device)) if device.type == "cuda" else request
     log.info(f"corpus: {len(items)} inputs, {sum(it.frames for it in items)} frames; this process: "
