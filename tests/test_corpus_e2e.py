@@ -1,7 +1,7 @@
 """`vidinvert edit` over a corpus, end to end on tiny models: one process, torchrun with two gloo
 ranks, and two job-array shards (``--shard 0/2`` and ``--shard slurm``) give bit-identical
-outputs (PNG bytes; lossless ffv1 frames) and the same merged manifest; reruns do no work, a deleted output redoes exactly its
-input, and an unreadable input is recorded as failed while the others complete.
+outputs (PNG bytes; lossless ffv1 frames) and the same merged manifest; reruns do no work, a
+deleted output redoes exactly its input, and an unreadable input is recorded as failed while the others complete.
 
 Every process runs on one CPU thread with a fixed --batch-size, so the runs compute the same
 arithmetic whatever the split."""

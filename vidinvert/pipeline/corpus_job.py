@@ -76,7 +76,8 @@ def corpus_mode(request: InvertRequest) -> bool:
     torchrun = _world_size() > 1
     if request.out_dir is None:
         if collection:
-            raise VidinvertError("a folder, glob or list file of inputs needs --out-dir (outputs mirror its tree there)")
+            raise VidinvertError("a folder, glob or list file of inputs needs --out-dir "
+                                 "(outputs mirror its tree there)")
         if torchrun:
             raise VidinvertError("under torchrun give --out-dir: the ranks share the corpus through it")
         return False
@@ -274,8 +275,9 @@ def run_corpus_edit(request: InvertRequest, *, progress: ProgressFactory | None 
     elif device.index is not None:
         torch.cuda.set_device(device)
     rank_req = dataclasses.replace(request, device=str(device)) if device.type == "cuda" else request
+    threads = f", {torch.get_num_threads()} thread(s)" if device.type == "cpu" else ""
     log.info(f"corpus: {len(items)} inputs, {sum(it.frames for it in items)} frames; this process: "
-             f"{shard.describe()} on {device}" + (f", {torch.get_num_threads()} thread(s)" if device.type == "cpu" else ""))
+             f"{shard.describe()} on {device}{threads}")
 
     by_kind = requests_by_kind(rank_req, examples)
     runner = _OneInput(rank_req, by_kind, progress or _no_progress)
