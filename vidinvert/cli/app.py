@@ -46,9 +46,9 @@ def _root(
 
 def _register_commands() -> None:
     # Each module adds its commands to ``app``; imports are cheap (heavy imports happen inside commands).
-    from vidinvert.cli import doctor, eval_cmd, info, jobs, train_cmd, weights_cmd  # noqa: F401
+    from vidinvert.cli import doctor, eval_cmd, info, jobs, manifest_cmd, train_cmd, weights_cmd  # noqa: F401
 
-    for module in (jobs, info, eval_cmd, train_cmd, weights_cmd, doctor):
+    for module in (jobs, info, eval_cmd, train_cmd, weights_cmd, doctor, manifest_cmd):
         module.register(app)
 
 

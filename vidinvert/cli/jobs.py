@@ -34,7 +34,9 @@ def _opt(name: str, type_, *flags: str, help: str, **kw):
     return Annotated[type_, typer.Option(*flags, help=help, rich_help_panel=_PANEL_OF[name], **kw)]
 
 
-InputsArg = Annotated[List[Path], typer.Argument(help="Input videos or images.", show_default=False)]
+InputsArg = Annotated[List[Path], typer.Argument(
+    help="Input videos or images; with --out-dir also folders (recursive), quoted globs and list files "
+         "(.txt/.lst/.list, one path a line): a corpus run.", show_default=False)]
 OutputOpt = _opt("output", Optional[Path], "--output", "-o", help="Output file (one input).")
 OutDirOpt = _opt("out_dir", Optional[Path], "--out-dir", help="Folder for the outputs (created if missing).")
 NoAlignOpt = _opt("no_align", bool, "--no-align", help="Images are already FFHQ-aligned squares.")
@@ -115,9 +117,12 @@ def _run(kind: str, options: dict) -> int:
     values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in options.items() if v is not None or k in D}
     values = {k: (() if v is None and isinstance(D.get(k), tuple) else v) for k, v in values.items()}
     request = cls(**values, explicit=frozenset(explicit))
+    from vidinvert.pipeline.corpus_job import corpus_mode
     from vidinvert.pipeline.job import run_edit
 
-    result = run_edit(request, progress=common.stage_progress, on_result=result_printer(as_json, len(request.inputs)))
+    # a corpus prints one plain line per input itself (and rank 0 the whole corpus)
+    printer = None if corpus_mode(request) else result_printer(as_json, len(request.inputs))
+    result = run_edit(request, progress=common.stage_progress, on_result=printer)
     return render_result(result, as_json)
 
 

@@ -80,8 +80,14 @@ def run_edit(request: InvertRequest, *, progress: ProgressFactory | None = None,
 
     ``on_result`` is called once per input as soon as it is done or known to fail (bad inputs
     first, before any model loads). Request-wide problems raise :class:`VidinvertError`; a
-    single input's problem is its result's ``error``, and with one input it raises.
+    single input's problem is its result's ``error``, and with one input it raises. A corpus
+    (``out_dir`` with a folder, glob or list input, ``shard``, or torchrun) runs through
+    :func:`~vidinvert.pipeline.corpus_job.run_corpus_edit`.
     """
+    from vidinvert.pipeline.corpus_job import corpus_mode, run_corpus_edit
+
+    if corpus_mode(request):  # folders, globs, list files, --shard or torchrun: see corpus_job
+        return run_corpus_edit(request, progress=progress, on_result=on_result)
     t0 = time.perf_counter()
     request.check()
     planned = plan_inputs(request)

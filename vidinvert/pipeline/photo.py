@@ -176,10 +176,30 @@ def edit_photo(inverter: Inverter, photo_path: str | Path, *, edits: Sequence[Ed
         torch.cuda.synchronize(dev)
     t = tick("networks", t)
 
+    written, identity = _paste_and_write(photo, chosen, quads, src, recon, edited, dests, region, tick, masker=masker,
+                                         mask_size=mask_size, paste_mode=paste_mode, color_match=color_match,
+                                         embedder=embedder, overwrite=overwrite)
+    latents_path = None
+    if save_latents is not None:
+        latents_path = _save_latents(Path(save_latents), chosen, lat, edited_lat, photo.size, src_path, overwrite)
+    faces = [PhotoFace(c.number, tuple(float(v) for v in c.face.box),
+                       tuple((float(x), float(y)) for x, y in c.quad), c.face.score,
+                       {tag: vals[k] for tag, vals in identity.items()}) for k, c in enumerate(chosen)]
+    timings["total"] = time.perf_counter() - t_start
+    timings["rest"] = timings["total"] - timings["networks"]
+    return PhotoResult(src_path, written, faces, detected, photo.describe(),
+                       getattr(embedder, "name", None) if embedder is not None else None, timings, latents_path)
+
+
+def _paste_and_write(photo, chosen, quads, src, recon, edited, dests, region, tick, *, masker, mask_size: int,
+                     paste_mode: str, color_match: bool, embedder, overwrite: bool):
+    """Every output: its faces pasted back in depth order (the reconstruction in full, edits by
+    ``paste_mode``, inside ``region`` when given), written in kind; the identity per face."""
+    t = time.perf_counter()
     base_mask = None
     if masker is None:
         lm = [to_crop_normalised(c.quad, c.face.landmarks) for c in chosen]
-        base_mask = outline_masks(lm, mask_size, device=dev)
+        base_mask = outline_masks(lm, mask_size, device=src.device)
     t = tick("masks", t)
     identity: dict[str, list[float]] = {}
     written: dict[str, Path] = {}
@@ -200,16 +220,7 @@ def edit_photo(inverter: Inverter, photo_path: str | Path, *, edits: Sequence[Ed
         if embedder is not None:
             identity[tag] = _identity(embedder, src, img)
             tick("identity", t)
-    latents_path = None
-    if save_latents is not None:
-        latents_path = _save_latents(Path(save_latents), chosen, lat, edited_lat, photo.size, src_path, overwrite)
-    faces = [PhotoFace(c.number, tuple(float(v) for v in c.face.box),
-                       tuple((float(x), float(y)) for x, y in c.quad), c.face.score,
-                       {tag: vals[k] for tag, vals in identity.items()}) for k, c in enumerate(chosen)]
-    timings["total"] = time.perf_counter() - t_start
-    timings["rest"] = timings["total"] - timings["networks"]
-    return PhotoResult(src_path, written, faces, detected, photo.describe(),
-                       getattr(embedder, "name", None) if embedder is not None else None, timings, latents_path)
+    return written, identity
 
 
 def _identity(embedder, src: torch.Tensor, img: torch.Tensor) -> list[float]:

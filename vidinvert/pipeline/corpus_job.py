@@ -1,0 +1,301 @@
+"""``vidinvert edit`` / ``invert`` over a corpus: folders, globs, list files, shards and torchrun ranks.
+
+:func:`run_edit` hands a request here when :func:`corpus_mode` says so (``--out-dir`` and a folder,
+glob or list file among the inputs, or ``--shard``, or torchrun's ``WORLD_SIZE`` > 1). Then:
+
+* the inputs are expanded (:func:`~vidinvert.pipeline.corpus.plan_corpus`, the output folder left
+  out) and probed for their frame counts; this process takes its share (balanced by frames);
+* on the CPU each process uses ``cores / local processes`` threads (``VIDINVERT_CPU_THREADS``
+  overrides; without torchrun an explicit ``OMP_NUM_THREADS`` is kept); a torchrun rank on CUDA
+  binds ``cuda:LOCAL_RANK``;
+* the models load once (only when some input of the share needs work), and each input runs
+  through the one-input functions of :mod:`vidinvert.pipeline.job` with its own output folder
+  (its path relative to its root, mirrored under ``--out-dir``);
+* :func:`~vidinvert.pipeline.corpus_run.run_corpus` skips inputs recorded done with the same
+  configuration fingerprint (outputs intact), records every input in ``manifest.rank-R.jsonl``
+  and merges.
+
+Outputs that exist without a matching done record (another configuration, a run that died, a
+deleted sibling output) are replaced: the corpus owns its output folder (``--overwrite`` is not
+needed there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from vidinvert.errors import VidinvertError
+from vidinvert.inputs import LIST_SUFFIXES, is_glob
+from vidinvert.pipeline.job import (
+    EditResult,
+    InputResult,
+    ProgressFactory,
+    _no_progress,
+)
+from vidinvert.pipeline.request import (
+    ALIGNED,
+    ALIGNED_ONLY,
+    FACE_OPTIONS,
+    PHOTO,
+    PHOTO_ONLY,
+    VIDEO,
+    VIDEO_ONLY,
+    InvertRequest,
+)
+
+log = logging.getLogger("vidinvert.corpus")
+
+# Request fields that do not change an input's outputs (left out of the configuration fingerprint).
+NOT_FINGERPRINTED = ("inputs", "out_dir", "shard", "retry_failed", "overwrite", "resume", "explicit")
+
+
+def _is_collection(path: Path) -> bool:
+    """A folder, a list file or a glob (not an existing file)."""
+    if path.is_dir():
+        return True
+    if path.is_file():
+        return path.suffix.lower() in LIST_SUFFIXES
+    return is_glob(str(path))
+
+
+def _world_size() -> int:
+    raw = os.environ.get("WORLD_SIZE", "").strip()
+    return int(raw) if raw.isdigit() else 1
+
+
+def corpus_mode(request: InvertRequest) -> bool:
+    """Whether ``request`` is a corpus run: ``out_dir`` with a folder / glob / list input, ``shard``,
+    or torchrun (``WORLD_SIZE`` > 1). A folder, glob or list file, or torchrun, without ``out_dir``
+    is refused (one line)."""
+    collection = any(_is_collection(p) for p in request.inputs)
+    torchrun = _world_size() > 1
+    if request.out_dir is None:
+        if collection:
+            raise VidinvertError("a folder, glob or list file of inputs needs --out-dir "
+                                 "(outputs mirror its tree there)")
+        if torchrun:
+            raise VidinvertError("under torchrun give --out-dir: the ranks share the corpus through it")
+        return False
+    return collection or request.shard is not None or torchrun
+
+
+@dataclass
+class CorpusEditResult(EditResult):
+    """:class:`EditResult` of a corpus process: ``items`` are the inputs this process ran now;
+    ``corpus``: counts of its share and the merged summary; ``code``: the exit code of
+    :func:`~vidinvert.pipeline.corpus_run.run_corpus` (torchrun: only rank 0 reports failures)."""
+
+    corpus: dict = dataclasses.field(default_factory=dict)
+    code: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return self.code
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "corpus": self.corpus}
+
+
+def cpu_threads(env=None) -> int:
+    """Intra-op threads of one corpus process on the CPU: ``VIDINVERT_CPU_THREADS``; else (without
+    torchrun) ``OMP_NUM_THREADS`` when set; else cores / torchrun's local processes."""
+    from vidinvert.distributed import default_cpu_threads
+
+    env = os.environ if env is None else env
+    for name in ("VIDINVERT_CPU_THREADS",) + (("OMP_NUM_THREADS",) if "LOCAL_WORLD_SIZE" not in env else ()):
+        raw = env.get(name, "").strip()
+        if raw:
+            if not raw.isdigit() or int(raw) < 1:
+                raise VidinvertError(f"{name}={raw!r}: give a whole number of threads, at least 1")
+            return int(raw)
+    return default_cpu_threads(env)
+
+
+def _file_stamp(path: Path | None) -> list | None:
+    if path is None:
+        return None
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return [str(path), None, None]
+    return [Path(path).name, st.st_size, st.st_mtime_ns]
+
+
+def config_fingerprint(request: InvertRequest, model_files: tuple[Path, Path]) -> str:
+    """The configuration fingerprint of a corpus run: the request's fields but those in
+    :data:`NOT_FINGERPRINTED`, plus name, size and mtime of the model, direction and style files."""
+    from vidinvert.pipeline.corpus import fingerprint_of
+
+    data = {f.name: getattr(request, f.name) for f in dataclasses.fields(request) if f.name not in NOT_FINGERPRINTED}
+    data["command"] = request.kind
+    data["model_files"] = [_file_stamp(p) for p in model_files]
+    data["direction_files"] = [_file_stamp(p) for p in getattr(request, "direction", ())]
+    data["style_file"] = _file_stamp(getattr(request, "style", None))
+    return fingerprint_of(data)
+
+
+def _check_layout(request: InvertRequest) -> None:
+    if request.output is not None:
+        raise VidinvertError("--output names one file: a corpus run writes into --out-dir")
+    out = request.out_dir.resolve()
+    for p in request.inputs:
+        if p.is_dir() and (p.resolve() == out or p.resolve().is_relative_to(out)):
+            raise VidinvertError(f"--out-dir {request.out_dir} contains the input folder {p} (its files would be "
+                                 "left out as outputs): choose an output folder that does not contain the inputs")
+
+
+# The options each input kind refuses (as InvertRequest.refuse_inapplicable does).
+_REFUSED = {VIDEO: ALIGNED_ONLY + PHOTO_ONLY, ALIGNED: VIDEO_ONLY + FACE_OPTIONS + PHOTO_ONLY, PHOTO: VIDEO_ONLY}
+
+
+def requests_by_kind(request: InvertRequest, examples: dict[str, Path]) -> dict[str, InvertRequest]:
+    """The request each input kind of a mixed corpus runs with (``examples``: kind -> one input).
+
+    An option given for one kind of the corpus (``--codec`` for its clips) is reset to its default
+    for the kinds it does not apply to (its photos); an option that applies to no kind of the
+    corpus is refused, in one line, as for single inputs.
+    """
+    defaults = request.defaults()
+    out = {}
+    for kind, example in examples.items():
+        drop = [o for o in _REFUSED[kind] if hasattr(request, o) and request.given(o)
+                and any(o not in _REFUSED[k] for k in examples)]
+        r = dataclasses.replace(request, **{o: defaults[o] for o in drop}, explicit=request.explicit - set(drop))
+        r.refuse_inapplicable(kind, example)
+        out[kind] = r
+    return out
+
+
+def _mirror(base: Path | None, item) -> Path | None:
+    """``base`` plus the item's relative folder (created), for --report/--save-latents/--frames-dir."""
+    if base is None:
+        return None
+    d = item.output_dir(base)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _identity_of(req: InvertRequest, rep: dict | None) -> float | None:
+    ic = (rep or {}).get("identity_consistency")
+    if not isinstance(ic, dict):
+        return None
+    for name in [*req.tags, "inversion"]:
+        if ic.get(name) is not None:
+            return float(ic[name])
+    return None
+
+
+class _OneInput:
+    """Runs one corpus input through the job's one-input functions; the models load on first use."""
+
+    def __init__(self, request: InvertRequest, by_kind: dict[str, InvertRequest], progress: ProgressFactory) -> None:
+        self.request, self.by_kind, self.progress = request, by_kind, progress
+        self.ctx = None
+        self.results: list[InputResult] = []
+
+    def __call__(self, item) -> dict:
+        from vidinvert.pipeline import job
+        from vidinvert.pipeline.plan import input_kind, plan_inputs
+
+        kind = input_kind(item.path, self.request.no_align)
+        req = self.by_kind[kind]
+        sub = dataclasses.replace(req, inputs=(item.path,), out_dir=item.output_dir(req.out_dir), overwrite=True,
+                                  report=_mirror(req.report, item), save_latents=_mirror(req.save_latents, item),
+                                  frames_dir=_mirror(req.frames_dir, item))
+        try:
+            (p,) = plan_inputs(sub)
+            if p.error is not None:
+                raise VidinvertError(p.error)
+            if self.ctx is None:
+                self.ctx = job._load_context(self.request, set(self.by_kind))
+            if p.kind == ALIGNED:
+                from vidinvert.pipeline.images import run_aligned_images
+
+                (res,) = run_aligned_images(sub, self.ctx, [p], self.progress)
+            else:
+                run_one = job._run_video if p.kind == VIDEO else job._run_photo
+                res = run_one(sub, self.ctx, p, self.progress, many=True)
+        except VidinvertError as exc:
+            self.results.append(InputResult(item.path, kind, error=exc.message))
+            raise
+        if res.error is not None:
+            self.results.append(res)
+            raise VidinvertError(res.error)
+        self.results.append(res)
+        rep = res.report or {}
+        frames = rep.get("frames", {}).get("total") if isinstance(rep.get("frames"), dict) else None
+        return {"outputs": list(res.outputs.values()), "frames": int(frames if frames is not None else item.frames),
+                "identity_consistency": _identity_of(req, rep), "details": {"kind": kind}}
+
+
+def run_corpus_edit(request: InvertRequest, *, progress: ProgressFactory | None = None,
+                    on_result: Callable[[InputResult], None] | None = None,
+                    poll_s: float = 5.0, report_every_s: float = 60.0) -> CorpusEditResult:
+    """Run ``request`` over a corpus (see the module docstring); this process's share only.
+
+    ``on_result`` gets each input this process ran (done or failed) as it finishes. Plain lines
+    (one per finished input; torchrun's rank 0 also the whole corpus from the manifests) go to the
+    ``vidinvert.corpus`` logger. Request-wide problems raise :class:`VidinvertError` before work.
+    """
+    import time
+
+    import torch
+
+    from vidinvert import distributed
+    from vidinvert.device import resolve_compute
+    from vidinvert.pipeline.corpus import parse_shard, plan_corpus
+    from vidinvert.pipeline.corpus_run import run_corpus
+    from vidinvert.pipeline.job import resolve_model_files
+    from vidinvert.pipeline.plan import input_kind
+
+    t0 = time.perf_counter()
+    request.check()
+    _check_layout(request)
+    shard = parse_shard(request.shard)
+    out_dir = request.out_dir
+    items = plan_corpus([str(p) for p in request.inputs], exclude=[out_dir])
+    examples: dict[str, Path] = {}
+    for it in items:
+        if it.error is None:
+            examples.setdefault(input_kind(it.path, request.no_align), it.path)
+    model_files = resolve_model_files(request.encoder, request.generator, request.weights_dir)
+    fingerprint = config_fingerprint(request, model_files)
+
+    compute = resolve_compute(request.device, request.dtype)
+    device = compute.device
+    if shard.kind == "torchrun":
+        device = distributed.device_for(distributed.DistContext(shard.index, shard.count, shard.local_rank), device)
+    if device.type == "cpu":
+        torch.set_num_threads(cpu_threads())
+    elif device.index is not None:
+        torch.cuda.set_device(device)
+    rank_req = dataclasses.replace(request, device=str(device)) if device.type == "cuda" else request
+    threads = f", {torch.get_num_threads()} thread(s)" if device.type == "cpu" else ""
+    log.info(f"corpus: {len(items)} inputs, {sum(it.frames for it in items)} frames; this process: "
+             f"{shard.describe()} on {device}{threads}")
+
+    by_kind = requests_by_kind(rank_req, examples)
+    runner = _OneInput(rank_req, by_kind, progress or _no_progress)
+
+    def process_one(item):
+        try:
+            return runner(item)
+        finally:
+            if on_result is not None and runner.results and runner.results[-1].source == item.path:
+                on_result(runner.results[-1])
+
+    res = run_corpus(items, process_one, shard=shard, out_dir=out_dir, fingerprint=fingerprint,
+                     retry_failed=request.retry_failed, progress=log.info, poll_s=poll_s,
+                     report_every_s=report_every_s)
+    inv = runner.ctx.inverter if runner.ctx is not None else None
+    corpus = {"shard": shard.describe(), "run_id": res.run_id, "inputs": len(items), "processed": res.processed,
+              "skipped": res.skipped, "failed": res.failed, "frames": res.frames, "fingerprint": fingerprint,
+              "summary": res.summary, "out_dir": str(out_dir)}
+    return CorpusEditResult(runner.results, device=inv.compute.describe() if inv else str(device),
+                            models={k: str(v) for k, v in inv.files.items()} if inv else {},
+                            seconds={"total": round(time.perf_counter() - t0, 4)}, corpus=corpus, code=res.exit_code)
