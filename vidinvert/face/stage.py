@@ -54,7 +54,8 @@ class AlignedFace:
     (fades next to long gaps; 0 for passthrough). landmarks: frame coordinates ``[68,2]`` or
     ``[5,2]`` (as detected; interpolated for interpolated frames) or None. landmarks_crop: the
     smoothed landmarks in crop-normalised coordinates (0..1; multiply by S for crop pixels), for
-    masks. face: the raw detection or None.
+    masks. face: the raw detection or None. track: the face's track id (0 with one face; see
+    :mod:`vidinvert.face.stream` for several faces and the per-frame container with timestamps).
     """
 
     index: int
@@ -66,6 +67,7 @@ class AlignedFace:
     landmarks: np.ndarray | None = None
     landmarks_crop: np.ndarray | None = None
     face: Face | None = None
+    track: int = 0
 
     @property
     def edited(self) -> bool:
