@@ -94,6 +94,15 @@ def render(people: list[Person], n_frames: int, size=(320, 240), fps: float = 25
     return frames, truth
 
 
+def template_face(x: float, y: float, size: int) -> Face:
+    """The face (dlib's box and 68 landmarks, measured once) of a ``size`` patch with top-left (x, y)."""
+    tpl = json.loads(TEMPLATE.read_text())
+    origin = np.array([x, y], np.float64)
+    lm68 = origin + np.asarray(tpl["landmarks68"], np.float64) * size
+    box = origin + np.asarray(tpl["box"], np.float64).reshape(2, 2) * size
+    return Face(box=box.reshape(-1), score=1.0, landmarks5=landmarks5_from_68(lm68), landmarks68=lm68)
+
+
 class TemplateDetector(FaceDetector):
     """Finds exact copies of ``patches`` (uint8 RGB squares) in a frame; see the module docstring."""
 
@@ -102,9 +111,6 @@ class TemplateDetector(FaceDetector):
 
     def __init__(self, patches: list[np.ndarray]):
         super().__init__(min_face=0.05)
-        tpl = json.loads(TEMPLATE.read_text())
-        self.box_t = np.asarray(tpl["box"], np.float64).reshape(2, 2)
-        self.lm_t = np.asarray(tpl["landmarks68"], np.float64)
         uniq: dict[bytes, np.ndarray] = {}
         for p in patches:
             uniq.setdefault(p.tobytes() + bytes(p.shape), p)
@@ -129,10 +135,7 @@ class TemplateDetector(FaceDetector):
                         break
                     r = (u1 - u0) // 2
                     res[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1] = np.inf
-                    origin = np.array([x - u0, y - v0], np.float64)
-                    lm68 = origin + self.lm_t * s
-                    faces.append(Face(box=(origin + self.box_t * s).reshape(-1), score=1.0,
-                                      landmarks5=landmarks5_from_68(lm68), landmarks68=lm68))
+                    faces.append(template_face(x - u0, y - v0, s))
             out.append(faces)
         return out
 
