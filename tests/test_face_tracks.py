@@ -228,3 +228,20 @@ def test_reader_frames_carry_their_timestamps():
                             detector=TemplateDetector([person.patch()])))
     assert [(ff.index, ff.pts, ff.duration) for ff in out] == [(i, 1000 + 40 * i, 40) for i in range(12)]
     assert all(ff.frame is items[i].rgb for i, ff in enumerate(out))
+
+
+def test_batches_mix_frames_and_never_split_one():
+    from vidinvert.face.stream import batch_frames
+
+    a = Person(56, lambda i: (10 + i, 20))
+    b = Person(56, lambda i: (150, 100) if 3 <= i < 9 else None)
+    out, _, _ = _run([a, b], 14, select="all", batched=True)
+    groups = list(batch_frames(iter(out), 3))
+    assert [ff.index for g in groups for ff in g] == list(range(14))   # every frame once, in order
+    sizes = [sum(len(ff.edited_faces) for ff in g) for g in groups]
+    assert max(sizes) <= 3 and sum(sizes) == sum(len(ff.edited_faces) for ff in out)
+    assert any(len({len(ff.edited_faces) for ff in g}) > 1 for g in groups)  # one- and two-face frames mixed
+    for g in batch_frames(iter(out), 1):  # a frame with two faces is a group of its own
+        assert sum(len(ff.edited_faces) for ff in g) <= 1 or len(g) == 1
+    with pytest.raises(ValueError):
+        next(batch_frames(iter(out), 0))

@@ -41,8 +41,9 @@ def occlusion_cut_masks(quads: np.ndarray, masks: torch.Tensor, size: int) -> to
     norm = np.linalg.inv(denorm)
     c2f = np.concatenate([crop_to_frame(quads, size), np.broadcast_to([[[0, 0, 1.0]]], (len(quads), 1, 3))], 1)
     f2c = np.concatenate([frame_to_crop(quads, size), np.broadcast_to([[[0, 0, 1.0]]], (len(quads), 1, 3))], 1)
+    lo, hi = quads.min(1), quads.max(1)  # frame bounding boxes of the crops
     for pos, k in enumerate(order):
-        nearer = order[pos + 1:]
+        nearer = [j for j in order[pos + 1:] if (lo[j] < hi[k]).all() and (lo[k] < hi[j]).all()]
         if len(nearer) == 0:
             continue
         theta = np.stack([(norm @ f2c[j] @ c2f[k] @ denorm)[:2] for j in nearer])

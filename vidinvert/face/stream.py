@@ -171,6 +171,27 @@ class MultiFaceAligner:
         return out
 
 
+def batch_frames(frames: Iterable[FaceFrame], max_faces: int) -> Iterator[list[FaceFrame]]:
+    """Group consecutive :class:`FaceFrame` s (in order, whole frames) so that each group holds at most
+    ``max_faces`` edited faces (a frame with more faces than that is a group of its own). The faces of
+    a group, ``[a for ff in group for a in ff.depth_order()]``, make one ``[faces,3,S,S]`` batch
+    mixing frames; paste each frame's slice back with ``paste_faces_multi``. Frames without edited
+    faces join the current group (nothing to compute, they keep their place in the output order)."""
+    if max_faces < 1:
+        raise ValueError("max_faces must be at least 1")
+    group: list[FaceFrame] = []
+    n = 0
+    for ff in frames:
+        k = len(ff.edited_faces)
+        if group and n + k > max_faces:
+            yield group
+            group, n = [], 0
+        group.append(ff)
+        n += k
+    if group:
+        yield group
+
+
 class TrackStream:
     """An iterator of :class:`FaceFrame` with live per-track :attr:`counts` (final once exhausted)."""
 
