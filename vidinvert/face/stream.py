@@ -26,15 +26,28 @@ a track starts counted as passthrough, so every track's ``total`` is the clip's 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
 from vidinvert.face.align import quad_from_face, quad_scale, quad_to_params
 from vidinvert.face.detect import FaceDetector, make_detector
-from vidinvert.face.smooth import DETECTED, INTERPOLATED, PASSTHROUGH, StreamingQuadSmoother
-from vidinvert.face.stage import AlignCounts, AlignedFace, FaceConfig, _unpack, from_crop_normalised, to_crop_normalised
+from vidinvert.face.smooth import (
+    DETECTED,
+    INTERPOLATED,
+    PASSTHROUGH,
+    StreamingQuadSmoother,
+)
+from vidinvert.face.stage import (
+    AlignCounts,
+    AlignedFace,
+    FaceConfig,
+    _unpack,
+    from_crop_normalised,
+    to_crop_normalised,
+)
 from vidinvert.face.track import Embedder
 from vidinvert.face.tracks import MultiFaceTracker
 from vidinvert.face.types import Face
@@ -202,7 +215,7 @@ class TrackStream:
     def counts(self) -> list[AlignCounts]:
         return self.aligner.counts
 
-    def __iter__(self) -> "TrackStream":
+    def __iter__(self) -> TrackStream:
         return self
 
     def __next__(self) -> FaceFrame:
