@@ -204,3 +204,29 @@ def test_two_faces_resume_equals_uninterrupted(tmp_path, tiny_weights, direction
     for p in sorted((tmp_path / "lref").glob("*.npz")):
         x, y = np.load(p), np.load(tmp_path / "lres" / p.name)
         assert all(np.array_equal(x[k], y[k]) for k in x.files)
+
+
+def test_cli_face_all_on_a_clip_reports_each_track(tmp_path, tiny_weights, direction):
+    """``edit --face all`` end to end (dlib finds two faces); the table has a row per track and stream."""
+    import json
+
+    from rich.console import Console
+
+    from tests.face_clips import face_frame
+    from vidinvert.cli.app import main
+    from vidinvert.cli.render import report_table
+
+    clip = make_face_clip(tmp_path / "two.mp4", n_frames=5, size=(240, 144),
+                          frame_fn=lambda i: face_frame(i, (240, 144), faces=((10, 20), (130, 24))))
+    out, rep_path = tmp_path / "two.out.mkv", tmp_path / "r.json"
+    assert main(["edit", str(clip), "--direction", str(direction), "--face", "all", "-o", str(out), "--codec", "ffv1",
+                 "--report", str(rep_path), "--no-identity", "--encoder", str(tiny_weights["encoder"]),
+                 "--generator", str(tiny_weights["generator"]), "--device", "cpu"]) == 0
+    rep = json.loads(rep_path.read_text())
+    assert [t["frames"]["edited"] for t in rep["tracks"]] == [5, 5] and rep["frames"]["edited"] == 10
+    src, got = _decoded(clip)[0], _decoded(out)[0]
+    assert (got[:, :, :120] != src[:, :, :120]).any() and (got[:, :, 120:] != src[:, :, 120:]).any()
+    console = Console(record=True, width=160)
+    console.print(report_table(rep))
+    text = console.export_text()
+    assert "0: smile" in text and "1: smile" in text and "1: inversion" in text

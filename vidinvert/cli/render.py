@@ -23,15 +23,27 @@ def report_table(rep: dict):
     def f(x, nd=4):
         return "-" if x is None else f"{x:.{nd}f}"
 
-    ic, ids, fl, fms = rep["identity_consistency"], rep["identity_to_source"], rep["flicker"], rep["flicker_minus_source"]
-    t.add_row("source", f(ic.get("source")), "1" if rep["identity_embedder"] else "-", f(fl.get("source")))
-    for name in ["inversion"] + [k for k in ic if k not in ("source", "inversion")]:
-        t.add_row(name, f(ic.get(name)), f(ids.get(name)), f"{f(fl.get(name))} ({f(fms.get(name), 5)})")
+    tracks = rep.get("tracks") or []
+    if len(tracks) > 1:  # one row per track and stream
+        t.columns[0].header = "track: stream"
+        for tr in tracks:
+            _stream_rows(t, tr, f"{tr['track']}: ", bool(rep["identity_embedder"]), f)
+    else:
+        _stream_rows(t, rep, "", bool(rep["identity_embedder"]), f)
     fr = rep["frames"]
-    t.caption = (f"frames: {fr['edited']} edited ({fr['detected']} detected, {fr['interpolated']} interpolated), "
+    faces = f"{len(tracks)} face tracks, face-" if len(tracks) > 1 else ""
+    t.caption = (f"{faces}frames: {fr['edited']} edited ({fr['detected']} detected, {fr['interpolated']} interpolated), "
                  f"{fr['passthrough']} passed through; identity: {rep['identity_embedder'] or 'off'}; "
                  f"{rep['fps_end_to_end']} frames/s end to end on {rep['device']}")
     return t
+
+
+def _stream_rows(t, rep: dict, prefix: str, identity: bool, f) -> None:
+    """Rows of one report (or one track's part of it): source, inversion, then each edit."""
+    ic, ids, fl, fms = rep["identity_consistency"], rep["identity_to_source"], rep["flicker"], rep["flicker_minus_source"]
+    t.add_row(f"{prefix}source", f(ic.get("source")), "1" if identity else "-", f(fl.get("source")))
+    for name in ["inversion"] + [k for k in ic if k not in ("source", "inversion")]:
+        t.add_row(f"{prefix}{name}", f(ic.get(name)), f(ids.get(name)), f"{f(fl.get(name))} ({f(fms.get(name), 5)})")
 
 
 def result_printer(as_json: bool, n_inputs: int) -> Callable:
