@@ -113,7 +113,7 @@ class TemplateDetector(FaceDetector):
         super().__init__(min_face=0.05)
         uniq: dict[bytes, np.ndarray] = {}
         for p in patches:
-            uniq.setdefault(p.tobytes() + bytes(p.shape), p)
+            uniq.setdefault(p.tobytes() + str(p.shape).encode(), p)
         self.patches = list(uniq.values())
         self.calls = 0
 
