@@ -194,3 +194,15 @@ def combine_track_reports(reports: list[dict], tracks: list[tuple[int, int, int]
     out["tracks"] = summary
     out.update(extra)
     return out
+
+
+def total_counts(per_track: list[dict], frames: int, bare: int) -> dict:
+    """The clip's frame counts from each track's (``AlignCounts.as_dict``): one track's as they are;
+    with several, face-frames summed over the tracks (``edited``/``detected``/``interpolated``),
+    ``passthrough``: the ``bare`` frames without any edited face, ``total`` the clip's ``frames``."""
+    if len(per_track) == 1:
+        return dict(per_track[0])
+    if not per_track:
+        return {"edited": 0, "detected": 0, "interpolated": 0, "passthrough": frames, "total": frames}
+    tot = {k: sum(c[k] for c in per_track) for k in ("edited", "detected", "interpolated")}
+    return {**tot, "passthrough": bare, "total": frames, "tracks": len(per_track)}

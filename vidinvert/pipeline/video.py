@@ -23,12 +23,11 @@ import torch
 
 from vidinvert.engine import Inverter, Latents
 from vidinvert.errors import VidinvertError
-from vidinvert.face.stage import AlignCounts
 from vidinvert.face.stream import FaceFrame, MultiFaceAligner
 from vidinvert.pipeline import side_outputs
 from vidinvert.pipeline.chunks import Chunk, Key, batches, filter_latents
 from vidinvert.pipeline.edits import EditPlan
-from vidinvert.pipeline.report import build_report, combine_track_reports
+from vidinvert.pipeline.report import build_report, combine_track_reports, total_counts
 from vidinvert.pipeline.sinks import EncodeSettings, output_metadata
 from vidinvert.pipeline.state import RunState
 from vidinvert.pipeline.video_config import (
@@ -182,9 +181,7 @@ class VideoRun:
         single = [j for js in rows.values() if len(js) == 1 for j in js]
 
         def take(x, js):
-            if x is None or len(js) == len(sel):
-                return x
-            return x[torch.as_tensor(js, device=x.device)]
+            return _rows(x, js, len(sel))
 
         out: dict[int, np.ndarray] = {}
         if single:
@@ -250,9 +247,7 @@ class VideoRun:
             return
 
         def take(x, js):
-            if x is None or len(js) == len(sel):
-                return x
-            return x[torch.as_tensor(js, device=x.device)]
+            return _rows(x, js, len(sel))
 
         for tid in sorted({t for _, t in sel}):
             js = [j for j, (_, t) in enumerate(sel) if t == tid]
@@ -325,7 +320,7 @@ class VideoRun:
                 sink.abort()
             raise
         per_track = [c.as_dict() for c in self.aligner.counts]
-        counts = _total_counts(per_track, frames_done, self._bare_frames)
+        counts = total_counts(per_track, frames_done, self._bare_frames)
         if counts["edited"] == 0:
             from vidinvert.face.types import parse_face_select
 
@@ -424,12 +419,8 @@ class VideoRun:
         return sinks
 
 
-def _total_counts(per_track: list[dict], frames: int, bare: int) -> dict:
-    """The clip's frame counts: one track's as they are; with several, face-frames summed over the
-    tracks (edited/detected/interpolated), ``passthrough`` = frames without any edited face."""
-    if len(per_track) == 1:
-        return dict(per_track[0])
-    if not per_track:
-        return AlignCounts(passthrough=frames).as_dict()
-    tot = {k: sum(c[k] for c in per_track) for k in ("edited", "detected", "interpolated")}
-    return {**tot, "passthrough": bare, "total": frames, "tracks": len(per_track)}
+def _rows(x: torch.Tensor | None, js: list[int], n: int) -> torch.Tensor | None:
+    """Rows ``js`` of a batch tensor of ``n`` rows (the tensor itself when all rows are taken)."""
+    if x is None or len(js) == n:
+        return x
+    return x[torch.as_tensor(js, device=x.device)]
