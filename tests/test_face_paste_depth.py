@@ -86,3 +86,21 @@ def test_delta_of_unedited_faces_is_exact_and_inplace_writes_the_given_array():
     res = paste.paste_faces_depth(buf, quads, _solid([[0, 0, 0], [0, 0, 0]]), m, mode="full", inplace=True)
     assert res is buf and (buf != img).any()
     assert list(paste.depth_order(quads)) == [1, 0]
+
+
+def test_weights_scale_each_face_and_zero_skips_it():
+    """Video fades: a face's weight scales its mask (as the one-face video paste does); weight 0
+    pastes nothing of that face, which still cuts the farther face's mask."""
+    img, quads, m = _scene()
+    edited = _solid([[250, 20, 20], [20, 250, 20]])
+    full = paste.paste_faces_depth(img, quads, edited, m, mode="full")
+    half = paste.paste_faces_depth(img, quads, edited, m, mode="full", weights=[0.5, 0.5])
+    near_half = paste.paste_faces([img.copy()], quads[:1], edited[:1], m[:1], mode="full", weights=[0.5])[0]
+    core = _frame_mask(m[:1], quads[0], img.shape) >= 0.999   # inside the nearer face's full mask
+    assert np.abs(half[core].astype(int) - near_half[core]).max() <= 1
+    ref = np.round(img[core] + 0.5 * (full[core].astype(float) - img[core]))  # halfway to the full paste
+    assert np.abs(half[core] - ref).max() <= 1
+    off = paste.paste_faces_depth(img, quads, edited, m, mode="full", weights=[0.0, 1.0])
+    assert np.array_equal(off[core], img[core])                # the near face is not pasted ...
+    far_core = (_frame_mask(m[1:], quads[1], img.shape) >= 0.999) & ~(_frame_mask(m[:1], quads[0], img.shape) > 0)
+    assert far_core.sum() > 100 and np.array_equal(off[far_core], full[far_core])  # ... the far one is

@@ -11,37 +11,54 @@ from vidinvert.errors import VidinvertError
 
 
 def report_table(rep: dict):
-    """A clip's report as a Rich table: identity and stability per stream."""
+    """A clip's report as a Rich table: identity and stability per stream (per track and stream
+    when several faces were tracked). With dlib the identity columns are shares of frames within
+    0.6 with the mean distance beside them; with ArcFace cosines (eq. 9)."""
     from rich.table import Table
 
     t = Table(title=f"{Path(rep['input']).name}: identity and stability", show_lines=False)
-    dlib = rep.get("identity_distance") is not None and any(
-        v is not None for v in (rep.get("identity_distance") or {}).values())
+    dlib = any(v is not None for v in (rep.get("identity_distance") or {}).values())
     unit = " (share ≤0.6, mean d)" if dlib else " (cos)" if rep["identity_embedder"] else ""
     t.add_column("stream")
     t.add_column("identity consistency" + unit, justify="right")
     t.add_column("identity vs source" + unit, justify="right")
     t.add_column("flicker (- source)", justify="right")
-
-    def f(x, nd=4):
-        return "-" if x is None else f"{x:.{nd}f}"
-
-    def with_d(x, d):
-        return f(x) if not dlib or d is None else f"{x:.2f} (d {d:.3f})" if x is not None else "-"
-
-    ic, ids, fl, fms = rep["identity_consistency"], rep["identity_to_source"], rep["flicker"], rep["flicker_minus_source"]
-    dist, dist_src = rep.get("identity_distance") or {}, rep.get("identity_distance_to_source") or {}
-    t.add_row("source", with_d(ic.get("source"), dist.get("source")), "1" if rep["identity_embedder"] else "-",
-              f(fl.get("source")))
-    for name in ["inversion"] + [k for k in ic if k not in ("source", "inversion")]:
-        t.add_row(name, with_d(ic.get(name), dist.get(name)), with_d(ids.get(name), dist_src.get(name)),
-                  f"{f(fl.get(name))} ({f(fms.get(name), 5)})")
+    tracks = rep.get("tracks") or []
+    if len(tracks) > 1:  # one row per track and stream
+        t.columns[0].header = "track: stream"
+        for tr in tracks:
+            _stream_rows(t, tr, f"{tr['track']}: ", bool(rep["identity_embedder"]))
+    else:
+        _stream_rows(t, rep, "", bool(rep["identity_embedder"]))
     fr = rep["frames"]
-    t.caption = (f"frames: {fr['edited']} edited ({fr['detected']} detected, {fr['interpolated']} interpolated), "
-                 f"{fr['passthrough']} passed through; identity: {rep['identity_embedder'] or 'off'}"
-                 f"{', ' + rep['identity_measure'] if rep.get('identity_measure') and rep['identity_embedder'] else ''}; "
+    faces = f"{len(tracks)} face tracks, face-" if len(tracks) > 1 else ""
+    measure = f", {rep['identity_measure']}" if rep.get("identity_measure") and rep["identity_embedder"] else ""
+    t.caption = (f"{faces}frames: {fr['edited']} edited ({fr['detected']} detected, {fr['interpolated']} interpolated), "
+                 f"{fr['passthrough']} passed through; identity: {rep['identity_embedder'] or 'off'}{measure}; "
                  f"{rep['fps_end_to_end']} frames/s end to end on {rep['device']}")
     return t
+
+
+def _num(x, nd=4) -> str:
+    return "-" if x is None else f"{x:.{nd}f}"
+
+
+def _with_distance(x, d) -> str:
+    """A dlib share with its mean distance, ``0.95 (d 0.312)``; a cosine as is."""
+    if x is None:
+        return "-"
+    return _num(x) if d is None else f"{x:.2f} (d {d:.3f})"
+
+
+def _stream_rows(t, rep: dict, prefix: str, identity: bool) -> None:
+    """Rows of one report (or one track's part of it): source, inversion, then each edit."""
+    ic, ids, fl, fms = rep["identity_consistency"], rep["identity_to_source"], rep["flicker"], rep["flicker_minus_source"]
+    dist, dist_src = rep.get("identity_distance") or {}, rep.get("identity_distance_to_source") or {}
+    t.add_row(f"{prefix}source", _with_distance(ic.get("source"), dist.get("source")), "1" if identity else "-",
+              _num(fl.get("source")))
+    for name in ["inversion"] + [k for k in ic if k not in ("source", "inversion")]:
+        t.add_row(f"{prefix}{name}", _with_distance(ic.get(name), dist.get(name)),
+                  _with_distance(ids.get(name), dist_src.get(name)), f"{_num(fl.get(name))} ({_num(fms.get(name), 5)})")
 
 
 def result_printer(as_json: bool, n_inputs: int) -> Callable:

@@ -220,7 +220,7 @@ def _warp_into(x: torch.Tensor, quad: np.ndarray, size: int, box: Sequence[int],
 def paste_faces_depth(image: np.ndarray, quads: np.ndarray, edited: torch.Tensor, masks: torch.Tensor, *,
                       mode: str = "delta", recon: torch.Tensor | None = None,
                       color_reference: torch.Tensor | None = None, antialias: bool = True,
-                      inplace: bool = False) -> np.ndarray:
+                      inplace: bool = False, weights: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
     """Paste N aligned faces into ONE image, farthest (smallest) first, with masks that do not bleed.
 
     image: uint8 RGB ``[H,W,3]``. quads: ``[N,4,2]``. edited: ``[N,3,S,S]`` RGB in [-1,1].
@@ -229,7 +229,9 @@ def paste_faces_depth(image: np.ndarray, quads: np.ndarray, edited: torch.Tensor
     is multiplied by ``1 - m_j`` of every nearer face j (see :func:`depth_order`), so a face's edit
     stops where a nearer face begins; the faces are then blended one after the other. Work is done
     in each mask's bounding box: pixels outside the union of the masks' supports are bit-identical
-    (``inplace=False`` returns a copy: the only full-size array made here).
+    (``inplace=False`` returns a copy: the only full-size array made here). weights: per-face edit
+    weight in [0,1] (a video track's fades) scaling its mask; a face of weight 0 is not pasted but
+    still cuts the masks of farther faces.
     """
     if mode not in PASTE_MODES:
         raise VidinvertError(f"unknown paste mode {mode!r}: choose one of {', '.join(PASTE_MODES)}")
@@ -252,9 +254,10 @@ def paste_faces_depth(image: np.ndarray, quads: np.ndarray, edited: torch.Tensor
     h, w = image.shape[:2]
     boxes = _support_boxes(masks, quads, s, (h, w))
     order = [int(i) for i in depth_order(quads)]
+    wts = np.ones(n) if weights is None else np.asarray(weights, np.float64).reshape(n)
     for k, i in enumerate(order):
         x0, y0, x1, y1 = (int(v) for v in boxes[i])
-        if x1 <= x0 or y1 <= y0:
+        if x1 <= x0 or y1 <= y0 or wts[i] <= 0:
             continue
         c, m_crop = content[i : i + 1], masks[i : i + 1]
         t = math.ceil(float(quad_scale(quads[i], 1)[0]) * _OVERSAMPLE)
@@ -270,6 +273,8 @@ def paste_faces_depth(image: np.ndarray, quads: np.ndarray, edited: torch.Tensor
                 continue
             mj = _warp_into(masks[j : j + 1], quads[j], s, (a0, b0, a1, b1), "bilinear").clamp_(0, 1)
             m[..., b0 - y0 : b1 - y0, a0 - x0 : a1 - x0] *= 1 - mj
+        if wts[i] != 1:
+            m = m * float(wts[i])
         val = torch.nan_to_num_(_warp_into(c, quads[i], s, boxes[i], _SAMPLER), nan=0.0, posinf=0.0, neginf=0.0)
         src = torch.from_numpy(np.ascontiguousarray(out[y0:y1, x0:x1])).to(device).permute(2, 0, 1)[None].float()
         # Where m == 0 exactly, both formulas add +-0.0 to the integer-valued source: bit-identical.

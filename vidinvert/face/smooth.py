@@ -15,7 +15,8 @@ when the tracked face was not found, plus optional landmarks in crop-normalised 
   without lag and the first and last frames are kept.
 - Fades: next to a passthrough stretch the edit weight ramps ``1/(F+1), 2/(F+1), ..., 1`` over
   ``fade_frames = F`` frames, so the edit fades out before a long gap and back in after it
-  instead of popping. The clip's own first and last frames do not fade.
+  instead of popping. The clip's own first and last frames do not fade; a stream started with
+  ``fade_in=True`` (a face track that begins mid-clip) fades in at its first frame.
 - Streaming: a frame is emitted once ``horizon = max(window, fade_frames)`` later frames have
   been seen and resolved (window = ``ceil(truncate * max sigma)``); a gap in progress holds
   emission until it is resolved (at most ``max_gap`` seconds). Memory is bounded by that.
@@ -102,8 +103,11 @@ def local_linear(values: np.ndarray, offsets: np.ndarray, sigma: float) -> np.nd
 class StreamingQuadSmoother:
     """Push frames in order; get :class:`SmoothedQuad` items back in order, each exactly once."""
 
-    def __init__(self, config: SmoothConfig = SmoothConfig()):
+    def __init__(self, config: SmoothConfig = SmoothConfig(), fade_in: bool = False):
+        """``fade_in``: the first frame pushed follows a passthrough stretch (a track that starts
+        mid-clip), so the edit fades in there; else the stream's start is the clip's (no fade)."""
         self.cfg = config
+        self.fade_in = bool(fade_in)
         self._entries: dict[int, _Entry] = {}
         self._next = 0
         self._emit = 0
@@ -202,7 +206,7 @@ class StreamingQuadSmoother:
         for dist in range(1, self.cfg.horizon + 1):
             q = self._entries.get(p)
             if q is None:
-                return found, None
+                return found, (dist if p < 0 and self.fade_in else None)
             if q.status == PASSTHROUGH:
                 return found, dist
             found.append(q)

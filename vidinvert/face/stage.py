@@ -56,6 +56,7 @@ class AlignedFace:
     smoothed landmarks in crop-normalised coordinates (0..1; multiply by S for crop pixels), for
     masks. face: the raw detection or None. pts, duration: the frame's presentation timestamp and
     duration in the source stream's time-base ticks (None for bare arrays), carried with the frame.
+    track: the face's track id (0 with one face; see :mod:`vidinvert.face.stream` for several faces).
     """
 
     index: int
@@ -69,6 +70,7 @@ class AlignedFace:
     face: Face | None = None
     pts: int | None = None
     duration: int | None = None
+    track: int = 0
 
     @property
     def edited(self) -> bool:

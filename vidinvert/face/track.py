@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -44,6 +45,9 @@ from vidinvert.face.types import (
 
 log = logging.getLogger(__name__)
 
+#: ``(rgb uint8 [H,W,3], faces) -> [len(faces), D]`` float embeddings; Euclidean distance compares them.
+Embedder = Callable[[np.ndarray, Sequence[Face]], np.ndarray]
+
 
 @dataclass(frozen=True)
 class TrackConfig:
@@ -58,6 +62,8 @@ class TrackConfig:
     reid_after: int = 15           # frames lost after which re-acquisition needs the same identity
     reid_threshold: float = 0.6    # dlib descriptor distance for "same person"
     flow_refine: bool = False      # blend optical-flow tracked landmarks with detections
+    appearance_weight: float = 1.0  # several tracks: score penalty per reid_threshold of descriptor distance
+    same_face_iou: float = 0.5     # several tracks: detections overlapping this much are one face
 
 
 def select_face(faces: Sequence[Face], select: str | int | FaceSelect, frame_shape) -> Face | None:
@@ -91,6 +97,8 @@ class FaceTracker:
         self.lost = 0                          # frames since the last sighting
         self.since_full = 10**9                # frames since the last whole-frame search
         self.embedding: np.ndarray | None = None
+        #: optional ``(rgb, faces) -> [N,D]`` appearance embedder; default dlib's descriptor when installed
+        self.embedder: Embedder | None = None
         self._prev_rgb: np.ndarray | None = None
         self._prev_pts: np.ndarray | None = None
         self.full_detections = 0
@@ -170,6 +178,14 @@ class FaceTracker:
                 if d < best_d:
                     best, best_d = c, d
             return best
+        score = self.motion_scores(cands)
+        if not np.isfinite(score).any():
+            return None
+        return cands[int(np.argmax(score))]
+
+    def motion_scores(self, cands: Sequence[Face]) -> np.ndarray:
+        """``[N]`` match scores (IoU with the constant-velocity prediction minus the mean landmark
+        distance over the face size) of ``cands``; ``-inf`` where a candidate is not plausible."""
         pred = self._predicted_box()
         shift = (pred[:2] - self.last.box[:2])
         size = self.last.size
@@ -179,16 +195,15 @@ class FaceTracker:
         ratio = np.array([c.size / size for c in cands])
         max_dist = self.cfg.max_landmark_dist * (1.0 + 0.25 * max(0, self.lost - 1))
         ok = ((iou >= self.cfg.min_iou) | (dist <= max_dist)) & (ratio > 0.5) & (ratio < 2.0)
-        if not ok.any():
-            return None
-        score = np.where(ok, iou - dist, -np.inf)
-        return cands[int(np.argmax(score))]
+        return np.where(ok, iou - dist, -np.inf)
 
     def _embed(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        if self.embedder is not None:
+            return np.asarray(self.embedder(rgb, [face]), np.float64).reshape(-1)
         return dlib_models.dlib_face_embedding(rgb, face.landmarks68, box=face.box)
 
     def _remember_identity(self, rgb: np.ndarray, face: Face) -> None:
-        if dlib_models.dlib_available():
+        if self.embedder is not None or dlib_models.dlib_available():
             try:
                 self.embedding = self._embed(rgb, face)
             except Exception as exc:  # pragma: no cover - dlib failure is not fatal for tracking

@@ -146,3 +146,63 @@ def build_report(*, source: StreamMetrics, inversion: StreamMetrics, edits: dict
         rep["flicker_minus_source"][name] = None if fv is None or fs is None else fv - fs
     rep.update(extra)
     return rep
+
+
+#: the per-stream report keys a track has of its own (summarised per track and combined over tracks)
+TRACK_KEYS = ("identity_consistency", "identity_distance", "identity_to_source", "identity_distance_to_source",
+              "flicker", "flicker_minus_source")
+
+
+def _weighted(values: list, weights: list[int]):
+    """Mean of the non-None ``values`` weighted by ``weights`` (None when there is none)."""
+    pairs = [(v, w) for v, w in zip(values, weights) if v is not None and w > 0]
+    total = sum(w for _, w in pairs)
+    return None if not pairs or total == 0 else sum(v * w for v, w in pairs) / total
+
+
+def combine_track_reports(reports: list[dict], tracks: list[tuple[int, int, int]], *, counts: dict,
+                          extra: dict) -> dict:
+    """One report from the per-track :func:`build_report` results.
+
+    tracks: per track ``(frames measured, first frame index, last frame index)``. The report keeps
+    the one-track keys: with one track they are that track's, unchanged; with several, every
+    per-stream figure of :data:`TRACK_KEYS` is the frame-weighted mean over the tracks,
+    ``flicker_pairs`` their sum and ``per_frame`` the tracks' lists one after the other with a
+    ``track`` list. ``tracks`` lists each track: ``track`` (id), ``frames`` (its counts),
+    ``measured_frames``, ``first_frame``, ``last_frame`` and its own :data:`TRACK_KEYS`."""
+    summary = []
+    for tid, (rep, (n, first, last)) in enumerate(zip(reports, tracks)):
+        summary.append({"track": tid, "frames": rep["frames"], "measured_frames": n,
+                        "first_frame": None if first < 0 else first, "last_frame": None if last < 0 else last,
+                        **{k: rep[k] for k in TRACK_KEYS}, "flicker_pairs": rep["flicker_pairs"]})
+    if len(reports) == 1:
+        out = dict(reports[0])
+    else:
+        weights = [n for n, _, _ in tracks]
+        out = dict(reports[0])
+        for key in TRACK_KEYS:
+            names = list(dict.fromkeys(name for r in reports for name in r[key]))
+            out[key] = {name: _weighted([r[key].get(name) for r in reports], weights) for name in names}
+        out["flicker_pairs"] = sum(r["flicker_pairs"] for r in reports)
+        per_frame: dict[str, list] = {"track": []}
+        for tid, r in enumerate(reports):
+            per_frame["track"] += [tid] * len(r["per_frame"]["index"])
+            for k, v in r["per_frame"].items():
+                per_frame.setdefault(k, []).extend(v)
+        out["per_frame"] = per_frame
+    out["frames"] = counts
+    out["tracks"] = summary
+    out.update(extra)
+    return out
+
+
+def total_counts(per_track: list[dict], frames: int, bare: int) -> dict:
+    """The clip's frame counts from each track's (``AlignCounts.as_dict``): one track's as they are;
+    with several, face-frames summed over the tracks (``edited``/``detected``/``interpolated``),
+    ``passthrough``: the ``bare`` frames without any edited face, ``total`` the clip's ``frames``."""
+    if len(per_track) == 1:
+        return dict(per_track[0])
+    if not per_track:
+        return {"edited": 0, "detected": 0, "interpolated": 0, "passthrough": frames, "total": frames}
+    tot = {k: sum(c[k] for c in per_track) for k in ("edited", "detected", "interpolated")}
+    return {**tot, "passthrough": bare, "total": frames, "tracks": len(per_track)}

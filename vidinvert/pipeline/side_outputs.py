@@ -7,13 +7,14 @@ Saved latents: ``DIR/latents_NNNNN.npz``, one file per chunk that has faces (``N
 chunk number; chunks are ``chunk_frames`` consecutive frames), each holding ``w`` ``[n,L,D]``
 float16, ``f`` ``[n,C,16,16]`` float16 (after the temporal filters, before the edit), ``index``
 (frame indices, int64), ``time`` (seconds, float64), ``pts`` (stream ticks, int64), ``quad``
-``[n,4,2]`` float32 (the crop in frame pixels) and ``status`` (``detected``/``interpolated``).
+``[n,4,2]`` float32 (the crop in frame pixels), ``status`` (``detected``/``interpolated``) and
+``track`` (int32, the face's track id: 0 with one face). Rows are sorted by frame index, then track.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -54,6 +55,7 @@ def chunk_latent_arrays(items: Sequence, lat_w: torch.Tensor, lat_f: torch.Tenso
         "pts": np.array([-1 if it.pts is None else it.pts for it in items], np.int64),
         "quad": np.stack([it.quad for it in items]).astype(np.float32),
         "status": np.array([it.status for it in items]),
+        "track": np.array([getattr(it, "track", 0) for it in items], np.int32),
     }
 
 

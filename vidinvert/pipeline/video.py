@@ -15,51 +15,32 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-from vidinvert.edit.temporal import smooth_window
 from vidinvert.engine import Inverter, Latents
 from vidinvert.errors import VidinvertError
-from vidinvert.face.stage import AlignedFace, FaceAligner
+from vidinvert.face.stream import FaceFrame, MultiFaceAligner
 from vidinvert.pipeline import side_outputs
+from vidinvert.pipeline.chunks import Chunk, Key, batches, filter_latents
 from vidinvert.pipeline.edits import EditPlan
-from vidinvert.pipeline.report import build_report
+from vidinvert.pipeline.report import build_report, combine_track_reports, total_counts
 from vidinvert.pipeline.sinks import EncodeSettings, output_metadata
 from vidinvert.pipeline.state import RunState
-from vidinvert.pipeline.video_config import SIDE_BY_SIDE, OutputSpec, VideoConfig, VideoJob
+from vidinvert.pipeline.video_config import (
+    SIDE_BY_SIDE,
+    OutputSpec,
+    VideoConfig,
+    VideoJob,
+)
 from vidinvert.threads import WriterThread, prefetch
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Chunk", "OutputSpec", "VideoConfig", "VideoJob", "VideoRun"]
-
-
-
-@dataclass
-class Chunk:
-    """Frames of one chunk (their timestamps travel with them) and, once inverted, their raw latents."""
-
-    number: int
-    items: list[AlignedFace]
-    latents: list[Latents | None] = field(default_factory=list)  # per item, raw (before filters)
-
-    @property
-    def valid(self) -> list[bool]:
-        return [it.quad is not None for it in self.items]
-
-    @property
-    def pts(self) -> list[int | None]:
-        return [it.pts for it in self.items]
-
-    @property
-    def durations(self) -> list[int | None]:
-        return [it.duration for it in self.items]
-
 
 ProgressFn = Callable[[str, int], None]
 
@@ -67,13 +48,19 @@ ProgressFn = Callable[[str, int], None]
 class VideoRun:
     """One video through the pipeline. Construct, then :meth:`run` -> report dict.
 
+    Every selected face gets its own track (``job.face.track.select``: one face, ``all`` or ``N,M``);
+    latents, temporal filters and metrics are kept per track, batches mix the faces of the same
+    frames, and faces are pasted back in depth order. One face is the one-track case.
+
     ``workdir`` (a :class:`~vidinvert.pipeline.workdir.WorkDir`) makes the run resumable: each
     finished chunk's segments, raw latents, side outputs and :class:`RunState` are kept there.
     """
 
     def __init__(self, inverter: Inverter, job: VideoJob, *, embedder=None, masker=None,
-                 progress: ProgressFn | None = None, workdir=None, plan: EditPlan | None = None) -> None:
+                 progress: ProgressFn | None = None, workdir=None, plan: EditPlan | None = None,
+                 detector=None) -> None:
         self.inv = inverter
+        self.detector = detector  # a FaceDetector to use instead of the one job.face names
         self.job = job
         self.cfg = job.config
         self.embedder = embedder
@@ -84,6 +71,7 @@ class VideoRun:
                                                or (plan is not None and plan.style is not None)))
         self.plan = plan if plan is not None else EditPlan(strength=job.config.strength)
         self._chunk_latents: dict[int, list[dict]] = {}
+        self._bare_frames = 0  # frames without any edited face
 
     @property
     def clock(self):
@@ -91,94 +79,67 @@ class VideoRun:
 
     # -------------------------------------------------------------------------------- frames
     def _chunks(self, reader) -> Iterator[Chunk]:
-        aligner = FaceAligner(self.job.face)
+        aligner = MultiFaceAligner(self.job.face, detector=self.detector)
         self.aligner = aligner
-        items: list[AlignedFace] = []
+        frames: list[FaceFrame] = []
         number = 0
         t0 = time.perf_counter()
-        for it in aligner.run(reader.frames(prefetch=4)):
-            items.append(it)
-            if len(items) == self.cfg.chunk_frames:
-                self.clock.add("decode+face", time.perf_counter() - t0, len(items))
-                yield Chunk(number, items)
+        for ff in aligner.run(reader.frames(prefetch=4)):
+            frames.append(ff)
+            self._bare_frames += not ff.edited_faces
+            if len(frames) == self.cfg.chunk_frames:
+                self.clock.add("decode+face", time.perf_counter() - t0, len(frames))
+                yield Chunk(number, frames)
                 number += 1
-                items = []
+                frames = []
                 t0 = time.perf_counter()
-        if items:
-            self.clock.add("decode+face", time.perf_counter() - t0, len(items))
-            yield Chunk(number, items)
+        if frames:
+            self.clock.add("decode+face", time.perf_counter() - t0, len(frames))
+            yield Chunk(number, frames)
 
     # ------------------------------------------------------------------------------ networks
-    def _crops(self, chunk: Chunk, sel: list[int]) -> torch.Tensor:
+    def _crops(self, chunk: Chunk, keys: list[Key]) -> torch.Tensor:
+        """Aligned source crops ``[n,3,S,S]`` in [-1,1] of the faces ``keys``."""
         from vidinvert.face.align import warp_faces
 
-        quads = np.stack([chunk.items[i].quad for i in sel])
-        with self.clock.timer("align", len(sel)):
-            return warp_faces([chunk.items[i].frame for i in sel], quads, self.inv.size,
+        quads = np.stack([chunk.face(k).quad for k in keys])
+        with self.clock.timer("align", len(keys)):
+            return warp_faces([chunk.frames[p].frame for p, _ in keys], quads, self.inv.size,
                               device=self.inv.compute.device)
 
     def invert_chunk(self, chunk: Chunk) -> None:
-        """Raw latents for every frame with a face (batched)."""
-        chunk.latents = [None] * len(chunk.items)
-        sel_all = [i for i, v in enumerate(chunk.valid) if v]
+        """Raw latents for every face with a crop, in batches of ``batch_size`` faces."""
+        chunk.latents = {}
+        keys = chunk.keys
         b = self.cfg.batch_size
-        for s in range(0, len(sel_all), b):
-            sel = sel_all[s : s + b]
+        for s in range(0, len(keys), b):
+            sel = keys[s : s + b]
             crops = self._crops(chunk, sel)
             with self.clock.timer("encoder", len(sel)):
                 lat = self.inv.invert(crops)
-            for j, i in enumerate(sel):
-                chunk.latents[i] = Latents(lat.w[j : j + 1].cpu(), lat.f[j : j + 1].cpu())
-        self.progress("invert", len(chunk.items))
+            for j, k in enumerate(sel):
+                chunk.latents[k] = Latents(lat.w[j : j + 1].cpu(), lat.f[j : j + 1].cpu())
+        self.progress("invert", len(chunk.frames))
 
-    def filtered_latents(self, before: Chunk | None, chunk: Chunk, after: Chunk | None) -> list[Latents | None]:
-        """Temporal filters of ``chunk``'s latents using the neighbouring chunks as context."""
+    def filtered_latents(self, before: Chunk | None, chunk: Chunk, after: Chunk | None) -> dict[Key, Latents]:
+        """Temporal filters of ``chunk``'s latents, per track, using the neighbouring chunks as context."""
         cfg = self.cfg
-        out: list[Latents | None] = list(chunk.latents)
-        if cfg.latent_sigma > 0:
-            r = int(np.ceil(3 * cfg.latent_sigma))
-            seq: list[Latents | None] = []
-            head = (before.latents[-r:] if before is not None else [])
-            tail = (after.latents[:r] if after is not None else [])
-            seq = list(head) + list(chunk.latents) + list(tail)
-            valid = [x is not None for x in seq]
-            if any(valid):
-                proto = next(x for x in seq if x is not None)
-                w = torch.cat([x.w if x is not None else torch.zeros_like(proto.w) for x in seq])
-                f = torch.cat([x.f if x is not None else torch.zeros_like(proto.f) for x in seq])
-                targets = range(len(head), len(head) + len(chunk.latents))
-                ws = smooth_window(w, valid, targets, cfg.latent_sigma)
-                fs = smooth_window(f, valid, targets, cfg.latent_sigma)
-                out = [Latents(ws[k : k + 1], fs[k : k + 1]) if chunk.latents[k] is not None else None
-                       for k in range(len(chunk.latents))]
-        if cfg.fine_mean:
-            start = min(cfg.fine_start, self.inv.n_latent)
-            fine = self.state.fine
-            res = []
-            for lat in out:
-                if lat is None:
-                    fine.reset()
-                    res.append(None)
-                else:
-                    res.append(Latents(fine.apply(lat.w[0], start)[None], lat.f))
-            out = res
-        return out
+        return filter_latents(before, chunk, after, sigma=cfg.latent_sigma, fine_mean=cfg.fine_mean,
+                              fine_start=min(cfg.fine_start, self.inv.n_latent), state=self.state)
 
     def _is_edit(self, o: OutputSpec) -> bool:
         return o.edit is not None or self.plan.style is not None
 
-    def render_chunk(self, chunk: Chunk, latents: list[Latents | None]) -> dict[str, list[np.ndarray]]:
-        """Edited full frames of every output for this chunk (uint8 RGB), and metrics."""
+    def render_chunk(self, chunk: Chunk, latents: dict[Key, Latents]) -> dict[str, list[np.ndarray]]:
+        """Edited full frames of every output for this chunk (uint8 RGB), and metrics. Batches hold
+        whole frames (the faces of the same frames, mixed)."""
         cfg, inv = self.cfg, self.inv
-        outputs = {o.name: [it.frame for it in chunk.items] for o in self.job.outputs}
+        outputs = {o.name: [ff.frame for ff in chunk.frames] for o in self.job.outputs}
         if cfg.side_by_side:
-            outputs[SIDE_BY_SIDE] = [it.frame for it in chunk.items]  # the inversion, pasted in full
-        sel_all = [i for i, lat in enumerate(latents) if lat is not None]
-        b = cfg.batch_size
-        for s in range(0, len(sel_all), b):
-            sel = sel_all[s : s + b]
-            items = [chunk.items[i] for i in sel]
-            lat = Latents(torch.cat([latents[i].w for i in sel]), torch.cat([latents[i].f for i in sel]))
+            outputs[SIDE_BY_SIDE] = [ff.frame for ff in chunk.frames]  # the inversion, pasted in full
+        for sel in batches(sorted(latents), cfg.batch_size):
+            items = [chunk.face(k) for k in sel]
+            lat = Latents(torch.cat([latents[k].w for k in sel]), torch.cat([latents[k].f for k in sel]))
             src = self._crops(chunk, sel)
             with self.clock.timer("synthesize", len(sel)):
                 recon = inv.synthesize(lat)
@@ -206,16 +167,43 @@ class VideoRun:
                 self._collect_latents(chunk, sel, lat)
         return outputs
 
-    def _paste_batch(self, outputs, chunk: Chunk, sel: list[int], src, recon, edited, region) -> None:
+    def _paste(self, chunk: Chunk, sel: list[Key], img, mask, *, mode: str, recon, weights,
+               color_reference) -> dict[int, np.ndarray]:
+        """Paste a batch's crops ``img [n,3,S,S]`` into their frames -> new frame per position.
+        Frames with one face of the batch: one batched one-face paste; frames with several: the
+        depth-ordered paste (farther faces first, masks cut by nearer faces)."""
+        from vidinvert.face.paste import paste_faces, paste_faces_depth
+
+        quads = np.stack([chunk.face(k).quad for k in sel])
+        rows: dict[int, list[int]] = {}
+        for j, (p, _) in enumerate(sel):
+            rows.setdefault(p, []).append(j)
+        single = [j for js in rows.values() if len(js) == 1 for j in js]
+
+        def take(x, js):
+            return _rows(x, js, len(sel))
+
+        out: dict[int, np.ndarray] = {}
+        if single:
+            pasted = paste_faces([chunk.frames[sel[j][0]].frame for j in single], quads[single], take(img, single),
+                                 take(mask, single), mode=mode, recon=take(recon, single), weights=weights[single],
+                                 color_reference=take(color_reference, single))
+            out.update({sel[j][0]: fr for j, fr in zip(single, pasted)})
+        for p, js in rows.items():
+            if len(js) > 1:
+                out[p] = paste_faces_depth(chunk.frames[p].frame, quads[js], take(img, js), take(mask, js),
+                                           mode=mode, recon=take(recon, js), weights=weights[js],
+                                           color_reference=take(color_reference, js))
+        return out
+
+    def _paste_batch(self, outputs, chunk: Chunk, sel: list[Key], src, recon, edited, region) -> None:
         """Paste a batch's syntheses into its frames: the inversion in full, edits by ``paste_mode``
         (a delta only inside the region with ``--region``), and the side-by-side inversion."""
         from vidinvert.face.masks import outline_masks
-        from vidinvert.face.paste import combine_masks, paste_faces
+        from vidinvert.face.paste import combine_masks
 
         cfg, dev = self.cfg, self.inv.compute.device
-        items = [chunk.items[i] for i in sel]
-        quads = np.stack([it.quad for it in items])
-        frames = [it.frame for it in items]
+        items = [chunk.face(k) for k in sel]
         weights = np.array([it.edit_weight for it in items])
         base_mask = None
         if self.masker is None:
@@ -227,59 +215,71 @@ class VideoRun:
             mask = self.masker.masks(src, img, size=cfg.mask_size) if self.masker is not None else base_mask
             if is_edit and region is not None:
                 mask = combine_masks(mask, region)
-            pasted = paste_faces(frames, quads, img, mask, mode=mode, recon=recon, weights=weights,
+            pasted = self._paste(chunk, sel, img, mask, mode=mode, recon=recon, weights=weights,
                                  color_reference=src if (cfg.color_match and mode == "full") else None)
-            for j, i in enumerate(sel):
-                outputs[o.name][i] = pasted[j]
+            for p, fr in pasted.items():
+                outputs[o.name][p] = fr
         if cfg.side_by_side:
             first = self.job.outputs[0]
             if not self._is_edit(first):
-                inv_frames = [outputs[first.name][i] for i in sel]
+                inv_frames = {p: outputs[first.name][p] for p, _ in sel}
             else:
                 mask = self.masker.masks(src, recon, size=cfg.mask_size) if self.masker else base_mask
-                inv_frames = paste_faces(frames, quads, recon, mask, mode="full", weights=weights)
-            for j, i in enumerate(sel):
-                outputs[SIDE_BY_SIDE][i] = inv_frames[j]
+                inv_frames = self._paste(chunk, sel, recon, mask, mode="full", recon=None, weights=weights,
+                                         color_reference=None)
+            for p, fr in inv_frames.items():
+                outputs[SIDE_BY_SIDE][p] = fr
 
     def _embed(self, crops: torch.Tensor):
         if self.embedder is None or not self.cfg.report_identity:
             return None
         return self.embedder.embed(crops)
 
-    def _metrics(self, chunk: Chunk, sel: list[int], src, recon, edited) -> None:
-        """Identity embeddings and flicker of a batch; flicker never pairs frames across a gap.
+    def _metrics(self, chunk: Chunk, sel: list[Key], src, recon, edited) -> None:
+        """Identity embeddings and flicker of a batch, per track; flicker never pairs frames across
+        a gap in a track, nor two tracks.
 
-        A gap is any break in the stream positions of the frames fed to the meters, whether it
-        falls inside this batch or between batches or chunks (``state.last_pos`` carries the last one).
-        """
-        idx = [chunk.items[i].index for i in sel]
-        pos = [chunk.number * self.cfg.chunk_frames + i for i in sel]
+        A gap is any break in the stream positions of a track's frames fed to its meters, whether
+        it falls inside this batch or between batches or chunks (the track's ``last_pos``)."""
         emb_src, emb_rec = self._embed(src), self._embed(recon)
         emb_ed = {n: self._embed(x) for n, x in edited.items()}
         if not sel:
             return
-        runs, start = [], 0
-        for k in range(1, len(sel)):
-            if pos[k] != pos[k - 1] + 1:
-                runs.append(slice(start, k))
-                start = k
-        runs.append(slice(start, len(sel)))
-        for r, sl in enumerate(runs):
-            st = self.state
-            if r > 0 or pos[0] != st.last_pos + 1:
-                for sm in (st.source, st.inversion, *st.edits.values()):
-                    sm.gap()
-            ids = idx[sl]
-            st.source.add(src[sl], None if emb_src is None else emb_src[sl], ids)
-            st.inversion.add(recon[sl], None if emb_rec is None else emb_rec[sl], ids)
-            for n, x in edited.items():
-                e = emb_ed[n]
-                st.edits[n].add(x[sl], None if e is None else e[sl], ids)
-        self.state.last_pos = pos[-1]
 
-    def _collect_latents(self, chunk: Chunk, sel: list[int], lat: Latents) -> None:
-        items = [chunk.items[i] for i in sel]
-        self._chunk_latents.setdefault(chunk.number, []).append(side_outputs.chunk_latent_arrays(items, lat.w, lat.f))
+        def take(x, js):
+            return _rows(x, js, len(sel))
+
+        for tid in sorted({t for _, t in sel}):
+            js = [j for j, (_, t) in enumerate(sel) if t == tid]
+            idx = [chunk.frames[sel[j][0]].index for j in js]
+            pos = [chunk.number * self.cfg.chunk_frames + sel[j][0] for j in js]
+            t_src, t_rec, t_es, t_er = take(src, js), take(recon, js), take(emb_src, js), take(emb_rec, js)
+            t_ed = {n: (take(x, js), take(emb_ed[n], js)) for n, x in edited.items()}
+            runs, start = [], 0
+            for k in range(1, len(js)):
+                if pos[k] != pos[k - 1] + 1:
+                    runs.append(slice(start, k))
+                    start = k
+            runs.append(slice(start, len(js)))
+            st = self.state.track(tid)
+            for r, sl in enumerate(runs):
+                if r > 0 or pos[0] != st.last_pos + 1:
+                    for sm in st.streams():
+                        sm.gap()
+                ids = idx[sl]
+                st.source.add(t_src[sl], None if t_es is None else t_es[sl], ids)
+                st.inversion.add(t_rec[sl], None if t_er is None else t_er[sl], ids)
+                for n, (x, e) in t_ed.items():
+                    st.edits[n].add(x[sl], None if e is None else e[sl], ids)
+            st.last_pos = pos[-1]
+            st.frames += len(js)
+            st.first = idx[0] if st.first < 0 else st.first
+            st.last = idx[-1]
+
+    def _collect_latents(self, chunk: Chunk, sel: list[Key], lat: Latents) -> None:
+        items = [chunk.face(k) for k in sel]
+        self._chunk_latents.setdefault(chunk.number, []).append(
+            side_outputs.chunk_latent_arrays(items, lat.w, lat.f))
 
     # --------------------------------------------------------------------------------- run
     def run(self) -> dict:
@@ -307,7 +307,7 @@ class VideoRun:
                     frames_done += self._finish_chunk(before, prev, chunk, sinks, writer)
                 before, prev = prev, chunk
                 if before is not None:
-                    before.items = [_drop_frame(it) for it in before.items]  # keep latents only
+                    before.drop_pixels()  # keep latents only
             if prev is not None:
                 frames_done += self._finish_chunk(before, prev, None, sinks, writer)
             writer.join()
@@ -319,7 +319,8 @@ class VideoRun:
             for sink in sinks.values():
                 sink.abort()
             raise
-        counts = self.aligner.counts.as_dict()
+        per_track = [c.as_dict() for c in self.aligner.counts]
+        counts = total_counts(per_track, frames_done, self._bare_frames)
         if counts["edited"] == 0:
             from vidinvert.face.types import parse_face_select
 
@@ -328,15 +329,19 @@ class VideoRun:
             log.warning(f"{Path(job.source).name}: no {which} was found in any frame: the output is the source"
                         " re-encoded, unedited")
         wall = time.perf_counter() - t_start
-        st = self.state
-        return build_report(
-            source=st.source, inversion=st.inversion, edits=st.edits,
-            embedder=getattr(self.embedder, "name", None) if cfg.report_identity else None, counts=counts,
-            clock=self.clock,
+        st, embedder = self.state, getattr(self.embedder, "name", None) if cfg.report_identity else None
+        reports = []
+        for tid, c in enumerate(per_track or [counts]):
+            ts = st.track(tid)
+            reports.append(build_report(source=ts.source, inversion=ts.inversion, edits=ts.edits, embedder=embedder,
+                                        counts=c, clock=self.clock, extra={}))
+        return combine_track_reports(
+            reports, [(st.track(t).frames, st.track(t).first, st.track(t).last) for t in range(len(reports))],
+            counts=counts,
             extra={"input": str(job.source), "outputs": {k: str(v) for k, v in written.items()},
                    "wall_seconds": round(wall, 3), "fps_end_to_end": round(frames_done / wall, 3) if wall else None,
                    "device": self.inv.compute.describe(), "paste_mode": cfg.paste_mode,
-                   "strength": str(cfg.strength),
+                   "strength": str(cfg.strength), "face": str(self.aligner.tracker.select),
                    # frames the decoder repaired by concealment (kept; they may show artefacts)
                    "decode_damage": {"frames": len(reader.damaged),
                                      "first": reader.damaged[0][0] if reader.damaged else None}},
@@ -345,7 +350,7 @@ class VideoRun:
     def _finish_chunk(self, before, chunk, after, sinks, writer) -> int:
         """Render, write and (resumable runs) mark done one chunk; a chunk finished in an earlier
         run only restores the running state saved with it."""
-        n = len(chunk.items)
+        n = len(chunk.frames)
         if self.workdir is not None and self.workdir.is_done(chunk.number):
             if chunk.number == self.workdir.last_done:
                 self.state.load(self.workdir.load_state())
@@ -357,9 +362,9 @@ class VideoRun:
         if self.cfg.side_by_side:
             last = self.job.outputs[-1].name
             outputs[SIDE_BY_SIDE] = [np.concatenate([it.frame, inv, out], axis=1) for it, inv, out in
-                                     zip(chunk.items, outputs[SIDE_BY_SIDE], outputs[last])]
+                                     zip(chunk.frames, outputs[SIDE_BY_SIDE], outputs[last])]
         if self.cfg.frames_dir is not None:
-            idx = [it.index for it in chunk.items]
+            idx = [ff.index for ff in chunk.frames]
             writer.put(lambda o=dict(outputs), ix=idx: side_outputs.write_frames(self.cfg.frames_dir, o, ix))
         for name, frames in outputs.items():
             sink = sinks[name]
@@ -414,7 +419,8 @@ class VideoRun:
         return sinks
 
 
-def _drop_frame(it: AlignedFace) -> AlignedFace:
-    """Free a finished chunk's pixels (its latents stay for the filters' context)."""
-    it.frame = None  # type: ignore[assignment]
-    return it
+def _rows(x: torch.Tensor | None, js: list[int], n: int) -> torch.Tensor | None:
+    """Rows ``js`` of a batch tensor of ``n`` rows (the tensor itself when all rows are taken)."""
+    if x is None or len(js) == n:
+        return x
+    return x[torch.as_tensor(js, device=x.device)]

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidinvert.engine import Latents
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import write_json
-from vidinvert.engine import Latents
 from vidinvert.runinfo import to_jsonable
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class WorkDir:
         self.done = set(done)
 
     @classmethod
-    def open(cls, job, inverter) -> "WorkDir":
+    def open(cls, job, inverter) -> WorkDir:
         first = job.outputs[0].path
         path = first.parent / f".{first.stem}.vidinvert-work"
         fp = _fingerprint(job, inverter)
@@ -95,13 +95,12 @@ class WorkDir:
         return self.path / f"raw_{number:06d}.pt"
 
     def save_raw(self, chunk) -> None:
-        valid = [lat is not None for lat in chunk.latents]
-        if not any(valid):
-            data = {"valid": torch.tensor(valid)}
-        else:
-            data = {"valid": torch.tensor(valid),
-                    "w": torch.cat([x.w for x in chunk.latents if x is not None]),
-                    "f": torch.cat([x.f for x in chunk.latents if x is not None])}
+        """A chunk's raw latents: ``keys`` ``[n,2]`` (frame position in the chunk, track), ``w``, ``f``."""
+        keys = sorted(chunk.latents)
+        data = {"keys": torch.tensor(keys, dtype=torch.int64).reshape(-1, 2)}
+        if keys:
+            data["w"] = torch.cat([chunk.latents[k].w for k in keys])
+            data["f"] = torch.cat([chunk.latents[k].f for k in keys])
         tmp = self._raw(chunk.number).with_suffix(".tmp")
         torch.save(data, tmp)
         tmp.replace(self._raw(chunk.number))
@@ -109,17 +108,10 @@ class WorkDir:
     def load_raw(self, chunk) -> None:
         p = self._raw(chunk.number)
         data = torch.load(p, map_location="cpu", weights_only=True)
-        valid = data["valid"].tolist()
-        if len(valid) != len(chunk.items) or valid != chunk.valid:
+        keys = [tuple(k) for k in data["keys"].tolist()]
+        if keys != chunk.keys:
             raise VidinvertError(f"the work folder {self.path} does not match this clip's frames: delete it to start over")
-        out, j = [], 0
-        for v in valid:
-            if v:
-                out.append(Latents(data["w"][j : j + 1], data["f"][j : j + 1]))
-                j += 1
-            else:
-                out.append(None)
-        chunk.latents = out
+        chunk.latents = {k: Latents(data["w"][j : j + 1], data["f"][j : j + 1]) for j, k in enumerate(keys)}
 
     # ------------------------------------------------------------------ running state
     def load_state(self):
@@ -138,7 +130,7 @@ class WorkDir:
         write_json(self.path / "state.json", {"fingerprint": self.fingerprint, "done": sorted(self.done)})
 
     # ------------------------------------------------------------------ outputs
-    def sink(self, output, info, enc) -> "SegmentSink":
+    def sink(self, output, info, enc) -> SegmentSink:
         return SegmentSink(self, output, info, enc)
 
     def remove(self) -> None:
