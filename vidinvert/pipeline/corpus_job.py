@@ -39,12 +39,7 @@ from vidinvert.pipeline.job import (
 )
 from vidinvert.pipeline.request import (
     ALIGNED,
-    ALIGNED_ONLY,
-    FACE_OPTIONS,
-    PHOTO,
-    PHOTO_ONLY,
     VIDEO,
-    VIDEO_ONLY,
     InvertRequest,
 )
 
@@ -149,10 +144,6 @@ def _check_layout(request: InvertRequest) -> None:
                                  "left out as outputs): choose an output folder that does not contain the inputs")
 
 
-# The options each input kind refuses (as InvertRequest.refuse_inapplicable does).
-_REFUSED = {VIDEO: ALIGNED_ONLY + PHOTO_ONLY, ALIGNED: VIDEO_ONLY + FACE_OPTIONS + PHOTO_ONLY, PHOTO: VIDEO_ONLY}
-
-
 def requests_by_kind(request: InvertRequest, examples: dict[str, Path]) -> dict[str, InvertRequest]:
     """The request each input kind of a mixed corpus runs with (``examples``: kind -> one input).
 
@@ -160,15 +151,8 @@ def requests_by_kind(request: InvertRequest, examples: dict[str, Path]) -> dict[
     for the kinds it does not apply to (its photos); an option that applies to no kind of the
     corpus is refused, in one line, as for single inputs.
     """
-    defaults = request.defaults()
-    out = {}
-    for kind, example in examples.items():
-        drop = [o for o in _REFUSED[kind] if hasattr(request, o) and request.given(o)
-                and any(o not in _REFUSED[k] for k in examples)]
-        r = dataclasses.replace(request, **{o: defaults[o] for o in drop}, explicit=request.explicit - set(drop))
-        r.refuse_inapplicable(kind, example)
-        out[kind] = r
-    return out
+    request.refuse_inapplicable(examples)
+    return {kind: request.for_kind(kind) for kind in examples}
 
 
 def _mirror(base: Path | None, item) -> Path | None:

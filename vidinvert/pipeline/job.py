@@ -111,14 +111,15 @@ def run_edit(request: InvertRequest, *, progress: ProgressFactory | None = None,
     if images:
         from vidinvert.pipeline.images import run_aligned_images
 
-        for r in run_aligned_images(request, ctx, images, progress or _no_progress):
+        for r in run_aligned_images(request.for_kind(ALIGNED), ctx, images, progress or _no_progress):
             results[r.source] = r
             notify(r)
     for p in good:
         if p.kind == ALIGNED:
             continue
         run_one = _run_video if p.kind == VIDEO else _run_photo
-        results[p.source] = _run_safely(run_one, request, ctx, p, progress or _no_progress, many=len(planned) > 1)
+        results[p.source] = _run_safely(run_one, request.for_kind(p.kind), ctx, p, progress or _no_progress,
+                                        many=len(planned) > 1)
         notify(results[p.source])
     seconds["run"] = round(time.perf_counter() - t2, 4)
     inv = ctx.inverter

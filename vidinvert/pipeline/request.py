@@ -220,6 +220,15 @@ class InvertRequest:
             return VIDEO_ONLY + FACE_OPTIONS + PHOTO_ONLY
         return VIDEO_ONLY
 
+    def for_kind(self, kind: str) -> "InvertRequest":
+        """This request for inputs of ``kind`` in a mixed run: the options given for other kinds
+        (``--codec`` for the clips, ``--min-face`` for the photos) back at their defaults."""
+        drop = [o for o in self.inapplicable(kind) if hasattr(self, o) and self.given(o)]
+        if not drop:
+            return self
+        defaults = self.defaults()
+        return dataclasses.replace(self, **{o: defaults[o] for o in drop}, explicit=self.explicit - set(drop))
+
     def refuse_inapplicable(self, kinds: dict[str, Path]) -> None:
         """Refuse, in one line naming it, an option given that applies to none of the input kinds
         present (``kinds``: kind -> one input of that kind). In a run mixing clips and photos, a
