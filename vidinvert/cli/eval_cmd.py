@@ -37,6 +37,31 @@ def _default_out(source: str) -> Path:
     return Path(f"eval-{Path(name).stem or name}")
 
 
+# Video-only options that --images refuses, when the user gave them, with the reason.
+VIDEO_ONLY = {
+    "modality": ("--modality", "it picks between RAVDESS clips held twice"),
+    "detector": ("--detector", "--images takes aligned faces, no face is detected"),
+}
+
+
+def _context(ctx: typer.Context) -> None: ...
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user gave option ``name`` (on the command line or through its environment variable)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def refuse_video_options(ctx: typer.Context) -> None:
+    """One-line VidinvertError for the first video-only option given with ``--images``."""
+    from vidinvert.errors import VidinvertError
+
+    for name, (flag, why) in VIDEO_ONLY.items():
+        if _given(ctx, name):
+            raise VidinvertError(f"{flag} applies to videos, not to --images ({why}): leave it out")
+
+
 def _source_options(
     source: SourceArg = None,
     images: ImagesOpt = None,
@@ -61,7 +86,7 @@ def _eval_options(
 
 def register(app: typer.Typer) -> None:
     @app.command("eval")
-    @common.options_of(_source_options, common.model_options, _eval_options)
+    @common.options_of(_context, _source_options, common.model_options, _eval_options)
     def eval_command(**o) -> None:
         """Measure inversion quality: SSIM, PSNR, MSE, LPIPS, ID and identity consistency.
 
@@ -77,6 +102,8 @@ def register(app: typer.Typer) -> None:
         source, images, modality, limit, max_frames = o["source"], o["images"], o["modality"], o["limit"], o["max_frames"]
         if (source is None) == (images is None):
             raise VidinvertError("give a video source (DIR, glob or list file) or --images DIR, exactly one")
+        if images is not None:
+            refuse_video_options(o["ctx"])
         if modality not in MODALITIES:
             raise VidinvertError(f"unknown --modality {modality!r}: choose one of {', '.join(MODALITIES)}")
         if limit is not None and images is None:

@@ -81,7 +81,14 @@ class FeatureStyleEncoder(nn.Module):
         )
         pooled = sum(self.widths) * POOL_SIZE * POOL_SIZE  # 960 * 9 = 8640
         self.styles = nn.ModuleList(nn.Linear(pooled, style_dim) for _ in range(n_styles))
-        self.register_buffer("latent_avg", torch.zeros(n_styles, style_dim), persistent=False)
+        self.reset_non_persistent_buffers()
+
+    def reset_non_persistent_buffers(self, device: torch.device | str | None = None) -> None:
+        """(Re)create ``latent_avg`` (not in the state dict) as zeros [n_styles, style_dim] float32
+        on ``device`` (the current default device when None). A model built on the ``meta``
+        device gets it back this way after its weights are assigned."""
+        zeros = torch.zeros(self.n_styles, self.style_dim, device=device)
+        self.register_buffer("latent_avg", zeros, persistent=False)
 
     @torch.no_grad()
     def set_latent_avg(self, latent_avg: Tensor) -> None:

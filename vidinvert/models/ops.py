@@ -30,8 +30,11 @@ FP16_CLAMP = 256.0  # activation clamp in float16 (the conv_clamp idea of NVlabs
 
 
 def fir_kernel(taps: Sequence[float] = (1, 3, 3, 1), gain: float = 1.0) -> Tensor:
-    """Separable 2-D FIR kernel ``outer(taps, taps) / sum * gain``, float32 [k, k]."""
-    k = torch.tensor(list(taps), dtype=torch.float32)
+    """Separable 2-D FIR kernel ``outer(taps, taps) / sum * gain``, float32 [k, k], on the CPU.
+
+    Always computed on the CPU, also inside a ``torch.device("meta")`` block (an op on meta
+    tensors would import torch's compiler stack, about a second)."""
+    k = torch.tensor(list(taps), dtype=torch.float32, device="cpu")
     k2 = torch.outer(k, k)
     return k2 / k2.sum() * gain
 

@@ -6,6 +6,13 @@ and tiny test models load too), checks every key and shape against the model it 
 then calls ``load_state_dict(strict=True)``. A file of another kind (an encoder given as the
 generator, ...) or one that does not fit gets a one-line VidinvertError naming the file, the
 kind expected, the missing/unexpected keys and the first shape mismatch.
+
+The networks are built on the ``meta`` device (no throw-away random initialisation, no memory)
+and the file's tensors are assigned to them (``load_state_dict(assign=True)``): a ``.pt``/``.pth``
+zip file is memory-mapped by :func:`read_checkpoint`, so loading reads nothing up front; pages are
+read on first use. The models hold the same values (same dtype, contiguous) as a copy into a
+randomly initialised module would; buffers that are not in the file are rebuilt as their
+constructors make them (see :func:`_materialize_rest`).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from vidinvert.weights.checkpoint import read_checkpoint
 
 log = logging.getLogger(__name__)
 
-__all__ = ["classify_state_dict", "load_arcface", "load_encoder", "load_generator"]
+__all__ = ["build_on_meta", "classify_state_dict", "load_arcface", "load_encoder", "load_generator", "strict_load"]
 
 MEAN_LATENT_SAMPLES = 10_000
 _SHOW_KEYS = 3
@@ -124,6 +131,8 @@ def strict_load(model: nn.Module, sd: Mapping[str, Any], path: Path | str, kind:
     """Load ``sd`` into ``model`` with ``strict=True`` after checking every key and shape.
 
     Missing ``num_batches_tracked`` counters alone (unused in eval mode) are filled with zeros.
+    A model built on the ``meta`` device (see :func:`build_on_meta`) gets the file's tensors
+    assigned (cast to the module's dtype, made contiguous) instead of copied.
     Raises VidinvertError naming the file, the kind, missing/unexpected keys (first few + count)
     and the first shape mismatch (key, expected, found).
     """
@@ -132,7 +141,8 @@ def strict_load(model: nn.Module, sd: Mapping[str, Any], path: Path | str, kind:
     missing = [k for k in expected if k not in sd]
     if missing and all(k.endswith("num_batches_tracked") for k in missing):
         for k in missing:
-            sd[k] = torch.zeros_like(expected[k])
+            e = expected[k]
+            sd[k] = torch.zeros(e.shape, dtype=e.dtype, device="cpu" if e.is_meta else e.device)
         log.info("%s: filled %d missing BatchNorm counters", path, len(missing))
         missing = []
     unexpected = [k for k in sd if k not in expected]
@@ -152,10 +162,57 @@ def strict_load(model: nn.Module, sd: Mapping[str, Any], path: Path | str, kind:
             )
         arch_text = f" ({arch})" if arch else ""
         raise VidinvertError(f"{path} does not fit {_KIND_NAMES[kind]}{arch_text}: " + "; ".join(parts))
+    assign = any(t.is_meta for t in (*model.parameters(), *model.buffers()))
+    if assign:
+        sd = _assignable(sd, expected)
     try:
-        model.load_state_dict(sd, strict=True)
+        model.load_state_dict(sd, strict=True, assign=assign)
     except RuntimeError as exc:  # pragma: no cover - the checks above cover what strict loading checks
         raise VidinvertError(f"{path} does not fit {_KIND_NAMES[kind]}: {' '.join(str(exc).split())[:300]}") from exc
+    if assign:
+        _materialize_rest(model)
+
+
+def build_on_meta(factory: Any, **config: Any) -> nn.Module:
+    """``factory(**config)`` built on the ``meta`` device: shapes only, no initialisation, no memory.
+
+    Give it to :func:`strict_load`, which assigns the file's tensors and rebuilds the buffers
+    that are not in the file.
+    """
+    with torch.device("meta"):
+        return factory(**config)
+
+
+def _assignable(sd: Mapping[str, Any], expected: Mapping[str, Tensor]) -> dict:
+    """The tensors of ``sd`` as a copy into ``expected`` would leave them: the module's dtype,
+    contiguous, detached, and no two entries sharing memory (a shared one is cloned)."""
+    out, seen = {}, set()
+    for k, v in sd.items():
+        t = v.detach().to(expected[k].dtype).contiguous()
+        if t.numel() and t.data_ptr() in seen:
+            t = t.clone()
+        elif t.numel():
+            seen.add(t.data_ptr())
+        out[k] = t
+    return out
+
+
+def _materialize_rest(model: nn.Module) -> None:
+    """Rebuild the tensors still on ``meta`` after an assigning load: the non-persistent buffers.
+
+    A module that owns such buffers rebuilds them in ``reset_non_persistent_buffers(device)``
+    (as its constructor does); a meta tensor left after that is a programming error.
+    """
+    device = next((t.device for t in (*model.parameters(), *model.buffers()) if not t.is_meta), None)
+    device = device or torch.device("cpu")
+    for m in model.modules():
+        if any(b is not None and b.is_meta for b in m._buffers.values()):
+            reset = getattr(m, "reset_non_persistent_buffers", None)
+            if reset is not None:
+                reset(device)
+    left = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
+    if left:
+        raise RuntimeError(f"{type(model).__name__}: tensors not in the file are left uninitialised: {left[:3]}")
 
 
 def _device(map_location: Any) -> torch.device | None:
@@ -295,7 +352,7 @@ def load_generator(path: Path | str, map_location: Any = "cpu"):
     config = infer_generator_config(sd)
     arch = ", ".join(f"{k}={v}" for k, v in config.items() if k != "channels")
     try:
-        generator = Generator(**config)
+        generator = build_on_meta(Generator, **config)
     except (ValueError, TypeError, KeyError, AssertionError) as exc:
         raise VidinvertError(f"{path}: cannot build a generator with {config} ({exc})") from exc
     strict_load(generator, sd, path, "generator", f"{layout}, {arch}")
@@ -369,7 +426,7 @@ def load_encoder(path: Path | str, latent_avg: Tensor | None = None, map_locatio
     config = infer_encoder_config(sd)
     arch = f"n_styles={config['n_styles']}, style_dim={config['style_dim']}, layers={config['layers']}"
     try:
-        encoder = FeatureStyleEncoder(**config)
+        encoder = build_on_meta(FeatureStyleEncoder, **config)
     except (ValueError, TypeError) as exc:
         raise VidinvertError(f"{path}: cannot build an encoder with {config} ({exc})") from exc
     strict_load(encoder, sd, path, "encoder", arch)
@@ -421,7 +478,7 @@ def load_arcface(path: Path | str, map_location: Any = "cpu"):
         raise _wrong_kind(path, kind, "arcface")
     config = infer_iresnet_config(sd)
     try:
-        model = IResNet(config["layers"], config["widths"], config["embedding_size"], input_size=config["input_size"])
+        model = build_on_meta(IResNet, **config)
     except (ValueError, TypeError) as exc:
         raise VidinvertError(f"{path}: cannot build an IResNet with {config} ({exc})") from exc
     strict_load(model, sd, path, "arcface", f"layers={config['layers']}")
