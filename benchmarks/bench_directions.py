@@ -37,9 +37,9 @@ def main(argv=None) -> int:
 
     from vidinvert.device import resolve_compute
     from vidinvert.edit.discover import DiscoverRequest, run_discover
+    from vidinvert.engine import Inverter
     from vidinvert.models.fs_encoder import FeatureStyleEncoder
     from vidinvert.models.stylegan2 import Generator
-    from vidinvert.engine import Inverter
     from vidinvert.pipeline.preview import PreviewRequest, run_preview
 
     torch.manual_seed(0)

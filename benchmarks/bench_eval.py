@@ -65,13 +65,12 @@ def bench_loop(videos: int, frames: int, batch: int, workdir: Path) -> dict:
 
 def bench_parts(size: int, batch: int, device: torch.device, encoder=None, generator=None) -> dict:
     """Per-frame cost of each step on ``batch`` crops at ``size`` (1024: the real architecture)."""
-    from tests.eval_fixtures import random_alexnet_features
+    from tests.eval_fixtures import astronaut_frames, random_alexnet_features
     from vidinvert.device import resolve_compute
+    from vidinvert.engine import Inverter
     from vidinvert.face import FaceConfig, align_frames, warp_faces
     from vidinvert.metrics.identity import make_identity_embedder
     from vidinvert.metrics.image import LPIPSMetric, mse, psnr, ssim, to_unit_interval
-    from vidinvert.engine import Inverter
-    from tests.eval_fixtures import astronaut_frames
 
     compute = resolve_compute(str(device), "auto")
     if encoder and generator:

@@ -120,9 +120,9 @@ def rss_trace(frames: int, d: Path) -> list[tuple[int, int]]:
 
     from vidinvert.device import resolve_compute
     from vidinvert.edit.directions import Direction, EditSpec, broadcast_direction
+    from vidinvert.engine import Inverter
     from vidinvert.face.stage import FaceConfig
     from vidinvert.metrics.identity import DlibEmbedder
-    from vidinvert.engine import Inverter
     from vidinvert.pipeline.video import OutputSpec, VideoConfig, VideoJob, VideoRun
 
     clip = make_clip(d / "trace.mp4", SIZES[720], frames)

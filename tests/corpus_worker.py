@@ -32,12 +32,12 @@ def main() -> int:
 
     from vidinvert.convert import to_tensor, to_uint8
     from vidinvert.device import resolve_compute
+    from vidinvert.engine import Inverter
     from vidinvert.imagefile import write_image
     from vidinvert.inputs import is_photo
     from vidinvert.pipeline.corpus import parse_shard, plan_corpus
     from vidinvert.pipeline.corpus_run import run_corpus
     from vidinvert.pipeline.images import ImageJob, run_image_job
-    from vidinvert.engine import Inverter
     from vidinvert.video import open_video
 
     torch.set_num_threads(1)

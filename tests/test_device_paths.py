@@ -50,8 +50,8 @@ def _models(tw):
 def test_inverter_in_bf16_on_the_device_matches_fp32_on_the_cpu(tiny_weights, astronaut_face):
     from vidinvert.convert import to_tensor
     from vidinvert.device import resolve_compute
-    from vidinvert.imagefile import read_image
     from vidinvert.engine import Inverter
+    from vidinvert.imagefile import read_image
 
     x = to_tensor(read_image(astronaut_face))
     ref = Inverter.from_files(tiny_weights["encoder"], tiny_weights["generator"], resolve_compute("cpu", "fp32"))

@@ -122,8 +122,8 @@ def test_a_style_reference_without_a_face_is_refused_before_any_frame(tmp_path, 
 
 # ---------------------------------------------------------------------------------------- regions
 def test_region_edit_leaves_everything_outside_the_region_bit_identical(tmp_path, tiny_weights, photo, dirs):
-    from vidinvert.face.dlib_models import landmarks68
     from vidinvert.face.detect import DlibDetector
+    from vidinvert.face.dlib_models import landmarks68
 
     out = tmp_path / "mouth.png"
     assert main(["edit", str(photo), "--direction", str(dirs["smile"]), "--region", "mouth", "-o", str(out),

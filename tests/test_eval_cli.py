@@ -109,8 +109,8 @@ def test_per_frame_metrics_match_scikit_image_on_the_saved_crops(evaluated, tiny
 
     from vidinvert.convert import to_uint8
     from vidinvert.device import resolve_compute
-    from vidinvert.face import FaceConfig, align_frames, warp_faces
     from vidinvert.engine import Inverter
+    from vidinvert.face import FaceConfig, align_frames, warp_faces
     from vidinvert.video import open_video
 
     cache = next(p for p in (evaluated["out"] / "cache").glob("*.json") if "Actor_01" in p.name)
@@ -196,11 +196,11 @@ def test_torchrun_two_processes_give_the_same_summary(evaluated, tiny_weights):
 
 def test_video_without_a_face_is_skipped_and_counted(tmp_path, tiny_weights):
     from vidinvert.device import resolve_compute
+    from vidinvert.engine import Inverter
     from vidinvert.evaluate.datasets import MediaItem
     from vidinvert.evaluate.suite import MetricSuite
     from vidinvert.evaluate.video import VideoEvalConfig, evaluate_video
     from vidinvert.face import FaceConfig
-    from vidinvert.engine import Inverter
 
     frames = [np.full((96, 96, 3), 40 + 20 * i, np.uint8) for i in range(3)]
     clip = write_clip(tmp_path / "wall.mp4", frames)
@@ -223,8 +223,8 @@ def test_image_mode(tmp_path, tiny_weights, astronaut_face, capfd):
 
     from vidinvert.convert import to_tensor, to_uint8
     from vidinvert.device import resolve_compute
-    from vidinvert.imagefile import read_image
     from vidinvert.engine import Inverter
+    from vidinvert.imagefile import read_image
 
     faces = tmp_path / "faces"
     faces.mkdir()

@@ -8,7 +8,6 @@ multi-layer identity loss (1 - cosine per flattened stage, eps 1e-6): abs <= 1e-
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch

@@ -8,7 +8,6 @@ encoder forward for the whole file.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch

@@ -60,7 +60,8 @@ def test_cli_defaults_are_the_request_defaults():
 
 def test_library_call_equals_the_cli(tmp_path, tiny_weights, astronaut_face, direction):
     """run_edit(EditRequest) without the CLI writes the same bytes the command does."""
-    from vidinvert import EditRequest as PublicRequest, run_edit
+    from vidinvert import EditRequest as PublicRequest
+    from vidinvert import run_edit
 
     a, b = tmp_path / "lib.png", tmp_path / "cli.png"
     req = PublicRequest(inputs=(str(astronaut_face),), output=a, no_align=True, direction=(direction,),

@@ -128,8 +128,8 @@ def test_rho_follows_strength_and_fades():
 
 def test_inverter_level_b1_equals_eq1_and_region_keeps_f():
     from vidinvert.device import resolve_compute
-    from vidinvert.models import tiny_pair
     from vidinvert.engine import Inverter
+    from vidinvert.models import tiny_pair
 
     gen, enc = tiny_pair(0)
     inv = Inverter(enc, gen, resolve_compute("cpu", "fp32"))

@@ -72,7 +72,7 @@ def test_ssim_batched_equals_one_by_one_and_float32_inputs():
     assert batched.shape == (len(pairs),) and batched.dtype == torch.float64
     torch.testing.assert_close(ssim(a, b, chunk=1), batched, rtol=0, atol=1e-12)  # chunked = whole batch
     torch.testing.assert_close(ssim(a, b, backend="torch"), batched, rtol=0, atol=1e-10)
-    for i, p in enumerate(pairs):
+    for i, _ in enumerate(pairs):
         ref = _sk_ssim(a[i].double().permute(1, 2, 0).numpy(), b[i].double().permute(1, 2, 0).numpy())
         assert abs(float(batched[i]) - ref) < 1e-4
 

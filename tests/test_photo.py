@@ -18,8 +18,8 @@ from PIL import Image
 from tests.face_clips import face_patch
 from vidinvert.device import Compute
 from vidinvert.edit.directions import Direction, EditSpec
-from vidinvert.errors import VidinvertError
 from vidinvert.engine import Inverter
+from vidinvert.errors import VidinvertError
 from vidinvert.pipeline.photo import INVERSION, edit_photo, edit_photos
 
 pytest.importorskip("dlib")

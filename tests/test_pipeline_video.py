@@ -159,10 +159,9 @@ def test_preview_estimates_the_whole_clip(tmp_path, clip, tiny_weights, directio
 
 def _job(clip, out, tw, direction, resume, chunk=4, codec="ffv1"):
     from vidinvert.device import resolve_compute
-    from vidinvert.edit.directions import load_direction
-    from vidinvert.face.stage import FaceConfig
-    from vidinvert.edit.directions import EditSpec
+    from vidinvert.edit.directions import EditSpec, load_direction
     from vidinvert.engine import Inverter
+    from vidinvert.face.stage import FaceConfig
     from vidinvert.pipeline.video import OutputSpec, VideoConfig, VideoJob
 
     inv = Inverter.from_files(tw["encoder"], tw["generator"], resolve_compute("cpu", "fp32"))
@@ -203,7 +202,7 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, clip, tiny_wei
     monkeypatch.setattr(VideoRun, "render_chunk", original)
     rendered = []
     monkeypatch.setattr(VideoRun, "render_chunk",
-                        lambda self, c, l: rendered.append(c.number) or original(self, c, l))
+                        lambda self, c, lat: rendered.append(c.number) or original(self, c, lat))
     report = VideoRun(inv, job, workdir=wd).run()
     assert 0 not in rendered  # the finished chunk is not redone
     ref, ref_pts, ref_t = _frames(ref_out)

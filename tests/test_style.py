@@ -22,8 +22,8 @@ from vidinvert.timespec import parse_strength
 @pytest.fixture(scope="module")
 def inverter():
     from vidinvert.device import resolve_compute
-    from vidinvert.models import tiny_pair
     from vidinvert.engine import Inverter
+    from vidinvert.models import tiny_pair
 
     gen, enc = tiny_pair(0)
     return Inverter(enc, gen, resolve_compute("cpu", "fp32"))

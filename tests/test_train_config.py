@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import ROOT
 from vidinvert.errors import VidinvertError
 from vidinvert.train.config import (
     TrainConfig,
@@ -13,7 +14,6 @@ from vidinvert.train.config import (
     load_config,
     resume_differences,
 )
-from tests.conftest import ROOT
 
 CONFIGS = ROOT / "configs"
 

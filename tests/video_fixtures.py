@@ -381,7 +381,7 @@ class LogCapture:
 
         self._handler = _H(level=logging.DEBUG)
 
-    def __enter__(self) -> "LogCapture":
+    def __enter__(self) -> LogCapture:
         import logging
 
         self._old_level = self._logger.level

@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-
 from vidinvert.errors import VidinvertError
 
 if TYPE_CHECKING:  # torch is imported where it is used: parsing shards and ranks needs none

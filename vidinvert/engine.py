@@ -29,10 +29,10 @@ class Latents:
     def __len__(self) -> int:
         return int(self.w.shape[0])
 
-    def cpu(self) -> "Latents":
+    def cpu(self) -> Latents:
         return Latents(self.w.cpu(), self.f.cpu())
 
-    def slice(self, sl: slice) -> "Latents":
+    def slice(self, sl: slice) -> Latents:
         return Latents(self.w[sl], self.f[sl])
 
 
@@ -59,7 +59,7 @@ class Inverter:
 
     # ------------------------------------------------------------------------------------------
     @classmethod
-    def from_files(cls, encoder: Path, generator: Path, compute: Compute) -> "Inverter":
+    def from_files(cls, encoder: Path, generator: Path, compute: Compute) -> Inverter:
         """Load the official checkpoint files (any supported format) strictly."""
         from vidinvert.weights import load_encoder, load_generator
 

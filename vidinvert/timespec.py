@@ -82,7 +82,7 @@ class TimeRange:
         return self.end is not None and self.end.at_or_before(index, time_s)
 
     @classmethod
-    def parse(cls, start: str | None, end: str | None) -> "TimeRange":
+    def parse(cls, start: str | None, end: str | None) -> TimeRange:
         s = parse_time(start, what="--start") if start not in (None, "") else None
         e = parse_time(end, what="--end") if end not in (None, "") else None
         if s is not None and e is not None and (s.frame is None) == (e.frame is None):

@@ -207,10 +207,17 @@ class StageProgress:
         self._progress = None
         self._plain: dict[int, dict] = {}
 
-    def __enter__(self) -> "StageProgress":
+    def __enter__(self) -> StageProgress:
         if self.live:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
-                                       TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self._progress = Progress(
                 TextColumn("[bold]{task.description:<10}"),
@@ -231,7 +238,7 @@ class StageProgress:
         if self._progress is not None:
             self._progress.__exit__(*exc)
         elif not self.quiet:
-            for tid, st in self._plain.items():
+            for tid in self._plain:
                 self._plain_line(tid, final=True)
 
     def add(self, description: str, total: int | None, unit: str = "frames") -> int:

@@ -71,7 +71,8 @@ def _discover_options(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the direction files and directions.json.", show_default=False)],
     layers: LayersOpt = "all",
     count: Annotated[int, typer.Option("--count", min=1, help="How many directions (by eigenvalue, largest first).")] = 10,
-    preview: Annotated[Path | None, typer.Option("--preview", help="Also write a contact sheet of the found directions for this face (photo, aligned crop or clip).")] = None,
+    preview: Annotated[Path | None, typer.Option(
+        "--preview", help="Also write a contact sheet of the found directions for this face (photo, aligned crop or clip).")] = None,
     preview_out: Annotated[Path | None, typer.Option("--preview-out", help="The sheet's file (default OUT/preview.png).")] = None,
     preview_size: PreviewSizeOpt = None,
     no_align: NoAlignOpt = False,
@@ -83,15 +84,18 @@ def _discover_options(
 
 def _preview_options(
     input: Annotated[Path, typer.Argument(help="A photo, an aligned face (--no-align) or a video (--at).", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The contact sheet (.png); its layout goes to the same name .json.", show_default=False)],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="The contact sheet (.png); its layout goes to the same name .json.", show_default=False)],
     attr: Annotated[list[str] | None, typer.Option("--attr", help="A direction by name (one row each); repeatable.")] = None,
     direction: Annotated[list[Path] | None, typer.Option("--direction", help="A direction file (one row each); repeatable.")] = None,
-    strengths: Annotated[str | None, typer.Option("--strengths", help="Columns: comma-separated strengths (default: 5 values, about +-3 per edited row at the ends).")] = None,
+    strengths: Annotated[str | None, typer.Option(
+        "--strengths", help="Columns: comma-separated strengths (default: 5 values, about +-3 per edited row at the ends).")] = None,
     at: AtOpt = None,
     no_align: NoAlignOpt = False,
     preview_size: PreviewSizeOpt = None,
     layers: Annotated[str | None, typer.Option("--layers", help="Move only these w+ rows: coarse | middle | fine | A-B | A,B,C.")] = None,
-    keep: Annotated[list[str] | None, typer.Option("--keep", help="Keep this attribute unchanged (name or file): the edit is made orthogonal to it; repeatable.")] = None,
+    keep: Annotated[list[str] | None, typer.Option(
+        "--keep", help="Keep this attribute unchanged (name or file): the edit is made orthogonal to it; repeatable.")] = None,
     face: FaceOpt = "largest",
     detector: common.DetectorOpt = "auto",
     overwrite: common.OverwriteOpt = False,
@@ -160,7 +164,9 @@ def add_commands(directions_app: typer.Typer) -> None:
     @directions_app.command("preview")
     @common.options_of(_preview_options, common.model_options)
     def preview(**o) -> None:
-        """A contact sheet of directions x strengths for one face: [bold]vidinvert directions preview face.jpg --attr smile -o grid.png[/bold]."""
+        """A contact sheet of directions x strengths for one face.
+
+        [bold]vidinvert directions preview face.jpg --attr smile -o grid.png[/bold]."""
         from vidinvert.pipeline.preview import (
             PreviewRequest,
             check_preview_request,

@@ -20,15 +20,18 @@ SourceArg = Annotated[
 ]
 ImagesOpt = Annotated[Optional[str], typer.Option("--images", help="Aligned face images (folder, glob or list file) instead of videos.")]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: ./eval-<source name>).")]
-ModalityOpt = Annotated[str, typer.Option("--modality", help="RAVDESS clips held twice: video-only (default) or audio-video; the other is the fallback.")]
+ModalityOpt = Annotated[str, typer.Option(
+    "--modality", help="RAVDESS clips held twice: video-only (default) or audio-video; the other is the fallback.")]
 SampleOpt = Annotated[Optional[int], typer.Option("--sample", min=1, help="Evaluate N items drawn at random (reproducible with --seed).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of --sample.")]
 MaxFramesOpt = Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Only the first N frames of each video.")]
-LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Images: only the first N in name order (e.g. 1000 for CelebA-HQ).")]
+LimitOpt = Annotated[Optional[int], typer.Option(
+    "--limit", min=1, help="Images: only the first N in name order (e.g. 1000 for CelebA-HQ).")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Skip the items already finished in --out.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Discard the results of an earlier run in --out.")]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Crops per batch (default: 4 on CPU, 16 on CUDA).")]
-MetricSizeOpt = Annotated[Optional[int], typer.Option("--metric-size", min=11, help="Resize crops to this size for SSIM/PSNR/MSE/LPIPS (default: the generator's).")]
+MetricSizeOpt = Annotated[Optional[int], typer.Option(
+    "--metric-size", min=11, help="Resize crops to this size for SSIM/PSNR/MSE/LPIPS (default: the generator's).")]
 
 
 def _default_out(source: str) -> Path:

@@ -213,7 +213,9 @@ def register(app: typer.Typer) -> None:
     @app.command("invert")
     @common.options_of(_context, _inputs, *COMMON_GROUPS)
     def invert(ctx: typer.Context, **options) -> None:
-        """Invert faces without editing (the reconstruction): [bold]vidinvert invert clip.mp4[/bold] or photo.jpg (aligned images with --no-align; folders, globs and lists with --out-dir)."""
+        """Invert faces without editing (the reconstruction): [bold]vidinvert invert clip.mp4[/bold] or photo.jpg.
+
+        Aligned images with --no-align; folders, globs and list files with --out-dir."""
         code = _run("invert", {**options, "explicit": _given(ctx, options)})
         if code:
             raise typer.Exit(code)
@@ -221,7 +223,9 @@ def register(app: typer.Typer) -> None:
     @app.command("edit")
     @common.options_of(_context, _inputs, _edit_options, *COMMON_GROUPS)
     def edit(ctx: typer.Context, **options) -> None:
-        """Edit faces in videos and photos: [bold]vidinvert edit clip.mp4 --attr smile[/bold] -> clip.smile.mp4 (photo.jpg -> photo.smile.jpg; aligned images with --no-align; a corpus with --out-dir)."""
+        """Edit faces in videos and photos: [bold]vidinvert edit clip.mp4 --attr smile[/bold] -> clip.smile.mp4.
+
+        photo.jpg -> photo.smile.jpg; aligned images with --no-align; a corpus with --out-dir."""
         code = _run("edit", {**options, "explicit": _given(ctx, options)})
         if code:
             raise typer.Exit(code)

@@ -96,8 +96,8 @@ class _TrainProgress:
 
 def _run_train(config: Path | None, sets: list[str] | None, run_dir: Path | None, resume: bool,
                weights_dir: Path | None, device: str | None, as_json: bool) -> int:
-    from vidinvert.train.config import load_config
     from vidinvert.distributed import context_from_env
+    from vidinvert.train.config import load_config
     from vidinvert.train.loop import train
 
     overrides = list(sets or [])
@@ -191,7 +191,8 @@ def register(app: typer.Typer) -> None:
     @directions_app.command("fit")
     def fit(
         latents: Annotated[List[Path], typer.Argument(help="Latent .npz files (--save-latents) or folders of chunks.", show_default=False)],
-        labels: Annotated[Path, typer.Option("--labels", help="CSV with columns latent_file, frame_index, label (0/1).", show_default=False)],
+        labels: Annotated[Path, typer.Option(
+            "--labels", help="CSV with columns latent_file, frame_index, label (0/1).", show_default=False)],
         out: Annotated[Path, typer.Option("--out", "-o", help="Output direction .npy.", show_default=False)],
         space: Annotated[str, typer.Option("--space", help="wplus: (1, L*D) boundary; w: (1, D) direction.")] = "wplus",
         svm_c: Annotated[float, typer.Option("--svm-c", help="SVM regularisation C (smaller: smoother, for few frames).")] = 1.0,

@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from vidinvert.convert import to_tensor
+from vidinvert.engine import Inverter
 from vidinvert.errors import VidinvertError
 from vidinvert.evaluate.datasets import MediaItem
 from vidinvert.evaluate.suite import ItemResult, MetricSuite
 from vidinvert.imagefile import read_image
-from vidinvert.engine import Inverter
 
 log = logging.getLogger(__name__)
 

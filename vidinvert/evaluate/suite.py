@@ -57,7 +57,7 @@ class MetricSuite:
 
     @classmethod
     def load(cls, weights_dir: Path | str | None, device: torch.device, *, metric_size: int | None = None,
-             lpips: bool = True, identity: bool = True) -> "MetricSuite":
+             lpips: bool = True, identity: bool = True) -> MetricSuite:
         """LPIPS from ``lpips-alexnet`` and the identity embedder (ArcFace, else dlib), when found."""
         lp = load_lpips(weights_dir, device) if lpips else None
         emb = None
@@ -187,7 +187,7 @@ class ItemResult:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ItemResult":
+    def from_dict(cls, d: dict[str, Any]) -> ItemResult:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from vidinvert.engine import Inverter
 from vidinvert.errors import VidinvertError
 from vidinvert.evaluate.datasets import MediaItem
 from vidinvert.evaluate.suite import ItemResult, MetricAccumulator, MetricSuite
@@ -23,7 +24,6 @@ from vidinvert.face.align import warp_faces
 from vidinvert.face.detect import FaceDetector
 from vidinvert.face.stage import AlignedFace, FaceConfig, align_frames
 from vidinvert.metrics.identity import identity_consistency
-from vidinvert.engine import Inverter
 
 log = logging.getLogger(__name__)
 

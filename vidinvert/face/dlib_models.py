@@ -51,19 +51,19 @@ def model_path(key: str) -> Path:
     raise VidinvertError(f"{MODEL_FILES[key]} is missing from face_recognition_models: reinstall it ({_INSTALL_HINT})")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def frontal_detector():
     """dlib's HOG frontal face detector (finds faces from about 80 px wide at the scale it is run)."""
     return _dlib().get_frontal_face_detector()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shape_predictor(points: int = 68):
     """dlib's shape predictor with 68 or 5 points."""
     return _dlib().shape_predictor(str(model_path("shape68" if points == 68 else "shape5")))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def recognition_model():
     """dlib's ResNet face recognition model (128-d embeddings; same person when distance < 0.6)."""
     return _dlib().face_recognition_model_v1(str(model_path("recognition")))

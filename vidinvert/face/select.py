@@ -15,8 +15,7 @@ import numpy as np
 from vidinvert.errors import VidinvertError
 from vidinvert.face.align import quad_from_face
 from vidinvert.face.detect import FaceDetector
-from vidinvert.face.types import FaceSelect, parse_face_select
-from vidinvert.face.types import Face
+from vidinvert.face.types import Face, FaceSelect, parse_face_select
 
 
 @dataclass(eq=False)

@@ -210,7 +210,7 @@ class AlignStream:
     def counts(self) -> AlignCounts:
         return self.aligner.counts
 
-    def __iter__(self) -> "AlignStream":
+    def __iter__(self) -> AlignStream:
         return self
 
     def __next__(self) -> AlignedFace:

@@ -71,7 +71,7 @@ class Face:
         """The richest landmark set: ``[68,2]`` when present, else ``[5,2]``."""
         return self.landmarks68 if self.landmarks68 is not None else self.landmarks5
 
-    def shifted(self, dx: float, dy: float, scale: float = 1.0) -> "Face":
+    def shifted(self, dx: float, dy: float, scale: float = 1.0) -> Face:
         """This face with coordinates mapped by ``p * scale + (dx, dy)``."""
         off = np.array([dx, dy])
         return Face(

@@ -69,7 +69,7 @@ class ArcFaceEmbedder:
     measure: str = "cosine"
 
     @classmethod
-    def from_file(cls, path: Path, device: torch.device) -> "ArcFaceEmbedder":
+    def from_file(cls, path: Path, device: torch.device) -> ArcFaceEmbedder:
         from vidinvert.weights import load_arcface
 
         return cls(load_arcface(path).to(device).eval(), device)

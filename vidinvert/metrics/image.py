@@ -170,7 +170,7 @@ class LPIPSMetric:
 
     @classmethod
     def from_alexnet_state(cls, state: Mapping[str, torch.Tensor], device: torch.device | str = "cpu",
-                           source: str = "state dict") -> "LPIPSMetric":
+                           source: str = "state dict") -> LPIPSMetric:
         """Build from a torchvision AlexNet state dict (``features.*`` keys are enough)."""
         import lpips
 
@@ -193,7 +193,7 @@ class LPIPSMetric:
         return cls(net, device)
 
     @classmethod
-    def from_file(cls, path: Path | str, device: torch.device | str = "cpu") -> "LPIPSMetric":
+    def from_file(cls, path: Path | str, device: torch.device | str = "cpu") -> LPIPSMetric:
         """Build from torchvision's ``alexnet-owt-7be5be79.pth`` (read safely, weights only)."""
         from vidinvert.weights import read_checkpoint
 

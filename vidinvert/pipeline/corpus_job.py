@@ -196,13 +196,13 @@ class _OneInput:
             if p.error is not None:
                 raise VidinvertError(p.error)
             if self.ctx is None:
-                self.ctx = job._load_context(self.request, set(self.by_kind))
+                self.ctx = job.load_context(self.request, set(self.by_kind))
             if p.kind == ALIGNED:
                 from vidinvert.pipeline.images import run_aligned_images
 
                 (res,) = run_aligned_images(sub, self.ctx, [p], self.progress)
             else:
-                run_one = job._run_video if p.kind == VIDEO else job._run_photo
+                run_one = job.run_video if p.kind == VIDEO else job.run_photo
                 res = run_one(sub, self.ctx, p, self.progress, many=True)
         except VidinvertError as exc:
             self.results.append(InputResult(item.path, kind, error=exc.message))

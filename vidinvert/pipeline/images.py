@@ -18,10 +18,10 @@ import torch
 
 from vidinvert.convert import to_tensor, to_uint8
 from vidinvert.edit.directions import EditSpec
+from vidinvert.engine import Inverter, Latents
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import atomic_path
 from vidinvert.imagefile import read_image, write_image
-from vidinvert.engine import Inverter, Latents
 from vidinvert.pipeline.request import InvertRequest
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def run_aligned_images(req: InvertRequest, ctx, planned: Sequence, progress) -> 
 
     With ``req.report``: identity of each output to its source (the identity embedder's measure).
     """
-    from vidinvert.pipeline.job import InputResult, _write_records
+    from vidinvert.pipeline.job import InputResult, write_records
     from vidinvert.timespec import Keyframes
 
     if isinstance(ctx.strength, Keyframes):
@@ -170,6 +170,6 @@ def run_aligned_images(req: InvertRequest, ctx, planned: Sequence, progress) -> 
                    "identity_embedder": getattr(ctx.embedder, "name", None),
                    "identity_to_source": summary["identity_to_source"][k] if ctx.embedder is not None else None}
         if rep is not None:
-            _write_records(req, ctx, p, {}, rep, config={"images": {"batch_size": bs}})
+            write_records(req, ctx, p, {}, rep, config={"images": {"batch_size": bs}})
         results.append(InputResult(p.source, p.kind, outputs=dict(p.outputs), report=rep))
     return results

@@ -104,7 +104,7 @@ def run_edit(request: InvertRequest, *, progress: ProgressFactory | None = None,
     if not good:
         return EditResult([results[p.source] for p in planned], seconds=seconds)
     t1 = time.perf_counter()
-    ctx = _load_context(request, {p.kind for p in good})
+    ctx = load_context(request, {p.kind for p in good})
     seconds["load_models"] = round(time.perf_counter() - t1, 4)
     t2 = time.perf_counter()
     images = [p for p in good if p.kind == ALIGNED]
@@ -117,7 +117,7 @@ def run_edit(request: InvertRequest, *, progress: ProgressFactory | None = None,
     for p in good:
         if p.kind == ALIGNED:
             continue
-        run_one = _run_video if p.kind == VIDEO else _run_photo
+        run_one = run_video if p.kind == VIDEO else run_photo
         results[p.source] = _run_safely(run_one, request.for_kind(p.kind), ctx, p, progress or _no_progress,
                                         many=len(planned) > 1)
         notify(results[p.source])
@@ -160,7 +160,7 @@ def resolve_model_files(encoder: str | None, generator: str | None, weights_dir:
     return enc_path, gen_path
 
 
-def _load_context(req: InvertRequest, kinds: set[str]) -> JobContext:
+def load_context(req: InvertRequest, kinds: set[str]) -> JobContext:
     import logging
 
     from vidinvert.device import resolve_compute
@@ -303,7 +303,7 @@ def _default_batch(inverter) -> int:
     return int(max(1, min(32, free * 0.6 // per_frame)))
 
 
-def _run_video(req, ctx, p: PlannedInput, progress, *, many: bool) -> InputResult:
+def run_video(req, ctx, p: PlannedInput, progress, *, many: bool) -> InputResult:
     from vidinvert.pipeline.video import VideoRun
     from vidinvert.pipeline.workdir import WorkDir
     from vidinvert.video import open_video
@@ -328,7 +328,7 @@ def _run_video(req, ctx, p: PlannedInput, progress, *, many: bool) -> InputResul
         rep["preview"] = {"frames_rendered": rep["frames"]["total"], "fps": fps, "frames_total": whole,
                           "estimated_seconds": (whole / fps) if fps else None}
     outputs = {k: Path(v) for k, v in rep["outputs"].items()}
-    _write_records(req, ctx, p, outputs, rep, config={"video": job.config, "face": job.face,
+    write_records(req, ctx, p, outputs, rep, config={"video": job.config, "face": job.face,
                                                       "range": [req.start, req.end]})
     return InputResult(p.source, p.kind, outputs=outputs, report=rep)
 
@@ -349,7 +349,7 @@ def identity_to_reference(embedder, reference_crop, streams: dict) -> dict:
     return out
 
 
-def _write_records(req, ctx, p: PlannedInput, outputs: dict[str, Path], rep: dict | None, config: dict) -> None:
+def write_records(req, ctx, p: PlannedInput, outputs: dict[str, Path], rep: dict | None, config: dict) -> None:
     """``run.json`` beside each output and the report where ``req.report`` says."""
     from vidinvert.fileio import write_json
     from vidinvert.runinfo import run_json_path, run_record
@@ -367,7 +367,7 @@ def _write_records(req, ctx, p: PlannedInput, outputs: dict[str, Path], rep: dic
         write_json(dest, rep)
 
 
-def _run_photo(req, ctx, p: PlannedInput, progress, *, many: bool) -> InputResult:
+def run_photo(req, ctx, p: PlannedInput, progress, *, many: bool) -> InputResult:
     """One raw photo: every chosen face aligned, inverted and edited in one batch, pasted back."""
     from vidinvert.pipeline.photo import INVERSION, edit_photo
 
@@ -385,5 +385,5 @@ def _run_photo(req, ctx, p: PlannedInput, progress, *, many: bool) -> InputResul
         advance("photo", 1)
     written = {tag: res.outputs[INVERSION if req.kind == "invert" else tag] for tag in p.outputs}
     rep = res.as_dict()
-    _write_records(req, ctx, p, written, rep, config={"photo": {"face": req.face, "min_face": req.min_face}})
+    write_records(req, ctx, p, written, rep, config={"photo": {"face": req.face, "min_face": req.min_face}})
     return InputResult(p.source, p.kind, outputs=written, report=rep)

@@ -28,10 +28,10 @@ from vidinvert.edit.directions import (
     resolve_attr,
 )
 from vidinvert.edit.layers import default_strengths
+from vidinvert.engine import Inverter, Latents
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import check_output, write_json
 from vidinvert.imagefile import is_image_path, read_image, write_image
-from vidinvert.engine import Inverter, Latents
 
 log = logging.getLogger(__name__)
 

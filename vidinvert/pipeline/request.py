@@ -220,7 +220,7 @@ class InvertRequest:
             return VIDEO_ONLY + FACE_OPTIONS + PHOTO_ONLY
         return VIDEO_ONLY
 
-    def for_kind(self, kind: str) -> "InvertRequest":
+    def for_kind(self, kind: str) -> InvertRequest:
         """This request for inputs of ``kind`` in a mixed run: the options given for other kinds
         (``--codec`` for the clips, ``--min-face`` for the photos) back at their defaults."""
         drop = [o for o in self.inapplicable(kind) if hasattr(self, o) and self.given(o)]

@@ -30,10 +30,9 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from vidinvert import distributed as D
 from vidinvert.errors import VidinvertError
 from vidinvert.train import checkpoint as ckpt
-from vidinvert import distributed as D
-from vidinvert.train.syncbn import convert_sync_batchnorm
 from vidinvert.train.build import Networks, build_networks, resolve_files
 from vidinvert.train.config import TrainConfig, dump_config, load_config, resume_differences, to_dict
 from vidinvert.train.data import (
@@ -51,6 +50,7 @@ from vidinvert.train.data import (
 )
 from vidinvert.train.logs import RunLogger
 from vidinvert.train.losses import feature_loss, l2_loss
+from vidinvert.train.syncbn import convert_sync_batchnorm
 
 log = logging.getLogger(__name__)
 

@@ -59,7 +59,7 @@ class Orientation:
         return np.ascontiguousarray(out)
 
     @classmethod
-    def from_matrix(cls, matrix) -> "Orientation":
+    def from_matrix(cls, matrix) -> Orientation:
         """From the 9 int32 entries of a display matrix (16.16 fixed point)."""
         a, b, c, d = (int(np.sign(matrix[i])) for i in (0, 1, 3, 4))
         if a == 0 and d == 0 and b != 0 and c != 0:
@@ -69,7 +69,7 @@ class Orientation:
         raise ValueError("not a right-angle display matrix")
 
     @classmethod
-    def from_frame(cls, frame: av.VideoFrame) -> "Orientation":
+    def from_frame(cls, frame: av.VideoFrame) -> Orientation:
         """Read the display matrix of a decoded frame (identity when there is none)."""
         matrix = None
         try:

@@ -193,7 +193,7 @@ def _audio_infos(container) -> tuple[AudioInfo, ...]:
 def decode_first_frame(container, stream, path: Path) -> av.VideoFrame:
     """Decode the stream's first frame (then rewind), or a VidinvertError."""
     try:
-        for frame in container.decode(stream):
+        for frame in container.decode(stream):  # noqa: B007 - the first frame is returned
             break
         else:
             raise VidinvertError(f"{path} has a video stream but no frames")

@@ -104,7 +104,7 @@ class RandomAccessVideo:
                 container.close()
         self._state = None
 
-    def __enter__(self) -> "RandomAccessVideo":
+    def __enter__(self) -> RandomAccessVideo:
         return self
 
     def __exit__(self, *exc) -> None:

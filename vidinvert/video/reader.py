@@ -82,17 +82,17 @@ class FrameBatch:
     pts: tuple[int, ...]
     times: tuple[float, ...]
     durations: tuple[int | None, ...]
-    images: "torch.Tensor" = field(repr=False)  # noqa: F821
+    images: torch.Tensor = field(repr=False)  # noqa: F821
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def to_unit(self, dtype=None) -> "torch.Tensor":  # noqa: F821
+    def to_unit(self, dtype=None) -> torch.Tensor:  # noqa: F821
         """images as float [B, 3, H, W] in [-1, 1] (``dtype`` default float32)."""
         return to_unit(self.images, dtype)
 
     @classmethod
-    def from_frames(cls, frames: list[Frame], device=None) -> "FrameBatch":
+    def from_frames(cls, frames: list[Frame], device=None) -> FrameBatch:
         import torch
 
         arr = np.stack([f.rgb for f in frames])  # [B, H, W, 3]
@@ -191,7 +191,7 @@ class VideoReader:
     def close(self) -> None:
         """Nothing stays open between passes; kept for symmetry with the writer."""
 
-    def __enter__(self) -> "VideoReader":
+    def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -299,7 +299,7 @@ class VideoReader:
             container.seek(int(index.pts[key]), stream=stream, backward=True, any_frame=False)
             # Check where the demuxer landed: the first decoded frame must not be after the target.
             first = None
-            for first in container.decode(stream):
+            for first in container.decode(stream):  # noqa: B007 - the first frame is what is kept
                 break
             if first is None or first.pts is None or first.pts <= target_pts:
                 break

@@ -321,7 +321,7 @@ class VideoWriter:
         except (OSError, AttributeError):
             pass
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
