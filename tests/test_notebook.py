@@ -16,3 +16,5 @@ def test_quickstart_notebook_executes(tmp_path):
     assert "strength 0 keeps F exactly: True" in outputs
     assert "edited clip: 8 frames, 176 x 144 with audio" in outputs
     assert "'edited': 8" in outputs
+    assert "clip.mp4 -> {'smile': 'clip.smile.mp4'} ok" in outputs  # the library call of the CLI
+    assert "astronaut.png -> {'smile': 'astronaut.smile.png'} ok" in outputs
