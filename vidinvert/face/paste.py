@@ -110,6 +110,20 @@ def _support_boxes(masks: torch.Tensor, quads: np.ndarray, size: int, frame_hw: 
     return boxes
 
 
+
+def _paste_content(edited: torch.Tensor, masks: torch.Tensor, mode: str, recon: torch.Tensor | None,
+                   color_reference: torch.Tensor | None) -> torch.Tensor:
+    """What is pasted, ``[B,3,S,S]`` float32: the edit's change (``delta``: ``edited - recon``) or
+    the synthesis itself (``full``, colour-matched to ``color_reference`` when given)."""
+    if mode == "delta":
+        if recon is None:
+            raise ValueError("paste mode 'delta' needs the unedited reconstruction (recon)")
+        return edited.float() - recon.to(edited.device).float()
+    content = edited.float()
+    if color_reference is not None:
+        content = match_color(content, color_reference.to(edited.device).float(), masks)
+    return content
+
 def paste_faces(frames: Sequence[np.ndarray], quads: np.ndarray, edited: torch.Tensor, masks: torch.Tensor, *,
                 mode: str = "delta", recon: torch.Tensor | None = None,
                 weights: Sequence[float] | np.ndarray | None = None,
@@ -133,14 +147,7 @@ def paste_faces(frames: Sequence[np.ndarray], quads: np.ndarray, edited: torch.T
     device = edited.device
     s = edited.shape[-1]
     masks = masks.to(device, torch.float32)
-    if mode == "delta":
-        if recon is None:
-            raise ValueError("paste mode 'delta' needs the unedited reconstruction (recon)")
-        content = edited.float() - recon.to(device).float()
-    else:
-        content = edited.float()
-        if color_reference is not None:
-            content = match_color(content, color_reference.to(device).float(), masks)
+    content = _paste_content(edited, masks, mode, recon, color_reference)
     wts = torch.ones(b, device=device) if weights is None else torch.as_tensor(
         np.asarray(weights, np.float64), dtype=torch.float32, device=device)
 
@@ -243,14 +250,7 @@ def paste_faces_depth(image: np.ndarray, quads: np.ndarray, edited: torch.Tensor
     device = edited.device
     s = edited.shape[-1]
     masks = masks.to(device, torch.float32)
-    if mode == "delta":
-        if recon is None:
-            raise ValueError("paste mode 'delta' needs the unedited reconstruction (recon)")
-        content = edited.float() - recon.to(device).float()
-    else:
-        content = edited.float()
-        if color_reference is not None:
-            content = match_color(content, color_reference.to(device).float(), masks)
+    content = _paste_content(edited, masks, mode, recon, color_reference)
     h, w = image.shape[:2]
     boxes = _support_boxes(masks, quads, s, (h, w))
     order = [int(i) for i in depth_order(quads)]
