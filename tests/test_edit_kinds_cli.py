@@ -83,6 +83,9 @@ def test_every_face_of_a_group_and_video_options_refused(tmp_path, tiny_weights,
     assert main(["edit", str(group), "--direction", str(dirs["smile"]), "--codec", "ffv1",
                  *_models(tiny_weights)]) == 1
     assert "--codec does not apply to photos" in capsys.readouterr().err
+    assert main(["edit", str(group), "--direction", str(dirs["smile"]), "--batch-size", "2",
+                 *_models(tiny_weights)]) == 1
+    assert "--batch-size does not apply to photos" in capsys.readouterr().err
 
 
 def test_a_photo_without_a_face_is_one_line_and_writes_nothing(tmp_path, tiny_weights, dirs, capsys):

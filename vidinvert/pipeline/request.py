@@ -218,7 +218,7 @@ class InvertRequest:
             return ALIGNED_ONLY + PHOTO_ONLY
         if kind == ALIGNED:
             return VIDEO_ONLY + FACE_OPTIONS + PHOTO_ONLY
-        return VIDEO_ONLY
+        return VIDEO_ONLY + ("batch_size",)  # a photo's faces go through the networks as one batch
 
     def for_kind(self, kind: str) -> InvertRequest:
         """This request for inputs of ``kind`` in a mixed run: the options given for other kinds
