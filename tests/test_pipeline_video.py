@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from tests.face_clips import face_frame, make_face_clip
-from tests.video_fixtures import find_concealed_damage
+from tests.video_fixtures import find_concealed_damage, single_threaded_decoding
 from vidinvert.cli.app import main
 
 
@@ -277,7 +277,8 @@ def test_flicker_never_spans_a_gap(tmp_path, tiny_weights, direction):
     assert r["flicker_pairs"] == 4
 
 
-def test_concealed_damage_completes_and_is_in_the_report(tmp_path, clip, tiny_weights, capsys):
+def test_concealed_damage_completes_and_is_in_the_report(tmp_path, clip, tiny_weights, capsys, monkeypatch):
+    single_threaded_decoding(monkeypatch)
     bad, flagged = find_concealed_damage(clip, tmp_path / "damaged.mp4", packets=range(10))
     out, rep_path = tmp_path / "inv.mkv", tmp_path / "report.json"
     rc = main(["invert", str(bad), "-o", str(out), "--codec", "ffv1", "--report", str(rep_path),

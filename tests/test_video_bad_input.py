@@ -21,6 +21,7 @@ from tests.video_fixtures import (
     make_truncated,
     make_unsupported_codec,
     make_zero_frames,
+    single_threaded_decoding,
 )
 from vidinvert.cli.app import main
 from vidinvert.errors import VidinvertError
@@ -108,8 +109,9 @@ def test_subprocess_cli_error_is_one_line(bad, tmp_path):
     assert proc.stdout == ""
 
 
-def test_concealed_damage_keeps_every_frame_and_is_reported(tmp_path):
+def test_concealed_damage_keeps_every_frame_and_is_reported(tmp_path, monkeypatch):
     """Damage FFmpeg's error resilience repairs: all frames come out, the repaired one is named."""
+    single_threaded_decoding(monkeypatch)
     src = make_clip(tmp_path / "src.mp4", size=(320, 240), n_frames=48, crf=20).path
     bad, flagged_pts = find_concealed_damage(src, tmp_path / "damaged.mp4", packets=range(8, 40, 3))
 

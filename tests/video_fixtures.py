@@ -325,20 +325,30 @@ def make_concealed_damage(src: str | Path, dest: str | Path, packet: int = 20, n
 def find_concealed_damage(src: str | Path, dest: str | Path, packets: Sequence[int]) -> tuple[Path, list[int]]:
     """The first of ``packets`` whose damage (:func:`make_concealed_damage`) FFmpeg conceals: the
     file decodes to the end and some frames carry the decoder's error flag. Returns the damaged
-    file and the pts of the flagged frames, read with plain PyAV (the reference for the reader).
+    file and the pts of the flagged frames, read with plain PyAV (the reference for the reader) on
+    one decoder thread: with frame threads, which frames FFmpeg flags varies from run to run, so
+    tests compare single-threaded decodes (:func:`single_threaded_decoding`).
     Which packets qualify depends on the encoder's bitstream, hence the search."""
     for k in packets:
         make_concealed_damage(src, dest, packet=k)
         try:
             with av.open(str(dest)) as c:
                 s = c.streams.video[0]
-                s.codec_context.thread_type = "AUTO"
+                s.codec_context.thread_count = 1
                 flagged = [f.pts for f in c.decode(s) if f.is_corrupt]
         except av.FFmpegError:
             continue
         if flagged:
             return Path(dest), flagged
     raise AssertionError(f"no damage FFmpeg conceals found in packets {list(packets)} of {src}")
+
+
+def single_threaded_decoding(monkeypatch) -> None:
+    """Make vidinvert's reader decode on one thread (deterministic error flags; see above)."""
+    import vidinvert.video.reader as reader
+
+    configure = reader._configure_decoder
+    monkeypatch.setattr(reader, "_configure_decoder", lambda stream, threads: configure(stream, 1))
 
 
 def make_unsupported_codec(path: str | Path) -> Path:
