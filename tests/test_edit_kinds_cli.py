@@ -109,6 +109,8 @@ def test_style_on_a_clip_and_a_photo_with_one_reference(tmp_path, tiny_weights, 
     rep = json.loads((out / "clip.style-person.run.json").read_text())["report"]
     ref = rep["identity_to_reference"]["style-person"]
     assert ref is not None and 0.0 <= ref <= 1.0 and "style-person" in rep["identity_to_source"]
+    photo_rep = json.loads((out / "person.style-person.run.json").read_text())["report"]
+    assert 0.0 <= photo_rep["faces"][0]["identity_to_reference"]["style-person"] <= 1.0
     rc = main(["edit", str(photo), "--style", str(photo), "--style-strength", "0", "-o",
                str(tmp_path / "zero.png"), "--no-identity", *_models(tiny_weights)])
     assert rc == 0

@@ -57,11 +57,15 @@ class PhotoFace:
     quad: tuple[tuple[float, float], ...]
     score: float
     identity: dict[str, float] = field(default_factory=dict)
+    identity_to_reference: dict[str, float] = field(default_factory=dict)  # --style: to the reference crop
 
     def as_dict(self) -> dict:
-        return {"index": self.index, "box": [round(v, 2) for v in self.box],
-                "quad": [[round(x, 3), round(y, 3)] for x, y in self.quad], "score": round(self.score, 4),
-                "identity_to_source": {k: round(v, 4) for k, v in self.identity.items()}}
+        out = {"index": self.index, "box": [round(v, 2) for v in self.box],
+               "quad": [[round(x, 3), round(y, 3)] for x, y in self.quad], "score": round(self.score, 4),
+               "identity_to_source": {k: round(v, 4) for k, v in self.identity.items()}}
+        if self.identity_to_reference:
+            out["identity_to_reference"] = {k: round(v, 4) for k, v in self.identity_to_reference.items()}
+        return out
 
 
 @dataclass
@@ -182,9 +186,14 @@ def edit_photo(inverter: Inverter, photo_path: str | Path, *, edits: Sequence[Ed
     latents_path = None
     if save_latents is not None:
         latents_path = _save_latents(Path(save_latents), chosen, lat, edited_lat, photo.size, src_path, overwrite)
+    to_ref: dict[str, list[float]] = {}
+    if embedder is not None and plan.style is not None and plan.style.crop is not None:
+        ref = plan.style.crop.to(dev).expand(len(chosen), -1, -1, -1)
+        to_ref = {tag: _identity(embedder, ref, img) for tag, img in edited.items()}
     faces = [PhotoFace(c.number, tuple(float(v) for v in c.face.box),
                        tuple((float(x), float(y)) for x, y in c.quad), c.face.score,
-                       {tag: vals[k] for tag, vals in identity.items()}) for k, c in enumerate(chosen)]
+                       {tag: vals[k] for tag, vals in identity.items()},
+                       {tag: vals[k] for tag, vals in to_ref.items()}) for k, c in enumerate(chosen)]
     timings["total"] = time.perf_counter() - t_start
     timings["rest"] = timings["total"] - timings["networks"]
     return PhotoResult(src_path, written, faces, detected, photo.describe(),
