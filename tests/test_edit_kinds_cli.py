@@ -172,3 +172,10 @@ def test_layers_and_keep_shape_the_saved_edit(tmp_path, tiny_weights, astronaut_
         kept[4:] = 0  # the kept directions restricted to the same rows
         cos = float((change * kept).sum() / (np.linalg.norm(change) * np.linalg.norm(kept)))
         assert abs(cos) < 1e-4
+
+
+def test_an_unknown_attr_is_refused_before_the_models_load(tmp_path, photo, capsys):
+    """No model files at all: the direction name is what is reported, not the missing weights."""
+    assert main(["edit", str(photo), "--attr", "age", "--weights-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "unknown or missing direction 'age'" in err and "stylegan2" not in err

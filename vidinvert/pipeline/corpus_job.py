@@ -196,6 +196,7 @@ class _OneInput:
             if p.error is not None:
                 raise VidinvertError(p.error)
             if self.ctx is None:
+                job.check_direction_names(self.request)
                 self.ctx = job.load_context(self.request, set(self.by_kind))
             if p.kind == ALIGNED:
                 from vidinvert.pipeline.images import run_aligned_images

@@ -104,6 +104,7 @@ def run_edit(request: InvertRequest, *, progress: ProgressFactory | None = None,
     if not good:
         return EditResult([results[p.source] for p in planned], seconds=seconds)
     t1 = time.perf_counter()
+    check_direction_names(request)
     ctx = load_context(request, {p.kind for p in good})
     seconds["load_models"] = round(time.perf_counter() - t1, 4)
     t2 = time.perf_counter()
@@ -145,6 +146,19 @@ class JobContext:
     @property
     def strength(self):
         return 0.0 if self.plan is None else self.plan.strength
+
+
+def check_direction_names(req: InvertRequest) -> None:
+    """``--attr`` and ``--keep`` names resolve to files here, before the models load (seconds)."""
+    if not isinstance(req, EditRequest):
+        return
+    from vidinvert.edit.directions import resolve_attr
+
+    for name in req.attr:
+        resolve_attr(name, req.weights_dir)
+    for name in req.keep:
+        if not (Path(name).suffix in (".npy", ".pt", ".pth") or Path(name).exists()):
+            resolve_attr(name, req.weights_dir)
 
 
 def resolve_model_files(encoder: str | None, generator: str | None, weights_dir: Path | None) -> tuple[Path, Path]:
