@@ -153,3 +153,13 @@ def parse_strength(text: str | float) -> float | Keyframes:
     if any(b <= a for a, b in zip(coords, coords[1:])):
         raise VidinvertError(f"strength keyframes {text!r} must be in strictly increasing time order")
     return Keyframes(tuple(keys))
+
+
+def check_unit_schedule(flag: str, value: float | Keyframes) -> None:
+    """A schedule of fractions (``--feature-keep``, ``--style-strength``): a finite number, or
+    keyframe values, each within [0, 1]."""
+    vals = [v for _, v in value.keys] if isinstance(value, Keyframes) else [value]
+    for v in vals:
+        v = float(v)
+        if not math.isfinite(v) or not 0.0 <= v <= 1.0:
+            raise VidinvertError(f"{flag} {v:g}: must be a finite number between 0 and 1")

@@ -6,13 +6,11 @@ towards the generator's own G_K(w) (``--feature-keep``) for stronger edits.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 
-from vidinvert.errors import VidinvertError
-from vidinvert.timespec import Keyframes
+from vidinvert.timespec import Keyframes, check_unit_schedule
 
 
 def apply_edit(w_plus: torch.Tensor, delta: torch.Tensor, strength: torch.Tensor | float) -> torch.Tensor:
@@ -120,9 +118,5 @@ def strength_peak(strength: float | Keyframes) -> float:
 
 
 def check_feature_keep(value: float | Keyframes) -> None:
-    """``--feature-keep``: a finite number (or keyframe values) in [0, 1]."""
-    vals = [v for _, v in value.keys] if isinstance(value, Keyframes) else [value]
-    for v in vals:
-        v = float(v)
-        if not math.isfinite(v) or not 0.0 <= v <= 1.0:
-            raise VidinvertError(f"--feature-keep {v:g}: must be between 0 and 1 (1 keeps the encoder's feature code)")
+    """``--feature-keep``: a finite number (or keyframe values) in [0, 1] (1 keeps the encoder's F)."""
+    check_unit_schedule("--feature-keep", value)

@@ -15,7 +15,6 @@ feature code following eq. (1) from there: ``F~ = F_t + G_K(w'~) - G_K(w')``.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from vidinvert.errors import VidinvertError
-from vidinvert.timespec import Keyframes
+from vidinvert.timespec import Keyframes, check_unit_schedule
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +50,8 @@ def style_mix(w: torch.Tensor, w_ref: torch.Tensor, amount: torch.Tensor | float
 
 
 def check_style_strength(value: float | Keyframes) -> None:
-    """``--style-strength``: a finite number (or keyframe values) in [0, 1]."""
-    vals = [v for _, v in value.keys] if isinstance(value, Keyframes) else [value]
-    for v in vals:
-        v = float(v)
-        if not math.isfinite(v) or not 0.0 <= v <= 1.0:
-            raise VidinvertError(f"--style-strength {v:g}: must be between 0 and 1 (1 takes the reference's style)")
+    """``--style-strength``: a finite number (or keyframe values) in [0, 1] (1 takes the reference's w)."""
+    check_unit_schedule("--style-strength", value)
 
 
 def style_amounts(strength: float | Keyframes, frames: Sequence[tuple[int, float]]) -> torch.Tensor:

@@ -63,16 +63,14 @@ def _finite(name: str, value: float, *, low: float | None = None) -> float:
 
 def _unit_schedule(name: str, text: str):
     """A number or keyframes (the time grammar), every value finite and within [0, 1]."""
-    from vidinvert.timespec import Keyframes, parse_strength
+    from vidinvert.timespec import check_unit_schedule, parse_strength
 
     flag = "--" + name.replace("_", "-")
     try:
         sched = parse_strength(text)
     except VidinvertError:
         raise VidinvertError(f"{flag} {text!r}: give a finite number in 0..1 or keyframes like 0s:0,2s:1") from None
-    for v in ([v for _, v in sched.keys] if isinstance(sched, Keyframes) else [sched]):
-        if not 0.0 <= float(v) <= 1.0:
-            raise VidinvertError(f"{flag} {v:g}: must lie between 0 and 1")
+    check_unit_schedule(flag, sched)
     return sched
 
 
