@@ -44,11 +44,9 @@ def parse_strength_list(text: str) -> tuple[float, ...]:
 def model_paths(encoder: str | None, generator: str | None, weights_dir: Path | None, *, need_encoder: bool):
     """(encoder path or None, generator path) by the usual rule: --generator, else stylegan2-ffhq when
     present (or when psp-ffhq is absent too), else psp-ffhq; --encoder, else fs-encoder."""
-    from vidinvert.weights import find, resolve_file
+    from vidinvert.weights import generator_file, resolve_file
 
-    if generator is None:
-        generator = "psp-ffhq" if find("psp-ffhq", weights_dir) and not find("stylegan2-ffhq", weights_dir) else None
-    gen_path = resolve_file(generator, "stylegan2-ffhq", weights_dir)
+    gen_path = generator_file(generator, weights_dir)
     enc_path = resolve_file(encoder, "fs-encoder", weights_dir) if need_encoder else None
     return enc_path, gen_path
 

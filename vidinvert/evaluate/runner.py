@@ -144,7 +144,7 @@ def run_eval(run: EvalRun, progress: Progress | None = None,
 def _run(run: EvalRun, ctx: distributed.DistContext, compute, progress: Progress | None,
          on_ready: Callable[[dict], None] | None) -> dict[str, Any] | None:
     from vidinvert.engine import Inverter
-    from vidinvert.weights import find, resolve_file
+    from vidinvert.weights import model_files
 
     t_start = time.perf_counter()
     if run.mode == "video":
@@ -157,12 +157,7 @@ def _run(run: EvalRun, ctx: distributed.DistContext, compute, progress: Progress
     if problem:
         raise VidinvertError(problem)
 
-    if run.generator is None:
-        gen_name = "stylegan2-ffhq" if find("stylegan2-ffhq", run.weights_dir) or not find("psp-ffhq", run.weights_dir) else "psp-ffhq"
-    else:
-        gen_name = run.generator
-    gen_path = resolve_file(gen_name, "stylegan2-ffhq", run.weights_dir)
-    enc_path = resolve_file(run.encoder, "fs-encoder", run.weights_dir)
+    enc_path, gen_path = model_files(run.encoder, run.generator, run.weights_dir)
     inverter = Inverter.from_files(enc_path, gen_path, compute)
     suite = MetricSuite.load(run.weights_dir, compute.device, metric_size=run.metric_size)
     batch_size = run.batch_size or (4 if compute.device.type == "cpu" else 16)

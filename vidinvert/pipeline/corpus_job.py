@@ -235,8 +235,8 @@ def run_corpus_edit(request: InvertRequest, *, progress: ProgressFactory | None 
     from vidinvert.device import resolve_compute
     from vidinvert.pipeline.corpus import parse_shard, plan_corpus
     from vidinvert.pipeline.corpus_run import run_corpus
-    from vidinvert.pipeline.job import resolve_model_files
     from vidinvert.pipeline.plan import input_kind
+    from vidinvert.weights import model_files as resolve_model_files
 
     t0 = time.perf_counter()
     request.check()

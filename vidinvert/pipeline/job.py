@@ -161,26 +161,14 @@ def check_direction_names(req: InvertRequest) -> None:
             resolve_attr(name, req.weights_dir)
 
 
-def resolve_model_files(encoder: str | None, generator: str | None, weights_dir: Path | None) -> tuple[Path, Path]:
-    """The encoder and generator files (names from the registry or paths); a missing file names
-    where to put it."""
-    from vidinvert.weights import find, resolve_file
-
-    if generator is None:
-        generator = "stylegan2-ffhq" if find("stylegan2-ffhq", weights_dir) or not find("psp-ffhq", weights_dir) \
-            else "psp-ffhq"
-    gen_path = resolve_file(generator, "stylegan2-ffhq", weights_dir)
-    enc_path = resolve_file(encoder, "fs-encoder", weights_dir)
-    return enc_path, gen_path
-
-
 def load_context(req: InvertRequest, kinds: set[str]) -> JobContext:
     import logging
 
     from vidinvert.device import resolve_compute
     from vidinvert.engine import Inverter
+    from vidinvert.weights import model_files
 
-    enc_path, gen_path = resolve_model_files(req.encoder, req.generator, req.weights_dir)
+    enc_path, gen_path = model_files(req.encoder, req.generator, req.weights_dir)
     compute = resolve_compute(req.device, req.dtype)
     if compute.fell_back and req.device != "cpu":
         logging.getLogger("vidinvert").warning(

@@ -336,6 +336,22 @@ def resolve_file(
     )
 
 
+def generator_file(generator: str | Path | None, weights_dir: Path | str | None = None) -> Path:
+    """The generator: ``generator`` (a path or registry name), else ``stylegan2-ffhq`` when present
+    (or when ``psp-ffhq`` is absent too, so the error names the official file), else ``psp-ffhq``."""
+    if generator is None:
+        generator = "psp-ffhq" if find("psp-ffhq", weights_dir) and not find("stylegan2-ffhq", weights_dir) else None
+    return resolve_file(generator, "stylegan2-ffhq", weights_dir)
+
+
+def model_files(encoder: str | Path | None, generator: str | Path | None,
+                weights_dir: Path | str | None = None) -> tuple[Path, Path]:
+    """The encoder (``encoder``, else ``fs-encoder``) and the generator (:func:`generator_file`);
+    a missing file names where to place it."""
+    gen_path = generator_file(generator, weights_dir)
+    return resolve_file(encoder, "fs-encoder", weights_dir), gen_path
+
+
 def sha256_file(path: Path | str, progress: Callable[[int, int], None] | None = None) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks; ``progress(done, total)`` after each chunk."""
     path = Path(path)
