@@ -179,3 +179,15 @@ def test_an_unknown_attr_is_refused_before_the_models_load(tmp_path, photo, caps
     assert main(["edit", str(photo), "--attr", "age", "--weights-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "unknown or missing direction 'age'" in err and "stylegan2" not in err
+
+
+def test_no_align_on_a_clip_means_the_style_reference_is_aligned(tmp_path, tiny_weights, clip, astronaut_face,
+                                                                  capsys):
+    """--no-align with --style on a clip: the reference is an aligned crop (it has no face box to find)."""
+    out = tmp_path / "s.mkv"
+    assert main(["edit", str(clip), "--style", str(astronaut_face), "--no-align", "-o", str(out), "--codec", "ffv1",
+                 "--no-identity", *_models(tiny_weights)]) == 0
+    assert out.exists()
+    capsys.readouterr()
+    assert main(["edit", str(clip), "--attr", "x", "--no-align", *_models(tiny_weights)]) == 1
+    assert "--no-align does not apply to videos" in capsys.readouterr().err

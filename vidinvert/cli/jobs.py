@@ -39,7 +39,8 @@ InputsArg = Annotated[List[Path], typer.Argument(
          "(.txt/.lst/.list, one path a line): a corpus run.", show_default=False)]
 OutputOpt = _opt("output", Optional[Path], "--output", "-o", help="Output file (one input).")
 OutDirOpt = _opt("out_dir", Optional[Path], "--out-dir", help="Folder for the outputs (created if missing).")
-NoAlignOpt = _opt("no_align", bool, "--no-align", help="Images are already FFHQ-aligned squares.")
+NoAlignOpt = _opt("no_align", bool, "--no-align",
+                  help="Images (and the --style reference) are already FFHQ-aligned squares.")
 OverwriteOpt = _opt("overwrite", bool, "--overwrite", help="Replace existing outputs.")
 LatentsOpt = _opt("save_latents", Optional[Path], "--save-latents",
                   help="Write w+ and F: a .npz for images, a folder of per-chunk .npz files for videos.")

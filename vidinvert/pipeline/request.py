@@ -209,8 +209,7 @@ class InvertRequest:
         if self.weights_dir is not None and not self.weights_dir.is_dir():
             raise VidinvertError(f"--weights-dir {self.weights_dir} is not an existing folder")
 
-    @staticmethod
-    def inapplicable(kind: str) -> tuple[str, ...]:
+    def inapplicable(self, kind: str) -> tuple[str, ...]:
         """The options that mean nothing for an input kind."""
         if kind == VIDEO:
             return ALIGNED_ONLY + PHOTO_ONLY
@@ -331,6 +330,12 @@ class EditRequest(InvertRequest):
             for name in ("style_strength", "style_layers"):
                 if self.given(name):
                     raise VidinvertError(f"--{name.replace('_', '-')} needs --style PHOTO")
+
+    def inapplicable(self, kind: str) -> tuple[str, ...]:
+        """As for invert, except that with ``style`` ``--no-align`` also says the reference is an
+        aligned crop, so it applies to clips too."""
+        refused = super().inapplicable(kind)
+        return refused if self.style is None else tuple(o for o in refused if o != "no_align")
 
     def refuse_inapplicable(self, kinds: dict[str, Path]) -> None:
         """As for invert; and keyframed schedules only for clips (a photo is one frame)."""
