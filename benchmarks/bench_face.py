@@ -15,14 +15,19 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from vidinvert.face import FaceAligner, FaceConfig, masks, paste, warp_faces
-from vidinvert.face.detect import DlibDetector, make_detector
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.timing
+
+from benchmarks.timing import best_of  # noqa: E402
+from vidinvert.face import FaceAligner, FaceConfig, masks, paste, warp_faces  # noqa: E402
+from vidinvert.face.detect import DlibDetector, make_detector  # noqa: E402
 
 
 def make_clip(n: int, width: int = 1920, height: int = 1080, face_px: int = 300, seed: int = 0):
@@ -61,15 +66,7 @@ def timed(fn, *a, repeat: int = 3, warmup: bool = True, name: str | None = None,
 
     The CPU time of that run (``time.process_time``, all threads) goes to ``CPU[name]``: it is far
     less sensitive to other processes on a shared machine than the wall time."""
-    if warmup:
-        fn(*a, **kw)
-    best, cpu, r = float("inf"), float("nan"), None
-    for _ in range(repeat):
-        t, c = time.perf_counter(), time.process_time()
-        r = fn(*a, **kw)
-        dt = time.perf_counter() - t
-        if dt < best:
-            best, cpu = dt, time.process_time() - c
+    best, cpu, r = best_of(fn, *a, repeat=repeat, warmup=warmup, **kw)
     if name:
         CPU[name] = cpu
     return best, r

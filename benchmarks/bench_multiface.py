@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.timing import best_of  # noqa: E402
 from tests.multi_face_clips import Person, render, template_face  # noqa: E402
 from vidinvert.face import FaceConfig, TrackConfig, masks, warp_faces  # noqa: E402
 from vidinvert.face.detect import FaceDetector  # noqa: E402
@@ -64,19 +64,6 @@ def people(n: int) -> list[Person]:
     return [Person(SIZES[k], lambda i, k=k: (80 + 450 * k + 3 * i, 300 + 120 * (k % 2) + i)) for k in range(n)]
 
 
-def best_of(fn, repeat: int):
-    """Best wall time of ``repeat`` runs after one warm-up, that run's CPU time (all threads), the result."""
-    fn()
-    best, cpu, r = float("inf"), float("nan"), None
-    for _ in range(repeat):
-        t, c = time.perf_counter(), time.process_time()
-        r = fn()
-        dt = time.perf_counter() - t
-        if dt < best:
-            best, cpu = dt, time.process_time() - c
-    return best, cpu, r
-
-
 def run_stage(frames, ppl, batched: bool):
     det = KnownFaces(frames, ppl)
     det.batched = batched
@@ -107,7 +94,7 @@ def main(argv=None) -> int:
         frames, _ = render(ppl, args.frames, size=(1920, 1080))
         row: dict = {}
         for batched in (False, True):
-            t, c, out = best_of(lambda: run_stage(frames, ppl, batched), args.repeat)
+            t, c, out = best_of(lambda: run_stage(frames, ppl, batched), repeat=args.repeat)
             key = "stage_batched" if batched else "stage_regions"
             row[key + "_ms"], row[key + "_cpu_ms"] = 1e3 * t / len(frames), 1e3 * c / len(frames)
         assert all(len(ff.edited_faces) == n for ff in out), "every face edited in every frame"
@@ -115,9 +102,9 @@ def main(argv=None) -> int:
         for s in args.sizes:
             faces = [a for ff in todo for a in ff.depth_order()]
             quads = np.stack([a.quad for a in faces])
-            t, c, crops = best_of(lambda: warp_faces([a.frame for a in faces], quads, s), args.repeat)
+            t, c, crops = best_of(lambda: warp_faces([a.frame for a in faces], quads, s), repeat=args.repeat)
             row[f"warp{s}_ms"], row[f"warp{s}_cpu_ms"] = 1e3 * t / len(todo), 1e3 * c / len(todo)
-            t, c, m = best_of(lambda: masks.outline_masks([a.landmarks_crop for a in faces], 256), args.repeat)
+            t, c, m = best_of(lambda: masks.outline_masks([a.landmarks_crop for a in faces], 256), repeat=args.repeat)
             row["mask_ms"] = 1e3 * t / len(todo)
             edited = crops + 0.05
 
@@ -129,7 +116,7 @@ def main(argv=None) -> int:
                     paste_faces_depth(ff.frame, quads[sl], edited[sl], m[sl], mode="delta", recon=crops[sl],
                                       weights=[a.edit_weight for a in faces[sl]])
 
-            t, c, _ = best_of(paste_all, args.repeat)
+            t, c, _ = best_of(paste_all, repeat=args.repeat)
             row[f"paste{s}_ms"], row[f"paste{s}_cpu_ms"] = 1e3 * t / len(todo), 1e3 * c / len(todo)
         res["rows"][n] = row
         print(n, {k: round(v, 2) for k, v in row.items()}, flush=True)

@@ -14,11 +14,16 @@ import argparse
 import json
 import os
 import platform
-import time
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.timing
+
+from benchmarks.timing import best_of  # noqa: E402
 
 
 def make_frame(width: int = 1920, height: int = 1080, face_px: int = 300, seed: int = 0) -> np.ndarray:
@@ -34,19 +39,6 @@ def make_frame(width: int = 1920, height: int = 1080, face_px: int = 300, seed: 
     y, x = (height - ph) // 2, width // 3
     f[y:y + ph, x:x + pw] = patch
     return f
-
-
-def timed(fn, *a, repeat: int = 3, **kw):
-    """Best wall time and its CPU time (all threads) over ``repeat`` runs after one warm-up."""
-    fn(*a, **kw)
-    best, cpu, r = float("inf"), float("nan"), None
-    for _ in range(repeat):
-        t, c = time.perf_counter(), time.process_time()
-        r = fn(*a, **kw)
-        dt = time.perf_counter() - t
-        if dt < best:
-            best, cpu = dt, time.process_time() - c
-    return best, cpu, r
 
 
 def main(argv=None) -> int:
@@ -86,7 +78,7 @@ def main(argv=None) -> int:
                  "face_quad_px": float(np.hypot(*(quad[3] - quad[0]))), "rows": {}}
 
     def row(name, fn, *a, repeat=args.repeat, **kw):
-        wall, cpu, out = timed(fn, *a, repeat=repeat, **kw)
+        wall, cpu, out = best_of(fn, *a, repeat=repeat, **kw)
         res["rows"][name] = {"wall_ms": 1000 * wall / b, "cpu_ms": 1000 * cpu / b}
         print(f"{name:58s} {1000 * wall / b:8.1f} ms wall {1000 * cpu / b:8.1f} CPU-ms per frame", flush=True)
         return out
