@@ -101,6 +101,16 @@ def tiny_weights(tmp_path_factory):
     return {"dir": d, "generator": gen_path, "encoder": enc_path, "gen": gen, "enc": enc}
 
 
+@pytest.fixture()
+def direction(tmp_path):
+    """A random direction for the tiny generator (64-d W, broadcast over its rows) as ``smile.npy``."""
+    import numpy as np
+
+    p = tmp_path / "smile.npy"
+    np.save(p, np.random.default_rng(3).standard_normal((64,)).astype(np.float32))
+    return p
+
+
 @pytest.fixture(scope="session")
 def astronaut_face(tmp_path_factory):
     """A 64x64 square crop around the astronaut's face (uint8 RGB) saved as PNG."""

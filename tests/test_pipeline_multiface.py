@@ -68,13 +68,6 @@ def three(tmp_path_factory, tiny_weights):
     return clip, src, truth
 
 
-@pytest.fixture()
-def direction(tmp_path):
-    p = tmp_path / "smile.npy"
-    np.save(p, np.random.default_rng(3).standard_normal((64,)).astype(np.float32))
-    return p
-
-
 def _face_box(person: Person, i: int, grow: float):
     pos = person.path(i)
     if pos is None:

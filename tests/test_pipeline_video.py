@@ -39,13 +39,6 @@ def clip(tmp_path_factory):
     return make_face_clip(d / "clip.mp4", n_frames=10)
 
 
-@pytest.fixture()
-def direction(tmp_path):
-    p = tmp_path / "smile.npy"
-    np.save(p, np.random.default_rng(3).standard_normal((64,)).astype(np.float32))
-    return p
-
-
 def _models(tw):
     return ["--encoder", str(tw["encoder"]), "--generator", str(tw["generator"]), "--device", "cpu"]
 
