@@ -320,8 +320,13 @@ def run_video(req, ctx, p: PlannedInput, progress, *, many: bool) -> InputResult
         rep = run.run()
         rep["wall_seconds"] = round(time.perf_counter() - t0, 3)
     if ctx.plan is not None and ctx.plan.style is not None and ctx.embedder is not None:
-        rep["identity_to_reference"] = identity_to_reference(
-            ctx.embedder, ctx.plan.style.crop, {name: sm.matrix() for name, sm in run.state.edits.items()})
+        import torch
+
+        streams = {}  # every track's frames of each edit output
+        for name in run.state.edit_names:
+            mats = [m for ts in run.state.tracks.values() if (m := ts.edits[name].matrix()) is not None]
+            streams[name] = torch.cat(mats) if mats else None
+        rep["identity_to_reference"] = identity_to_reference(ctx.embedder, ctx.plan.style.crop, streams)
     if workdir is not None:
         workdir.remove()
     if req.preview:

@@ -49,7 +49,7 @@ def input_kind(path: Path, no_align: bool) -> str:
     return VIDEO
 
 
-def _probe(p: PlannedInput, size_hint: int | None) -> None:
+def _probe(p: PlannedInput) -> None:
     """Read the input's header; raise VidinvertError with the reason it cannot be used."""
     src = p.source
     if not src.exists():
@@ -112,7 +112,7 @@ def plan_inputs(req: InvertRequest) -> list[PlannedInput]:
         req.out_dir.mkdir(parents=True, exist_ok=True)
     for p in planned:
         try:
-            _probe(p, None)
+            _probe(p)
             p.outputs = _outputs(req, p)
             check_planned_outputs(req, p, list(req.inputs))
         except VidinvertError as exc:
