@@ -191,3 +191,11 @@ def test_no_align_on_a_clip_means_the_style_reference_is_aligned(tmp_path, tiny_
     capsys.readouterr()
     assert main(["edit", str(clip), "--attr", "x", "--no-align", *_models(tiny_weights)]) == 1
     assert "--no-align does not apply to videos" in capsys.readouterr().err
+
+
+def test_a_style_reference_that_is_no_image_is_refused_before_the_models(tmp_path, clip, capsys):
+    ref = tmp_path / "ref.jpg"
+    ref.write_bytes(b"not an image")
+    assert main(["edit", str(clip), "--style", str(ref), "--weights-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "--style" in err and "not an image file" in err and "stylegan2" not in err

@@ -61,6 +61,17 @@ def _finite(name: str, value: float, *, low: float | None = None) -> float:
     return v
 
 
+def _check_image_header(flag: str, path: Path) -> None:
+    """An image file Pillow can open (its header only)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            pass
+    except (UnidentifiedImageError, OSError):
+        raise VidinvertError(f"{flag} {path}: not an image file (or an unsupported format)") from None
+
+
 def _unit_schedule(name: str, text: str):
     """A number or keyframes (the time grammar), every value finite and within [0, 1]."""
     from vidinvert.timespec import check_unit_schedule, parse_strength
@@ -322,6 +333,7 @@ class EditRequest(InvertRequest):
         if self.style is not None:
             if not self.style.is_file():
                 raise VidinvertError(f"--style {self.style}: file not found")
+            _check_image_header("--style", self.style)
             from vidinvert.edit.layers import parse_layers
 
             _unit_schedule("style_strength", self.style_strength)
