@@ -6,20 +6,46 @@ The Python API is the CLI's: build a request, call one function::
     result = run_edit(EditRequest(inputs=("clip.mp4",), attr=("smile",), strength="2"))
     result.items[0].outputs      # {"smile": Path("clip.smile.mp4")}
     result.items[0].report       # identity consistency, flicker, frames, timings
+
+The names below load on first use, so ``import vidinvert.<module>`` never pulls in the jobs (base
+modules read the version from :mod:`vidinvert.version`).
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from vidinvert.errors import VidinvertError  # noqa: E402
-from vidinvert.pipeline.request import EditRequest, InvertRequest  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["EditRequest", "InvertRequest", "VidinvertError", "__version__", "run_edit", "run_invert"]
+from vidinvert.version import __version__
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vidinvert.errors import VidinvertError
+    from vidinvert.pipeline.job import run_edit, run_invert
+    from vidinvert.pipeline.request import EditRequest, InvertRequest
+    from vidinvert.pipeline.results import EditResult, InputResult
+
+_LAZY = {
+    "VidinvertError": "vidinvert.errors",
+    "EditRequest": "vidinvert.pipeline.request",
+    "InvertRequest": "vidinvert.pipeline.request",
+    "EditResult": "vidinvert.pipeline.results",
+    "InputResult": "vidinvert.pipeline.results",
+    "run_edit": "vidinvert.pipeline.job",
+    "run_invert": "vidinvert.pipeline.job",
+}
+
+__all__ = ["EditRequest", "EditResult", "InputResult", "InvertRequest", "VidinvertError", "__version__",
+           "run_edit", "run_invert"]
 
 
-def __getattr__(name: str):
-    # run_edit loads on first use (its module is light, but keeps ``import vidinvert`` minimal).
-    if name in ("run_edit", "run_invert"):
-        from vidinvert.pipeline import job
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vidinvert' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return getattr(job, name)
-    raise AttributeError(f"module 'vidinvert' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -80,3 +81,24 @@ def resolve_compute(device: str = "auto", dtype: str = "auto") -> Compute:
     else:
         dt = _DTYPES[dtype]
     return Compute(device=dev, dtype=dt, fell_back=fell_back)
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes of free memory on a CUDA ``device`` (``torch.cuda.mem_get_info``)."""
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(free)
+
+
+def cpu_fallback_message(compute: Compute, device: str) -> str | None:
+    """The line to say when ``compute`` fell back to the CPU although ``device`` did not ask for it."""
+    if not compute.fell_back or str(device) == "cpu":
+        return None
+    asked = " although --device cuda was asked for" if str(device).startswith("cuda") else ""
+    return f"running on the CPU: CUDA is not available{asked} (this is slow; pass --device cpu to silence this)"
+
+
+def warn_cpu_fallback(compute: Compute, device: str) -> None:
+    """Log :func:`cpu_fallback_message` as a loud warning (the CLI shows it even with ``--quiet``)."""
+    msg = cpu_fallback_message(compute, device)
+    if msg is not None:
+        logging.getLogger("vidinvert").warning(msg, extra={"loud": True})

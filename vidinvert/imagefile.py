@@ -328,19 +328,34 @@ def _alpha8(alpha: np.ndarray) -> np.ndarray:
     return alpha if alpha.dtype == np.uint8 else _to8(alpha)
 
 
+def photo_samples(photo: Photo, rgb: np.ndarray) -> np.ndarray:
+    """The samples a lossless (PNG) output of ``photo`` edited to uint8 RGB ``rgb`` holds, as the photo
+    job writes them: uint16 for 16-bit sources (``high`` moved by the 8-bit change), one channel for
+    greyscale, the alpha channel appended untouched. ``[H,W]``, ``[H,W,2]``, ``[H,W,3]`` or
+    ``[H,W,4]``, in RGB(A) order."""
+    if photo.high is not None:
+        if photo.grey:
+            planes = [_apply_to_high(photo.high, photo.rgb[..., 0], _luma(rgb))]
+        else:
+            high = _apply_to_high(photo.high, photo.rgb, rgb)
+            planes = [high[..., 0], high[..., 1], high[..., 2]]
+        if photo.alpha is not None:
+            a = photo.alpha
+            planes.append(a if a.dtype == np.uint16 else a.astype(np.uint16) * 257)
+    else:
+        planes = [_luma(rgb)] if photo.grey else [rgb[..., 0], rgb[..., 1], rgb[..., 2]]
+        if photo.alpha is not None:
+            planes.append(_alpha8(photo.alpha))
+    return planes[0] if len(planes) == 1 else np.dstack(planes)
+
+
 def _png16_bytes(photo: Photo, rgb: np.ndarray) -> bytes:
     """A 16-bit PNG (OpenCV's encoder) of the edited photo, with the ICC profile as an iCCP chunk."""
     import cv2
 
-    if photo.grey:
-        planes = [_apply_to_high(photo.high, photo.rgb[..., 0], _luma(rgb))]
-    else:
-        high = _apply_to_high(photo.high, photo.rgb, rgb)
-        planes = [high[..., 2], high[..., 1], high[..., 0]]  # RGB -> BGR
-    if photo.alpha is not None:
-        a = photo.alpha
-        planes.append(a if a.dtype == np.uint16 else a.astype(np.uint16) * 257)
-    arr = planes[0] if len(planes) == 1 else np.dstack(planes)
+    arr = photo_samples(photo, rgb)
+    if arr.ndim == 3 and arr.shape[2] >= 3:  # RGB(A) -> BGR(A)
+        arr = np.ascontiguousarray(arr[..., [2, 1, 0, *range(3, arr.shape[2])]])
     ok, buf = cv2.imencode(".png", arr)
     if not ok:  # pragma: no cover - OpenCV failure
         raise VidinvertError(f"cannot encode a 16-bit PNG for {photo.path.name}")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vidinvert import __version__
+from vidinvert.version import __version__
 
 _HASH_CACHE: dict[tuple[str, int, int], str] = {}
 

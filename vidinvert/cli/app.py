@@ -12,9 +12,9 @@ from typing import Annotated, Optional, Sequence
 import typer
 from typer.exceptions import TyperException
 
-from vidinvert import __version__
 from vidinvert.cli import common
 from vidinvert.errors import VidinvertError
+from vidinvert.version import __version__
 
 app = common.command_group(
     name="vidinvert",
@@ -46,9 +46,9 @@ def _root(
 
 def _register_commands() -> None:
     # Each module adds its commands to ``app``; imports are cheap (heavy imports happen inside commands).
-    from vidinvert.cli import doctor, eval_cmd, info, jobs, manifest_cmd, train_cmd, weights_cmd  # noqa: F401
+    from vidinvert.cli import directions_cmd, doctor, eval_cmd, info, jobs, manifest_cmd, train_cmd, weights_cmd
 
-    for module in (jobs, info, eval_cmd, train_cmd, weights_cmd, doctor, manifest_cmd):
+    for module in (jobs, info, eval_cmd, train_cmd, directions_cmd, weights_cmd, doctor, manifest_cmd):
         module.register(app)
 
 
@@ -59,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (also used by ``python -m vidinvert``)."""
     args = list(sys.argv[1:] if argv is None else argv)
     common.state.debug = "--debug" in args
+    common.state.as_json = False
     common.setup_logging()
     command = typer.main.get_command(app)
     try:

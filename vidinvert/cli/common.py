@@ -8,6 +8,8 @@ plain lines (no colour, no live bars).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import inspect
 import json
 import logging
@@ -17,6 +19,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from vidinvert.errors import VidinvertError
 
@@ -25,10 +28,11 @@ err = Console(stderr=True, soft_wrap=True, highlight=False)  # messages and prog
 
 
 class State:
-    """Global flags set by the app callback."""
+    """Global flags set by the app callback (and ``--json``/``-q`` after a command)."""
 
     debug: bool = False
     quiet: bool = False
+    as_json: bool = False
 
 
 state = State()
@@ -57,12 +61,14 @@ def print_json(obj: Any) -> None:
 
 
 def render_error(exc: BaseException) -> None:
-    """Render an error as one red line on stderr."""
+    """Render an error as one red line on stderr (and its few ``details`` lines, indented)."""
     msg = exc.message if isinstance(exc, VidinvertError) else f"internal error: {type(exc).__name__}: {exc}"
     msg = " ".join(str(msg).split())
     if not isinstance(exc, VidinvertError):
         msg += " (run with --debug for the traceback; please report it)"
-    err.print(f"[red]error:[/red] {msg}", markup=True, highlight=False)
+    err.print(f"[red]error:[/red] {escape(msg)}", markup=True, highlight=False)
+    for line in getattr(exc, "details", ()):
+        err.print(f"  {line}", markup=False, highlight=False)
 
 
 class _ConsoleHandler(logging.Handler):
@@ -74,10 +80,12 @@ class _ConsoleHandler(logging.Handler):
         except Exception:  # pragma: no cover - malformed record
             return
         if record.levelno >= logging.ERROR:
-            err.print(f"[red]{msg}[/red]", markup=True, highlight=False)
+            err.print(f"[red]{escape(msg)}[/red]", markup=True, highlight=False)
+        elif record.levelno >= logging.WARNING and getattr(record, "loud", False):
+            err.print(f"[bold red]{escape(msg)}[/bold red]", markup=True, highlight=False)  # even with --quiet
         elif record.levelno >= logging.WARNING:
             if not state.quiet:
-                err.print(f"[yellow]notice:[/yellow] {msg}", markup=True, highlight=False)
+                err.print(f"[yellow]notice:[/yellow] {escape(msg)}", markup=True, highlight=False)
         elif not state.quiet and (record.levelno >= logging.INFO or state.debug):
             err.print(msg, markup=False, highlight=False)
 
@@ -120,7 +128,55 @@ DetectorOpt = Annotated[
     str, typer.Option("--detector", help="auto (RetinaFace if its weights are found, else dlib) | retinaface | dlib.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON result on stdout instead of a table.", rich_help_panel="Run")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and results.", rich_help_panel="Run")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
+
+
+@dataclasses.dataclass
+class Shown:
+    """What a command returns to :func:`command`: ``data`` printed as JSON with ``--json`` (a dict, or
+    anything with ``as_dict()``), else ``render()`` draws it for people; ``code`` is the exit code."""
+
+    data: Any
+    render: Callable[[], None] | None = None
+    code: int = 0
+
+
+def show(result: Shown | None) -> int:
+    """The one place results are rendered: JSON on stdout with ``--json``, else the human rendering."""
+    if result is None:
+        return 0
+    if state.as_json:
+        data = result.data.as_dict() if hasattr(result.data, "as_dict") else result.data
+        print_json(data)
+    elif result.render is not None:
+        result.render()
+    return result.code
+
+
+def command(group: typer.Typer, name: str, **settings: Any) -> Callable:
+    """Register ``fn`` as command ``name`` of ``group`` with ``--json`` and ``-q/--quiet`` (accepted after
+    the command name too); ``fn`` returns a :class:`Shown` (or None), rendered by :func:`show`."""
+
+    def register(fn: Callable[..., Shown | None]) -> Callable:
+        sig = inspect.signature(fn, eval_str=True)
+        extra = [inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOpt),
+                 inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=QuietOpt)]
+
+        @functools.wraps(fn)
+        def run(*args, as_json: bool = False, quiet: bool = False, **kwargs) -> None:
+            state.as_json = as_json
+            state.quiet = state.quiet or quiet
+            code = show(fn(*args, **kwargs))
+            if code:
+                raise typer.Exit(code)
+
+        params = list(sig.parameters.values())
+        run.__signature__ = sig.replace(parameters=params + extra)  # type: ignore[attr-defined]
+        group.command(name, **settings)(run)
+        return fn
+
+    return register
 
 
 def command_group(**settings: Any) -> typer.Typer:
@@ -159,25 +215,6 @@ def options_of(*groups: Callable[..., None]):
         return command
 
     return apply
-
-
-def announce_cpu_fallback(compute, device: str) -> None:
-    """One loud line when ``compute`` fell back to the CPU although ``device`` did not ask for it."""
-    if compute.fell_back and device != "cpu":
-        loud(
-            "running on the CPU: CUDA is not available"
-            + (" although --device cuda was asked for" if device.startswith("cuda") else "")
-            + " (this is slow; pass --device cpu to silence this)"
-        )
-
-
-def resolve_compute_loudly(device: str, dtype: str):
-    """:func:`vidinvert.device.resolve_compute`, with :func:`announce_cpu_fallback`."""
-    from vidinvert.device import resolve_compute
-
-    compute = resolve_compute(device, dtype)
-    announce_cpu_fallback(compute, device)
-    return compute
 
 
 @contextlib.contextmanager

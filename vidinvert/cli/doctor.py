@@ -9,8 +9,8 @@ from pathlib import Path
 
 import typer
 
-from vidinvert import __version__
 from vidinvert.cli import common
+from vidinvert.version import __version__
 
 CODECS = {"encoders": ("libx264", "libx265", "ffv1", "aac"), "decoders": ("h264", "hevc", "vp9", "av1", "prores", "ffv1")}
 
@@ -63,34 +63,36 @@ def collect(weights_dir: Path | None = None) -> dict:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("doctor")
-    def doctor(weights_dir: common.WeightsDirOpt = None, as_json: common.JsonOpt = False) -> None:
+    def doctor(weights_dir: common.WeightsDirOpt = None) -> common.Shown:
         """Check the machine: Python, torch, CUDA and GPUs, PyAV codecs, face tools, weight files."""
         rep = collect(weights_dir)
-        if as_json:
-            common.print_json(rep)
-            return
-        from rich.table import Table
+        return common.Shown(rep, lambda: _render(rep))
 
-        t = Table(title="vidinvert doctor", show_header=False)
-        t.add_column("what", style="bold")
-        t.add_column("status")
-        ok, bad = "[green]yes[/green]", "[red]no[/red]"
-        t.add_row("vidinvert", rep["vidinvert"])
-        t.add_row("python", f"{rep['python']} ({rep['platform']})")
-        t.add_row("torch", f"{rep['torch']} (CUDA {rep['cuda_version'] or 'none'}, {rep['threads']} CPU threads)")
-        if rep["devices"]:
-            for d in rep["devices"]:
-                t.add_row(f"cuda:{d['index']}", f"{d['name']}, {d['memory_gib']} GiB, bf16 {'yes' if d['bf16'] else 'no'}")
-        else:
-            t.add_row("GPU", "[yellow]none: networks run on the CPU (slow)[/yellow]")
-        t.add_row("PyAV", str(rep.get("pyav")))
-        for name, has in rep.get("codecs", {}).items():
-            t.add_row(f"  {name}", ok if has else bad)
-        for name, has in rep["face_tools"].items():
-            t.add_row(name, ok if has else bad)
-        t.add_row("weights folders", "\n".join(rep["weights_dirs"]))
-        for name, path in rep["weights"].items():
-            t.add_row(f"  {name}", f"[green]{path}[/green]" if path else "[dim]missing[/dim]")
-        common.out.print(t)
-        common.out.print("Missing weights: `vidinvert weights` shows where to place each file.")
+    common.command(app, "doctor")(doctor)
+
+
+def _render(rep: dict) -> None:
+    from rich.table import Table
+
+    t = Table(title="vidinvert doctor", show_header=False)
+    t.add_column("what", style="bold")
+    t.add_column("status")
+    ok, bad = "[green]yes[/green]", "[red]no[/red]"
+    t.add_row("vidinvert", rep["vidinvert"])
+    t.add_row("python", f"{rep['python']} ({rep['platform']})")
+    t.add_row("torch", f"{rep['torch']} (CUDA {rep['cuda_version'] or 'none'}, {rep['threads']} CPU threads)")
+    if rep["devices"]:
+        for d in rep["devices"]:
+            t.add_row(f"cuda:{d['index']}", f"{d['name']}, {d['memory_gib']} GiB, bf16 {'yes' if d['bf16'] else 'no'}")
+    else:
+        t.add_row("GPU", "[yellow]none: networks run on the CPU (slow)[/yellow]")
+    t.add_row("PyAV", str(rep.get("pyav")))
+    for name, has in rep.get("codecs", {}).items():
+        t.add_row(f"  {name}", ok if has else bad)
+    for name, has in rep["face_tools"].items():
+        t.add_row(name, ok if has else bad)
+    t.add_row("weights folders", "\n".join(rep["weights_dirs"]))
+    for name, path in rep["weights"].items():
+        t.add_row(f"  {name}", f"[green]{path}[/green]" if path else "[dim]missing[/dim]")
+    common.out.print(t)
+    common.out.print("Missing weights: `vidinvert weights` shows where to place each file.")

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from vidinvert.choices import Modality
 from vidinvert.cli import common
 
 SourceArg = Annotated[
@@ -40,13 +41,6 @@ def _default_out(source: str) -> Path:
     return Path(f"eval-{Path(name).stem or name}")
 
 
-# Video-only options that --images refuses, when the user gave them, with the reason.
-VIDEO_ONLY = {
-    "modality": ("--modality", "it picks between RAVDESS clips held twice"),
-    "detector": ("--detector", "--images takes aligned faces, no face is detected"),
-}
-
-
 def _context(ctx: typer.Context) -> None: ...
 
 
@@ -57,19 +51,18 @@ def _given(ctx: typer.Context, name: str) -> bool:
 
 
 def refuse_video_options(ctx: typer.Context) -> None:
-    """One-line VidinvertError for the first video-only option given with ``--images``."""
-    from vidinvert.errors import VidinvertError
+    """One-line VidinvertError for the first video-only option given with ``--images`` (the library's rule)."""
+    from vidinvert.evaluate.runner import VIDEO_ONLY
+    from vidinvert.evaluate.runner import refuse_video_options as refuse
 
-    for name, (flag, why) in VIDEO_ONLY.items():
-        if _given(ctx, name):
-            raise VidinvertError(f"{flag} applies to videos, not to --images ({why}): leave it out")
+    refuse({name for name in VIDEO_ONLY if _given(ctx, name)})
 
 
 def _source_options(
     source: SourceArg = None,
     images: ImagesOpt = None,
     out: OutOpt = None,
-    modality: ModalityOpt = "video-only",
+    modality: ModalityOpt = Modality.VIDEO_ONLY.value,
     sample: SampleOpt = None,
     seed: SeedOpt = 0,
     max_frames: MaxFramesOpt = None,
@@ -83,77 +76,59 @@ def _eval_options(
     batch_size: BatchOpt = None,
     detector: common.DetectorOpt = "auto",
     metric_size: MetricSizeOpt = None,
-    as_json: common.JsonOpt = False,
 ) -> None: ...
 
 
+def eval_command(**o) -> common.Shown | None:
+    """Measure inversion quality: SSIM, PSNR, MSE, LPIPS, ID and identity consistency.
+
+    Writes OUT/videos.csv (or images.csv), summary.json, table.md, identity_consistency.png
+    and run.json, and prints the table. Several GPUs or machines:
+    torchrun --nproc-per-node N -m vidinvert eval DIR --out OUT.
+    """
+    from vidinvert.distributed import context_from_env
+    from vidinvert.evaluate.runner import EvalRun, run_eval
+
+    ctx = o.pop("ctx")
+    source, images = o.pop("source"), o["images"]
+    run = EvalRun(out=o.pop("out") or _default_out(source or images or "run"), videos=source, **o,
+                  explicit=frozenset(n for n in o if _given(ctx, n)))
+    run.check()
+    main_rank = context_from_env().is_main
+    unit = "videos" if run.mode == "video" else "images"
+    with common.StageProgress(quiet=common.state.quiet or not main_rank) as prog:
+        tasks: dict[str, int] = {}
+
+        def on_ready(info: dict) -> None:
+            if main_rank:  # said once the source and models are known to be fine
+                shard = f", {info['mine']} on this rank of {info['world_size']}" if info["world_size"] > 1 else ""
+                common.info(f"eval: {info['items']} {unit}{shard} on {info['device']}; identity: "
+                            f"{info['models']['identity'] or 'none'}; LPIPS: {info['models']['lpips'] or 'none'}")
+
+        def progress(kind: str, n: int) -> None:
+            if kind == "total":
+                tasks["item"] = prog.add(unit, total=n, unit=unit)
+                if run.mode == "video":
+                    tasks["frames"] = prog.add("frames", total=None, unit="frames")
+            elif kind in tasks:
+                prog.advance(tasks[kind], n)
+
+        summary = run_eval(run, progress=progress, on_ready=on_ready)
+    if summary is None:  # not rank 0: rank 0 reports
+        return None
+    return common.Shown(summary, lambda: _render(summary, run, unit))
+
+
+def _render(summary: dict, run, unit: str) -> None:
+    from vidinvert.evaluate.report import markdown_table
+
+    common.out.print(markdown_table(summary, summary.get("method", "ours")), markup=False, end="")
+    c = summary["counts"]
+    if c["skipped"]:
+        common.notice(f"{c['skipped']} of {c['selected']} {unit} skipped (see summary.json 'skipped')")
+    common.info(f"results in {run.out}/: " + ", ".join(Path(p).name for p in summary.get("files", {}).values()))
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("eval")
-    @common.options_of(_context, _source_options, common.model_options, _eval_options)
-    def eval_command(**o) -> None:
-        """Measure inversion quality: SSIM, PSNR, MSE, LPIPS, ID and identity consistency.
-
-        Writes OUT/videos.csv (or images.csv), summary.json, table.md, identity_consistency.png
-        and run.json, and prints the table. Several GPUs or machines:
-        torchrun --nproc-per-node N -m vidinvert eval DIR --out OUT.
-        """
-        from vidinvert.distributed import context_from_env
-        from vidinvert.errors import VidinvertError
-        from vidinvert.evaluate.datasets import MODALITIES
-        from vidinvert.evaluate.runner import EvalRun, run_eval
-
-        source, images, modality, limit, max_frames = o["source"], o["images"], o["modality"], o["limit"], o["max_frames"]
-        if (source is None) == (images is None):
-            raise VidinvertError("give a video source (DIR, glob or list file) or --images DIR, exactly one")
-        if images is not None:
-            refuse_video_options(o["ctx"])
-        if modality not in MODALITIES:
-            raise VidinvertError(f"unknown --modality {modality!r}: choose one of {', '.join(MODALITIES)}")
-        if limit is not None and images is None:
-            raise VidinvertError("--limit applies to --images; for videos use --sample or --max-frames")
-        if max_frames is not None and images is not None:
-            raise VidinvertError("--max-frames applies to videos; for images use --limit or --sample")
-        main_rank = context_from_env().is_main
-        from vidinvert.device import resolve_compute
-
-        compute = resolve_compute(o["device"], o["dtype"])
-        run = EvalRun(
-            out=o["out"] or _default_out(source or images or "run"), videos=source, images=images, modality=modality,
-            sample=o["sample"], seed=o["seed"], max_frames=max_frames, limit=limit, resume=o["resume"],
-            overwrite=o["overwrite"], encoder=o["encoder"], generator=o["generator"], weights_dir=o["weights_dir"],
-            device=o["device"], dtype=o["dtype"], batch_size=o["batch_size"], detector=o["detector"],
-            metric_size=o["metric_size"],
-        )
-        unit = "videos" if run.mode == "video" else "images"
-        with common.StageProgress(quiet=common.state.quiet or not main_rank) as prog:
-            tasks: dict[str, int] = {}
-
-            def on_ready(info: dict) -> None:
-                if main_rank:  # said once the source and models are known to be fine
-                    common.announce_cpu_fallback(compute, o["device"])
-                if main_rank:
-                    shard = f", {info['mine']} on this rank of {info['world_size']}" if info["world_size"] > 1 else ""
-                    common.info(f"eval: {info['items']} {unit}{shard} on {info['device']}; identity: "
-                                f"{info['models']['identity'] or 'none'}; LPIPS: {info['models']['lpips'] or 'none'}")
-
-            def progress(kind: str, n: int) -> None:
-                if kind == "total":
-                    tasks["item"] = prog.add(unit, total=n, unit=unit)
-                    if run.mode == "video":
-                        tasks["frames"] = prog.add("frames", total=None, unit="frames")
-                elif kind in tasks:
-                    prog.advance(tasks[kind], n)
-
-            summary = run_eval(run, progress=progress, on_ready=on_ready)
-        if summary is None:  # not rank 0: rank 0 reports
-            return
-        if o["as_json"]:
-            common.print_json(summary)
-            return
-        from vidinvert.evaluate.report import markdown_table
-
-        common.out.print(markdown_table(summary, summary.get("method", "ours")), markup=False, end="")
-        c = summary["counts"]
-        if c["skipped"]:
-            common.notice(f"{c['skipped']} of {c['selected']} {unit} skipped (see summary.json 'skipped')")
-        common.info(f"results in {run.out}/: " + ", ".join(Path(p).name for p in summary.get("files", {}).values()))
+    common.command(app, "eval")(common.options_of(_context, _source_options, common.model_options, _eval_options)(
+        eval_command))

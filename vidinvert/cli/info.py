@@ -60,17 +60,17 @@ def rows(info) -> list[tuple[str, str]]:
 
 def info_command(
     clip: Annotated[Path, typer.Argument(help="The video to describe.", show_default=False)],
-    json_out: common.JsonOpt = False,
-) -> None:
+) -> common.Shown:
     """Describe a video: container, duration, frames, frame rate, size, rotation, colour, audio."""
-    from rich.table import Table
-
     from vidinvert.video import probe
 
     info = probe(clip, count_frames=True)
-    if json_out:
-        common.print_json(info.to_dict())
-        return
+    return common.Shown(info.to_dict(), lambda: _render(info))
+
+
+def _render(info) -> None:
+    from rich.table import Table
+
     table = Table(title=str(info.path.name), show_header=False, box=None, pad_edge=False)
     table.add_column("field", style="bold")
     table.add_column("value")
@@ -80,4 +80,4 @@ def info_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("info")(info_command)
+    common.command(app, "info")(info_command)

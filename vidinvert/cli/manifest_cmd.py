@@ -12,7 +12,6 @@ from typing import Annotated
 import typer
 
 from vidinvert.cli import common
-from vidinvert.cli.common import JsonOpt
 
 OutDirArg = Annotated[Path, typer.Argument(metavar="OUT_DIR", show_default=False,
                                            help="The corpus output folder (holds manifest.rank-*.jsonl).")]
@@ -23,21 +22,24 @@ def register(app: typer.Typer) -> None:
     manifest_app = common.command_group(name="manifest", help="Corpus manifests (edit/invert over a corpus).",
                                         no_args_is_help=True)
 
-    @manifest_app.command("merge")
-    def merge(out_dir: OutDirArg, as_json: JsonOpt = False) -> None:
+    def merge(out_dir: OutDirArg) -> common.Shown:
         """Merge the per-rank manifests of OUT_DIR into manifest.jsonl and manifest.summary.json."""
-        from vidinvert.pipeline.manifest import MANIFEST, SUMMARY, merge_manifests
+        from vidinvert.pipeline.manifest import merge_manifests
 
         summary = merge_manifests(out_dir)
-        if as_json:
-            common.print_json(summary)
-            return
-        rate = summary["frames_per_second"]
-        common.out.print(
-            f"{summary['inputs']} inputs: {summary['done']} done, {summary['failed']} failed, "
-            f"{summary['frames']} frames" + (f", {rate:.1f} frames/s per process" if rate else "")
-            + f" -> {Path(out_dir) / MANIFEST}, {Path(out_dir) / SUMMARY}", markup=False)
-        for f in summary["failed_inputs"][:20]:
-            common.out.print(f"failed: {f['input']}: {f['error']}", markup=False)
+        return common.Shown(summary, lambda: _render(summary, out_dir))
 
+    common.command(manifest_app, "merge")(merge)
     app.add_typer(manifest_app)
+
+
+def _render(summary: dict, out_dir: Path) -> None:
+    from vidinvert.pipeline.manifest import MANIFEST, SUMMARY
+
+    rate = summary["frames_per_second"]
+    common.out.print(
+        f"{summary['inputs']} inputs: {summary['done']} done, {summary['failed']} failed, "
+        f"{summary['frames']} frames" + (f", {rate:.1f} frames/s per process" if rate else "")
+        + f" -> {Path(out_dir) / MANIFEST}, {Path(out_dir) / SUMMARY}", markup=False)
+    for f in summary["failed_inputs"][:20]:
+        common.out.print(f"failed: {f['input']}: {f['error']}", markup=False)

@@ -84,11 +84,8 @@ def result_printer(as_json: bool, n_inputs: int) -> Callable:
     return show
 
 
-def render_result(result, as_json: bool) -> int:
-    """The end of a run: JSON on stdout (``--json``), the failure count; the exit code."""
-    if as_json:
-        common.print_json(result.as_dict())
+def failure_count(result) -> None:
+    """The end of a run of several inputs: how many failed (each was one red line already)."""
     failed = result.failed
     if failed and len(result.items) > 1:
         common.err.print(f"[red]{len(failed)} of {len(result.items)} inputs failed[/red]")
-    return result.exit_code

@@ -1,4 +1,5 @@
-"""Edit directions: one rule for every file, and the ``--attr`` registry.
+"""Edit directions: one rule for every file (the ``--attr`` names are found by
+:mod:`vidinvert.weights.directions`).
 
 The rule (the strength units of every vidinvert command): a direction file holds a
 ``(D,)``, ``(1,D)`` or ``(L,D)`` W-space direction or a flattened ``(1, L*D)`` W+ boundary
@@ -19,26 +20,17 @@ import numpy as np
 import torch
 
 from vidinvert.errors import VidinvertError
+from vidinvert.weights.directions import (  # noqa: F401  (the --attr registry, re-exported)
+    ALIASES,
+    OFFICIAL_BOUNDARIES,
+    available_directions,
+    direction_dirs,
+    resolve_attr,
+)
 
 log = logging.getLogger(__name__)
 
 EDIT_STEP = 15.0
-
-# Official boundaries shipped with the Feature-Style encoder (CelebA attribute names).
-OFFICIAL_BOUNDARIES = ("Smiling", "Eyeglasses", "Heavy_Makeup")
-# Friendly names -> candidates in order of preference (file stems, case-insensitive).
-ALIASES: dict[str, tuple[str, ...]] = {
-    "smile": ("Smiling", "smile"),
-    "smiling": ("Smiling", "smile"),
-    "glasses": ("Eyeglasses", "glasses", "eyeglasses"),
-    "eyeglasses": ("Eyeglasses", "eyeglasses", "glasses"),
-    "makeup": ("Heavy_Makeup", "makeup"),
-    "heavy_makeup": ("Heavy_Makeup", "makeup"),
-    "age": ("age", "Age"),
-    "pose": ("pose", "Pose"),
-    "gender": ("gender", "Gender", "Male"),
-}
-
 
 @dataclass(frozen=True)
 class Direction:
@@ -121,56 +113,6 @@ def load_named(name_or_file: str | Path, n_latent: int, style_dim: int, weights_
         return load_direction(p, n_latent, style_dim)
     text = str(name_or_file)
     return load_direction(resolve_attr(text, weights_dir)[1], n_latent, style_dim, name=text)
-
-
-def _direction_dirs(weights_dir: Path | None) -> list[Path]:
-    from vidinvert.weights import search_dirs
-
-    dirs: list[Path] = []
-    for d in search_dirs(weights_dir):
-        dirs += [d, d / "directions", d / "boundaries"]
-    return dirs
-
-
-def available_directions(weights_dir: Path | None = None) -> dict[str, Path]:
-    """Direction files found in the weights folders: ``{attribute name: path}`` (first found wins).
-
-    ``Smiling_boundary.npy`` is listed as ``Smiling``; ``smile.npy`` as ``smile``.
-    """
-    found: dict[str, Path] = {}
-    for d in _direction_dirs(weights_dir):
-        if not d.is_dir():
-            continue
-        for f in sorted(d.glob("*.npy")):
-            stem = f.stem
-            name = stem[: -len("_boundary")] if stem.endswith("_boundary") else stem
-            found.setdefault(name, f)
-    return found
-
-
-def resolve_attr(attr: str, weights_dir: Path | None = None) -> tuple[str, Path]:
-    """``--attr NAME`` -> (canonical name, file). Friendly aliases (``smile`` -> ``Smiling``).
-
-    An unknown or absent name raises an error listing what is available and where files go.
-    """
-    avail = available_directions(weights_dir)
-    lower = {k.lower(): k for k in avail}
-    candidates = ALIASES.get(attr.lower(), ()) + (attr,)
-    for c in candidates:
-        if c.lower() in lower:
-            key = lower[c.lower()]
-            return key, avail[key]
-    from vidinvert.weights import direction_sources_text
-
-    where = ", ".join(str(d) for d in _direction_dirs(weights_dir)[:1])
-    have = ", ".join(sorted(avail)) if avail else "none"
-    aliases = sorted(a for a, cands in ALIASES.items()
-                     if a.lower() not in lower and any(c.lower() in lower for c in cands))
-    also = f" (also by the names {', '.join(aliases)})" if aliases else ""
-    raise VidinvertError(
-        f"unknown or missing direction {attr!r}: names with a file here: {have}{also}; put NAME.npy in {where}"
-        f" or pass --direction FILE.npy. Known sources: {direction_sources_text()}"
-    )
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from vidinvert.choices import FitSpace
 from vidinvert.errors import VidinvertError
 
 log = logging.getLogger(__name__)
 
-SPACES = ("wplus", "w")
+SPACES = FitSpace.values()
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "-1", "false", "no", "n", "f"}
 
@@ -204,4 +206,39 @@ def save_direction(direction: np.ndarray, out: str | Path, *, overwrite: bool = 
     return dest
 
 
-__all__ = ["FitResult", "LatentStore", "SPACES", "fit_direction", "fit_from_files", "read_labels", "save_direction"]
+@dataclass(frozen=True)
+class FitRequest:
+    """``directions fit``: latents (``.npz`` files or chunk folders), a labels CSV, the output ``.npy``,
+    the space (``wplus`` or ``w``) and the SVM's C."""
+
+    latents: tuple[Path, ...]
+    labels: Path
+    out: Path
+    space: str = FitSpace.WPLUS.value
+    svm_c: float = 1.0
+    overwrite: bool = False
+
+    def check(self) -> None:
+        from vidinvert.fileio import check_output
+
+        FitSpace.parse(self.space, "--space")
+        if not math.isfinite(float(self.svm_c)) or float(self.svm_c) <= 0:
+            raise VidinvertError(f"--svm-c {self.svm_c}: give a finite number above 0")
+        check_output(Path(self.out), overwrite=self.overwrite, inputs=[*self.latents, self.labels])
+
+
+def run_fit(request: FitRequest) -> dict:
+    """Fit and write the direction; the summary (output, space, shape, training accuracy, counts). A
+    poor separation (training accuracy under 0.75) is logged as a warning."""
+    request.check()
+    space = str(FitSpace.parse(request.space, "--space"))
+    res = fit_from_files(request.latents, request.labels, space, c=float(request.svm_c))
+    save_direction(res.direction, request.out, overwrite=request.overwrite)
+    if res.accuracy < 0.75:
+        log.warning(f"the SVM separates the labels poorly (training accuracy {res.accuracy:.2f}): check the labels")
+    return {"output": str(request.out), "space": space, "shape": list(res.direction.shape),
+            "train_accuracy": res.accuracy, "positive": res.n_positive, "negative": res.n_negative}
+
+
+__all__ = ["FitRequest", "FitResult", "LatentStore", "SPACES", "fit_direction", "fit_from_files", "read_labels", "run_fit",
+           "save_direction"]

@@ -14,53 +14,16 @@ direction with ``k`` equal non-zero rows moves each of them by ``15 * S / sqrt(k
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import replace
 
 import torch
 
 from vidinvert.edit.directions import EDIT_STEP, Direction, EditSpec
 from vidinvert.errors import VidinvertError
+from vidinvert.specs import LAYER_GROUPS, group_rows, parse_layers  # noqa: F401  (the grammar, re-exported)
 
-LAYER_GROUPS = ("all", "coarse", "middle", "fine")
 # The customary SeFa / GANSpace step: a unit-norm 512-d direction moved by about 3 on each edited row.
 ROW_STEP = 3.0
-
-
-def group_rows(group: str, n_latent: int) -> list[int]:
-    """Rows of a named group for a generator with ``n_latent`` w+ rows (see the module docstring)."""
-    if group == "all":
-        return list(range(n_latent))
-    lo, hi = {"coarse": (0, 3), "middle": (4, 7), "fine": (8, n_latent - 1)}[group]
-    return [r for r in range(lo, min(hi, n_latent - 1) + 1)]
-
-
-def parse_layers(spec: str, n_latent: int, *, what: str = "--layers") -> list[int]:
-    """A layer spec -> the sorted, distinct rows it names. Raises VidinvertError on a bad spec
-    (unknown word, reversed or out-of-range row, nothing selected)."""
-    text = str(spec).strip().lower().replace(" ", "")
-    if not text:
-        raise VidinvertError(f"empty {what}: give all, coarse, middle, fine, A-B or A,B,C")
-    rows: set[int] = set()
-    for item in text.split(","):
-        if item in LAYER_GROUPS:
-            rows.update(group_rows(item, n_latent))
-            continue
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", item)
-        if m is None:
-            raise VidinvertError(
-                f"bad {what} item {item!r} in {spec!r}: use all, coarse, middle, fine, A-B or A,B,C"
-                f" (rows 0..{n_latent - 1})")
-        a = int(m.group(1))
-        b = int(m.group(2)) if m.group(2) is not None else a
-        if a > b:
-            raise VidinvertError(f"bad {what} range {item!r}: the first row must not exceed the last")
-        if b >= n_latent:
-            raise VidinvertError(f"{what} {spec!r} names row {b}, but this generator has rows 0..{n_latent - 1}")
-        rows.update(range(a, b + 1))
-    if not rows:
-        raise VidinvertError(f"{what} {spec!r} selects no row of this generator")
-    return sorted(rows)
 
 
 def layer_mask(spec: str, n_latent: int) -> torch.Tensor:

@@ -17,11 +17,12 @@ import datetime as _dt
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from vidinvert import distributed
+from vidinvert.choices import Detector, Modality, ModelChoice
 from vidinvert.errors import VidinvertError
 from vidinvert.evaluate.datasets import MediaItem, discover_images, discover_videos
 from vidinvert.evaluate.report import SUMMARY_NAME, summarize, write_json, write_report
@@ -61,23 +62,47 @@ class EvalRun:
     batch_size: int | None = None
     detector: str = "auto"
     metric_size: int | None = None
+    explicit: frozenset[str] = field(default=frozenset(), compare=False)  # the options given on purpose
 
     @property
     def mode(self) -> str:
         return "video" if self.videos is not None else "image"
 
+    def check(self) -> None:
+        """Every rule of ``vidinvert eval``'s options (before anything is read)."""
+        if (self.videos is None) == (self.images is None):
+            raise VidinvertError("give a video source (DIR, glob or list file) or --images DIR, exactly one")
+        if self.images is not None:
+            refuse_video_options(self.explicit)
+        Modality.parse(self.modality, "--modality")
+        Detector.parse(self.detector, "--detector")
+        if self.limit is not None and self.images is None:
+            raise VidinvertError("--limit applies to --images; for videos use --sample or --max-frames")
+        if self.max_frames is not None and self.images is not None:
+            raise VidinvertError("--max-frames applies to videos; for images use --limit or --sample")
+        for name in ("sample", "max_frames", "limit", "batch_size", "metric_size"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise VidinvertError(f"--{name.replace('_', '-')} must be at least 1, got {v}")
+        if self.metric_size is not None and self.metric_size < 11:
+            raise VidinvertError("--metric-size must be at least 11 px (the SSIM window)")
+        if self.resume and self.overwrite:
+            raise VidinvertError("--resume keeps finished results and --overwrite discards them: give one")
+        ModelChoice(self.encoder, self.generator, self.weights_dir, self.device, self.dtype).check()
 
-def _check_run(run: EvalRun) -> None:
-    if (run.videos is None) == (run.images is None):
-        raise VidinvertError("give either a video source DIR or --images DIR (one of them)")
-    for name in ("sample", "max_frames", "limit", "batch_size", "metric_size"):
-        v = getattr(run, name)
-        if v is not None and v < 1:
-            raise VidinvertError(f"--{name.replace('_', '-')} must be at least 1, got {v}")
-    if run.metric_size is not None and run.metric_size < 11:
-        raise VidinvertError("--metric-size must be at least 11 px (the SSIM window)")
-    if run.resume and run.overwrite:
-        raise VidinvertError("--resume keeps finished results and --overwrite discards them: give one")
+
+# Video-only options that --images refuses, when the user gave them, with the reason.
+VIDEO_ONLY = {
+    "modality": ("--modality", "it picks between RAVDESS clips held twice"),
+    "detector": ("--detector", "--images takes aligned faces, no face is detected"),
+}
+
+
+def refuse_video_options(given) -> None:
+    """One-line VidinvertError for the first video-only option in ``given`` (names given on purpose)."""
+    for name, (flag, why) in VIDEO_ONLY.items():
+        if name in given:
+            raise VidinvertError(f"{flag} applies to videos, not to --images ({why}): leave it out")
 
 
 def _check_out_dir(run: EvalRun) -> str | None:
@@ -128,7 +153,7 @@ def run_eval(run: EvalRun, progress: Progress | None = None,
     """
     from vidinvert.device import Compute, resolve_compute
 
-    _check_run(run)
+    run.check()
     compute = resolve_compute(run.device, run.dtype)
     ctx = distributed.context_from_env()
     device = distributed.device_for(ctx, compute.device)
@@ -143,6 +168,7 @@ def run_eval(run: EvalRun, progress: Progress | None = None,
 
 def _run(run: EvalRun, ctx: distributed.DistContext, compute, progress: Progress | None,
          on_ready: Callable[[dict], None] | None) -> dict[str, Any] | None:
+    from vidinvert.device import warn_cpu_fallback
     from vidinvert.engine import Inverter
     from vidinvert.weights import model_files
 
@@ -182,6 +208,8 @@ def _run(run: EvalRun, ctx: distributed.DistContext, compute, progress: Progress
     models = {"encoder": str(enc_path), "generator": str(gen_path), "size": inverter.size,
               "identity": suite.describe()["identity"], "lpips": suite.describe()["lpips"],
               "detector": getattr(detector, "name", None)}
+    if ctx.is_main:
+        warn_cpu_fallback(compute, run.device)
     if on_ready is not None:
         on_ready({"device": compute.describe(), "items": len(items), "mine": len(mine), "rank": ctx.rank,
                   "world_size": ctx.world_size, "models": models, "selection": selection})

@@ -36,8 +36,8 @@ from vidinvert.face.masks import (
     feather_mask,
     outline_polygon,
 )
+from vidinvert.specs import REGIONS, parse_regions  # noqa: F401  (the grammar, re-exported)
 
-REGIONS = ("mouth", "eyes", "brows", "nose", "skin", "face", "hair", "neck")
 #: Regions that landmarks cannot define.
 PARSING_ONLY = ("hair", "neck")
 #: CelebAMask-HQ classes of each region (0 background, 1 skin, 2/3 brows, 4/5 eyes, 6 glasses,
@@ -61,28 +61,6 @@ _MOUTH = slice(48, 60)
 _EYES = (slice(36, 42), slice(42, 48))
 _BROWS = (slice(17, 22), slice(22, 27))
 _NOSE = slice(27, 36)
-
-
-def parse_regions(text: str | Sequence[str] | None) -> tuple[str, ...]:
-    """``"mouth,eyes"`` (or a list of such strings, e.g. a repeated option) -> ``("mouth", "eyes")``.
-
-    Case-insensitive, duplicates dropped (first order kept); None or empty -> ``()``.
-    An unknown name raises :class:`VidinvertError` listing the valid ones.
-    """
-    if text is None:
-        return ()
-    items = [text] if isinstance(text, str) else list(text)
-    out: list[str] = []
-    for item in items:
-        for name in str(item).split(","):
-            name = name.strip().lower()
-            if not name:
-                continue
-            if name not in REGIONS:
-                raise VidinvertError(f"unknown --region {name!r}: choose from {', '.join(REGIONS)} (comma-separated)")
-            if name not in out:
-                out.append(name)
-    return tuple(out)
 
 
 def check_regions(regions: Sequence[str], *, parsing: bool, paste_mode: str | None = None) -> None:

@@ -9,7 +9,7 @@ glob or list file among the inputs, or ``--shard``, or torchrun's ``WORLD_SIZE``
   overrides; without torchrun an explicit ``OMP_NUM_THREADS`` is kept); a torchrun rank on CUDA
   binds ``cuda:LOCAL_RANK``;
 * the models load once (only when some input of the share needs work), and each input runs
-  through the one-input functions of :mod:`vidinvert.pipeline.job` with its own output folder
+  through the one dispatch by kind (:func:`vidinvert.pipeline.runners.run_planned`) with its own output folder
   (its path relative to its root, mirrored under ``--out-dir``);
 * :func:`~vidinvert.pipeline.corpus_run.run_corpus` skips inputs recorded done with the same
   configuration fingerprint (outputs intact), records every input in ``manifest.rank-R.jsonl``
@@ -31,17 +31,11 @@ from pathlib import Path
 
 from vidinvert.errors import VidinvertError
 from vidinvert.inputs import LIST_SUFFIXES, is_glob
-from vidinvert.pipeline.job import (
-    EditResult,
-    InputResult,
-    ProgressFactory,
-    _no_progress,
-)
-from vidinvert.pipeline.request import (
-    ALIGNED,
-    VIDEO,
-    InvertRequest,
-)
+from vidinvert.pipeline.needs import check_needed_files
+from vidinvert.pipeline.plan import input_kind, plan_inputs
+from vidinvert.pipeline.request import InvertRequest
+from vidinvert.pipeline.results import EditResult, InputResult, ProgressFactory, no_progress
+from vidinvert.pipeline.settings import JobSettings
 
 log = logging.getLogger("vidinvert.corpus")
 
@@ -175,36 +169,30 @@ def _identity_of(req: InvertRequest, rep: dict | None) -> float | None:
 
 
 class _OneInput:
-    """Runs one corpus input through the job's one-input functions; the models load on first use."""
+    """Runs one corpus input through the one dispatch by kind; the models load on first use."""
 
-    def __init__(self, request: InvertRequest, by_kind: dict[str, InvertRequest], progress: ProgressFactory) -> None:
-        self.request, self.by_kind, self.progress = request, by_kind, progress
+    def __init__(self, settings: JobSettings, kinds: set[str], progress: ProgressFactory) -> None:
+        self.settings, self.kinds, self.progress = settings, kinds, progress
         self.ctx = None
         self.results: list[InputResult] = []
 
     def __call__(self, item) -> dict:
-        from vidinvert.pipeline import job
-        from vidinvert.pipeline.plan import input_kind, plan_inputs
+        from vidinvert.pipeline.context import load_context
+        from vidinvert.pipeline.runners import run_planned
 
-        kind = input_kind(item.path, self.request.no_align)
-        req = self.by_kind[kind]
-        sub = dataclasses.replace(req, inputs=(item.path,), out_dir=item.output_dir(req.out_dir), overwrite=True,
-                                  report=_mirror(req.report, item), save_latents=_mirror(req.save_latents, item),
-                                  frames_dir=_mirror(req.frames_dir, item))
+        request = self.settings.request
+        kind = input_kind(item.path, request.no_align)
+        s = self.settings.for_kind(kind).replace(inputs=(item.path,), out_dir=item.output_dir(request.out_dir), overwrite=True,
+                                  report=_mirror(request.report, item), save_latents=_mirror(request.save_latents, item),
+                                  frames_dir=_mirror(request.frames_dir, item))
         try:
-            (p,) = plan_inputs(sub)
+            (p,) = plan_inputs(s.request)
             if p.error is not None:
                 raise VidinvertError(p.error)
             if self.ctx is None:
-                job.check_direction_names(self.request)
-                self.ctx = job.load_context(self.request, set(self.by_kind))
-            if p.kind == ALIGNED:
-                from vidinvert.pipeline.images import run_aligned_images
-
-                (res,) = run_aligned_images(sub, self.ctx, [p], self.progress)
-            else:
-                run_one = job.run_video if p.kind == VIDEO else job.run_photo
-                res = run_one(sub, self.ctx, p, self.progress, many=True)
+                check_needed_files(request, self.kinds)
+                self.ctx = load_context(self.settings, self.kinds)
+            res = run_planned(s, self.ctx, [p], self.progress, many=True)[p.source]
         except VidinvertError as exc:
             self.results.append(InputResult(item.path, kind, error=exc.message))
             raise
@@ -215,7 +203,7 @@ class _OneInput:
         rep = res.report or {}
         frames = rep.get("frames", {}).get("total") if isinstance(rep.get("frames"), dict) else None
         return {"outputs": list(res.outputs.values()), "frames": int(frames if frames is not None else item.frames),
-                "identity_consistency": _identity_of(req, rep), "details": {"kind": kind}}
+                "identity_consistency": _identity_of(s.request, rep), "details": {"kind": kind}}
 
 
 def run_corpus_edit(request: InvertRequest, *, progress: ProgressFactory | None = None,
@@ -235,11 +223,10 @@ def run_corpus_edit(request: InvertRequest, *, progress: ProgressFactory | None 
     from vidinvert.device import resolve_compute
     from vidinvert.pipeline.corpus import parse_shard, plan_corpus
     from vidinvert.pipeline.corpus_run import run_corpus
-    from vidinvert.pipeline.plan import input_kind
     from vidinvert.weights import model_files as resolve_model_files
 
     t0 = time.perf_counter()
-    request.check()
+    settings = JobSettings.resolve(request)
     _check_layout(request)
     shard = parse_shard(request.shard)
     out_dir = request.out_dir
@@ -248,6 +235,7 @@ def run_corpus_edit(request: InvertRequest, *, progress: ProgressFactory | None 
     for it in items:
         if it.error is None:
             examples.setdefault(input_kind(it.path, request.no_align), it.path)
+    check_needed_files(request, set(examples))
     model_files = resolve_model_files(request.encoder, request.generator, request.weights_dir)
     fingerprint = config_fingerprint(request, model_files)
 
@@ -264,8 +252,9 @@ def run_corpus_edit(request: InvertRequest, *, progress: ProgressFactory | None 
     log.info(f"corpus: {len(items)} inputs, {sum(it.frames for it in items)} frames; this process: "
              f"{shard.describe()} on {device}{threads}")
 
-    by_kind = requests_by_kind(rank_req, examples)
-    runner = _OneInput(rank_req, by_kind, progress or _no_progress)
+    requests_by_kind(rank_req, examples)  # refuses an option that applies to no kind of the corpus
+    rank_settings = settings if rank_req is request else JobSettings.resolve(rank_req, check=False)
+    runner = _OneInput(rank_settings, set(examples), progress or no_progress)
 
     def process_one(item):
         try:

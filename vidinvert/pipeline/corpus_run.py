@@ -171,6 +171,20 @@ def _read_marker(path: Path) -> dict | None:
         return None
 
 
+def _still_to_do(mine: Sequence[CorpusInput], previous: dict, out_dir: Path, fingerprint: str,
+                 retry_failed: bool) -> tuple[list[CorpusInput], int, int]:
+    """The inputs of ``mine`` to process, how many are skipped and how many of those had failed."""
+    todo, skipped, failed = [], 0, 0
+    for item in mine:
+        reason = mf.skip_reason(previous.get(item.key), out_dir, fingerprint, retry_failed)
+        if reason is None:
+            todo.append(item)
+        else:
+            skipped += 1
+            failed += reason == "failed"
+    return todo, skipped, failed
+
+
 def run_corpus(items: Sequence[CorpusInput], process_one: ProcessOne, *, shard: Shard, out_dir: Path,
                fingerprint: str, retry_failed: bool = False, progress: Callable[[str], None] | None = None,
                poll_s: float = 10.0, report_every_s: float = 60.0, run_id: str | None = None) -> CorpusResult:
@@ -206,16 +220,9 @@ def run_corpus(items: Sequence[CorpusInput], process_one: ProcessOne, *, shard: 
     tag = "" if shard.kind == "single" else f"rank {shard.index}: "
     watch = shard.kind == "torchrun" and shard.is_main
     last_report = time.monotonic()
-    processed = skipped = failed = frames = 0
+    processed = frames = 0
     busy = 0.0
-    todo = []
-    for item in mine:
-        reason = mf.skip_reason(previous.get(item.key), out_dir, fingerprint, retry_failed)
-        if reason is None:
-            todo.append(item)
-        else:
-            skipped += 1
-            failed += reason == "failed"
+    todo, skipped, failed = _still_to_do(mine, previous, out_dir, fingerprint, retry_failed)
     if skipped:
         say(f"{tag}{skipped} of {len(mine)} inputs already recorded with this configuration, skipped"
             + (f" ({failed} failed: --retry-failed retries them)" if failed else ""))

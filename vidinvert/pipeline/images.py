@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -22,22 +22,35 @@ from vidinvert.engine import Inverter, Latents
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import atomic_path
 from vidinvert.imagefile import read_image, write_image
-from vidinvert.pipeline.request import InvertRequest
+from vidinvert.pipeline.edits import EditPlan
+from vidinvert.pipeline.records import write_records
+from vidinvert.pipeline.request import ALIGNED, EditRequest
+from vidinvert.pipeline.results import InputResult
+from vidinvert.pipeline.settings import JobSettings
 
 log = logging.getLogger(__name__)
+_D = EditRequest.defaults()
 
 
 @dataclass(frozen=True)
 class ImageJob:
+    """Aligned images in batches: per input one output per edit (or the reconstruction).
+
+    ``edits`` empty: invert. ``plan``: the job's :class:`~vidinvert.pipeline.edits.EditPlan` (style,
+    feature keep); its strength replaces ``strength``. ``tags``: the output tags when they differ from
+    the edits' names (a style alone). ``batch_size`` has no default (the rule is
+    :meth:`~vidinvert.pipeline.settings.JobSettings.batch_size`)."""
+
     inputs: tuple[Path, ...]
-    outputs: tuple[tuple[Path, ...], ...]  # per input: one output per edit (or the reconstruction)
-    edits: tuple[EditSpec, ...] = ()  # empty: invert (reconstruction)
-    strength: float = 3.0
-    save_latents: Path | None = None
-    batch_size: int = 4
-    overwrite: bool = False
-    plan: object | None = None  # an EditPlan (style, feature keep); its strength replaces ``strength``
-    tags: tuple[str, ...] = ()  # output tags when they differ from the edits' names (a style alone)
+    outputs: tuple[tuple[Path, ...], ...]
+    _: KW_ONLY
+    batch_size: int
+    edits: tuple[EditSpec, ...] = ()
+    strength: float = float(_D["strength"])
+    save_latents: Path | None = _D["save_latents"]
+    overwrite: bool = _D["overwrite"]
+    plan: EditPlan | None = None
+    tags: tuple[str, ...] = ()
 
 
 def load_aligned(path: Path, size: int) -> np.ndarray:
@@ -87,8 +100,6 @@ def run_image_job(inverter: Inverter, job: ImageJob,
         results: list[Latents] = []
         tags = list(job.tags) or [e.name for e in job.edits] or ["inverted"]
         if job.edits or job.tags:
-            from vidinvert.pipeline.edits import EditPlan
-
             t = time.perf_counter()
             plan = job.plan if job.plan is not None else EditPlan(strength=job.strength)
             by_name = {e.name: e for e in job.edits}
@@ -140,25 +151,21 @@ def run_image_job(inverter: Inverter, job: ImageJob,
             "seconds_per_image": timings["total"] / max(n, 1)}
 
 
-def run_aligned_images(req: InvertRequest, ctx, planned: Sequence, progress) -> list:
+def run_aligned_images(s: JobSettings, ctx, planned: Sequence, progress) -> list[InputResult]:
     """The aligned images of a request (``planned``: :class:`~vidinvert.pipeline.plan.PlannedInput`)
-    as one batched job -> one :class:`~vidinvert.pipeline.job.InputResult` per image.
+    as one batched job -> one :class:`~vidinvert.pipeline.results.InputResult` per image.
 
-    With ``req.report``: identity of each output to its source (the identity embedder's measure).
+    With ``report``: identity of each output to its source (the identity embedder's measure).
     """
-    from vidinvert.pipeline.job import InputResult, write_records
-    from vidinvert.timespec import Keyframes
-
-    if isinstance(ctx.strength, Keyframes):
-        raise VidinvertError("strength keyframes apply to videos; give a single number for images")
-    inverter = ctx.inverter
+    req, inverter = s.request, ctx.inverter
     specs = tuple(spec for _, spec in ctx.edits if spec is not None)
     tags = tuple(tag for tag, _ in ctx.edits)
     for p in planned:  # every image decoded before anything is written
         load_aligned(p.source, inverter.size)
-    bs = req.batch_size or (4 if inverter.compute.device.type == "cpu" else 16)
+    bs = s.batch_size(ALIGNED, inverter.compute, inverter.size)
     job = ImageJob(tuple(p.source for p in planned), tuple(tuple(p.outputs.values()) for p in planned),
-                   specs, float(ctx.strength), req.save_latents, bs, req.overwrite, plan=ctx.plan, tags=tags)
+                   edits=specs, strength=float(s.strength), save_latents=req.save_latents, batch_size=bs,
+                   overwrite=req.overwrite, plan=ctx.plan, tags=tags)
     with progress("images", {"images": len(planned)}, "images") as advance:
         summary = run_image_job(inverter, job, progress=lambda n: advance("images", n),
                                 embedder=ctx.embedder if req.report is not None else None)
@@ -169,7 +176,6 @@ def run_aligned_images(req: InvertRequest, ctx, planned: Sequence, progress) -> 
             rep = {"input": str(p.source), "outputs": {t: str(o) for t, o in p.outputs.items()},
                    "identity_embedder": getattr(ctx.embedder, "name", None),
                    "identity_to_source": summary["identity_to_source"][k] if ctx.embedder is not None else None}
-        if rep is not None:
-            write_records(req, ctx, p, {}, rep, config={"images": {"batch_size": bs}})
+            write_records(s, ctx, p, {}, rep, config={"images": {"batch_size": bs}})
         results.append(InputResult(p.source, p.kind, outputs=dict(p.outputs), report=rep))
     return results

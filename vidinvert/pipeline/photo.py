@@ -11,6 +11,7 @@ no face. Memory: the source, one output image and per-face boxes (no full-size f
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -21,13 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidinvert.choices import PasteMode
 from vidinvert.edit.directions import EditSpec
 from vidinvert.engine import Inverter, Latents
 from vidinvert.errors import VidinvertError
 from vidinvert.face.align import warp_faces
 from vidinvert.face.detect import FaceDetector, make_detector
 from vidinvert.face.masks import outline_masks
-from vidinvert.face.paste import PASTE_MODES, combine_masks, paste_faces_depth
+from vidinvert.face.paste import combine_masks, paste_faces_depth
 from vidinvert.face.regions import feature_grid_mask
 from vidinvert.face.select import NumberedFace, check_min_face, find_faces
 from vidinvert.face.stage import to_crop_normalised
@@ -36,6 +38,9 @@ from vidinvert.fileio import atomic_path, check_output
 from vidinvert.imagefile import check_photo_output, read_photo, write_photo
 from vidinvert.metrics.identity import measure_label, measure_of, paired_identity
 from vidinvert.pipeline.edits import EditPlan
+from vidinvert.pipeline.request import EditRequest
+from vidinvert.pipeline.settings import JobSettings
+from vidinvert.timespec import Keyframes
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,7 @@ log = logging.getLogger(__name__)
 INVERSION = "inversion"
 #: smallest face the photo detector looks for, as a fraction of the photo's shorter side
 PHOTO_MIN_FACE = 0.04
+_D = EditRequest.defaults()
 
 
 @dataclass(frozen=True)
@@ -100,12 +106,35 @@ def make_photo_detector(kind: str = "auto", weights_dir: Path | str | None = Non
     return make_detector(kind, weights_dir, device, min_face=PHOTO_MIN_FACE, min_face_px=max(20.0, float(min_face)))
 
 
-def _validate(edits: Sequence[EditSpec], strength: float, paste_mode: str, outputs: Mapping[str, Path],
-              plan=None) -> None:
+@dataclass(frozen=True, kw_only=True)
+class PhotoConfig:
+    """How the faces of a photo are chosen, pasted and written; the defaults are the request's
+    (:meth:`from_settings` makes it from a job's resolved settings). ``detector``: a built
+    :class:`FaceDetector` or a ``--detector`` name."""
+
+    face_select: str | int | FaceSelect = _D["face"]
+    detector: FaceDetector | str = str(_D["detector"])
+    paste_mode: str = str(_D["paste"])
+    color_match: bool = _D["color_match"]
+    min_face: float = _D["min_face"]
+    overwrite: bool = _D["overwrite"]
+    weights_dir: Path | str | None = _D["weights_dir"]
+    mask_size: int = 256
+
+    @classmethod
+    def from_settings(cls, s: JobSettings) -> PhotoConfig:
+        r = s.request
+        return cls(face_select=r.face, detector=str(r.detector), paste_mode=str(r.paste), color_match=r.color_match,
+                   min_face=r.min_face, overwrite=r.overwrite, weights_dir=r.weights_dir)
+
+
+def _validate(edits: Sequence[EditSpec], strength, cfg: PhotoConfig, outputs: Mapping[str, Path], plan=None) -> None:
+    """The values of a direct library call (a job's were checked by its request): the same rules."""
+    if isinstance(strength, Keyframes):
+        raise VidinvertError("--strength keyframes apply to videos; give a single number for images")
     if not math.isfinite(float(strength)):
         raise VidinvertError(f"--strength {strength}: give a finite number")
-    if paste_mode not in PASTE_MODES:
-        raise VidinvertError(f"--paste {paste_mode}: choose one of {', '.join(PASTE_MODES)}")
+    PasteMode.parse(cfg.paste_mode, "--paste")
     if not outputs:
         raise ValueError("edit_photo: no outputs")
     names = {e.name for e in edits}
@@ -114,32 +143,32 @@ def _validate(edits: Sequence[EditSpec], strength: float, paste_mode: str, outpu
             raise ValueError(f"edit_photo: output {tag!r} is neither {INVERSION!r} nor an edit ({sorted(names)})")
 
 
-def edit_photo(inverter: Inverter, photo_path: str | Path, *, edits: Sequence[EditSpec] = (), strength: float = 3.0,
-               face_select: str | int | FaceSelect = "largest", detector: FaceDetector | str = "auto",
-               paste_mode: str = "delta", color_match: bool = False, masker=None, embedder=None,
-               min_face: float = 0.0, outputs: Mapping[str, Path], overwrite: bool = False,
-               save_latents: Path | None = None, mask_size: int = 256,
-               weights_dir: Path | str | None = None, plan: EditPlan | None = None) -> PhotoResult:
+def edit_photo(inverter: Inverter, photo_path: str | Path, *, outputs: Mapping[str, Path],
+               edits: Sequence[EditSpec] = (), plan: EditPlan | None = None, strength: float = 3.0,
+               masker=None, embedder=None, save_latents: Path | None = None, config: PhotoConfig | None = None,
+               **config_fields) -> PhotoResult:
     """Invert/edit the chosen faces of one photo and write every output.
 
     outputs: tag -> path; a tag is an edit's name (``EditSpec.name``) or :data:`INVERSION` (the
-    reconstruction, pasted in full). detector: a built :class:`FaceDetector` or a ``--detector``
-    name (built with :func:`make_photo_detector`). masker: a ``ParsingMasker`` or None (landmark
-    masks). embedder: an identity embedder (``.embed``/``.name``) or None (no identity figures).
-    min_face: ``--min-face`` pixels (0 = off). save_latents: an ``.npz`` path (see README).
-    plan: the job's :class:`~vidinvert.pipeline.edits.EditPlan` (feature keep, regions, style;
-    its strength replaces ``strength``); an output tag without an edit in ``edits`` is then the
-    style alone.
+    reconstruction, pasted in full). config: a :class:`PhotoConfig` (face choice, detector, paste,
+    min face, overwrite, weights folder); ``config_fields`` override its fields (``face_select="all"``,
+    ``detector=built_detector``). masker: a ``ParsingMasker`` or None (landmark masks). embedder: an
+    identity embedder (``.embed``/``.name``) or None (no identity figures). save_latents: an ``.npz``
+    path (see README). plan: the job's :class:`~vidinvert.pipeline.edits.EditPlan` (feature keep,
+    regions, style; its strength replaces ``strength``); an output tag without an edit in ``edits``
+    is then the style alone.
     Raises :class:`VidinvertError` ("PATH: no face found", bad options, unwritable outputs)
     before anything is written.
     """
+    cfg = dataclasses.replace(config or PhotoConfig(), **config_fields)
+    overwrite = cfg.overwrite
     t_start = time.perf_counter()
     src_path = Path(photo_path)
     if plan is None:
-        plan = EditPlan(strength=float(strength))
-    _validate(edits, plan.strength, paste_mode, outputs, plan)
-    select = parse_face_select(face_select)
-    min_face = check_min_face(min_face)
+        plan = EditPlan(strength=strength)
+    _validate(edits, plan.strength, cfg, outputs, plan)
+    parse_face_select(cfg.face_select)
+    check_min_face(cfg.min_face)
     dests = {tag: check_output(Path(p), overwrite=overwrite, inputs=[src_path]) for tag, p in outputs.items()}
     if save_latents is not None:
         check_output(Path(save_latents), overwrite=overwrite, inputs=[src_path])
@@ -155,34 +184,15 @@ def edit_photo(inverter: Inverter, photo_path: str | Path, *, edits: Sequence[Ed
     for p in dests.values():
         check_photo_output(photo, p)
     t = tick("read", t)
-    if isinstance(detector, str):
-        detector = make_photo_detector(detector, weights_dir, inverter.compute.device, min_face)
-    chosen, detected = find_faces(photo.rgb, detector, select, min_face, what=str(src_path))
-    t = tick("detect", t)
-
-    dev, size = inverter.compute.device, inverter.size
-    quads = np.stack([c.quad for c in chosen])
-    src = warp_faces([photo.rgb] * len(chosen), quads, size, device=dev)  # [N,3,S,S]
-    t = tick("align", t)
-    lat = inverter.invert(src)
-    recon = inverter.synthesize(lat)
-    by_name = {e.name: e for e in edits}
-    region = None
-    if plan.regions is not None:
-        lm = [to_crop_normalised(c.quad, c.face.landmarks) for c in chosen]
-        region = plan.regions.masks(lm, src, device=dev)
-    outs = [(tag, by_name.get(tag)) for tag in dests if tag != INVERSION]
-    n = len(chosen)
-    edited_lat = plan.edit_batch(inverter, lat, outs, [(0, 0.0)] * n, [1.0] * n,
-                                 None if region is None else feature_grid_mask(region)) if outs else {}
-    edited = {tag: inverter.synthesize(le) for tag, le in edited_lat.items()}
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
+    chosen, detected, quads, src = photo_faces(inverter, photo, cfg, str(src_path), tick=tick)
+    dev = inverter.compute.device
+    t = time.perf_counter()
+    lat, recon, edited_lat, edited, region = photo_networks(inverter, src, chosen, [tag for tag in dests if tag != INVERSION],
+                                                            edits, plan)
     t = tick("networks", t)
 
     written, identity = _paste_and_write(photo, chosen, quads, src, recon, edited, dests, region, tick, masker=masker,
-                                         mask_size=mask_size, paste_mode=paste_mode, color_match=color_match,
-                                         embedder=embedder, overwrite=overwrite)
+                                         cfg=cfg, embedder=embedder)
     latents_path = None
     if save_latents is not None:
         latents_path = _save_latents(Path(save_latents), chosen, lat, edited_lat, photo.size, src_path, overwrite)
@@ -200,30 +210,86 @@ def edit_photo(inverter: Inverter, photo_path: str | Path, *, edits: Sequence[Ed
                        getattr(embedder, "name", None) if embedder is not None else None, timings, latents_path)
 
 
-def _paste_and_write(photo, chosen, quads, src, recon, edited, dests, region, tick, *, masker, mask_size: int,
-                     paste_mode: str, color_match: bool, embedder, overwrite: bool):
-    """Every output: its faces pasted back in depth order (the reconstruction in full, edits by
-    ``paste_mode``, inside ``region`` when given), written in kind; the identity per face."""
+def photo_faces(inverter: Inverter, photo, cfg: PhotoConfig, what: str, *, tick=None):
+    """Find the chosen faces of ``photo`` (numbered from the left; ``cfg.face_select``, ``min_face``)
+    and FFHQ-align them: ``(chosen faces, faces detected, quads [N,4,2], crops [N,3,S,S] in [-1,1])``.
+    ``tick(stage, t0)`` records timings ("detect", "align")."""
     t = time.perf_counter()
-    base_mask = None
-    if masker is None:
+    detector = cfg.detector
+    if isinstance(detector, str):
+        detector = make_photo_detector(detector, cfg.weights_dir, inverter.compute.device, cfg.min_face)
+    chosen, detected = find_faces(photo.rgb, detector, parse_face_select(cfg.face_select),
+                                  check_min_face(cfg.min_face), what=what)
+    if tick is not None:
+        t = tick("detect", t)
+    quads = np.stack([c.quad for c in chosen])
+    src = warp_faces([photo.rgb] * len(chosen), quads, inverter.size, device=inverter.compute.device)
+    if tick is not None:
+        tick("align", t)
+    return chosen, detected, quads, src
+
+
+def photo_networks(inverter: Inverter, src: torch.Tensor, chosen: Sequence[NumberedFace], tags: Sequence[str],
+                   edits: Sequence[EditSpec], plan: EditPlan):
+    """The networks' part of a photo: the faces' crops ``src`` ``[N,3,S,S]`` in [-1,1] inverted as one
+    batch, reconstructed, and edited for each output tag (a tag without an edit in ``edits`` is the
+    style alone). Returns ``(latents, recon [N,3,S,S], edited latents {tag: Latents}, edited images
+    {tag: [N,3,S,S]}, region masks [N,1,s,s] or None)``."""
+    dev = inverter.compute.device
+    lat = inverter.invert(src)
+    recon = inverter.synthesize(lat)
+    by_name = {e.name: e for e in edits}
+    region = None
+    if plan.regions is not None:
         lm = [to_crop_normalised(c.quad, c.face.landmarks) for c in chosen]
-        base_mask = outline_masks(lm, mask_size, device=src.device)
-    t = tick("masks", t)
+        region = plan.regions.masks(lm, src, device=dev)
+    outs = [(tag, by_name.get(tag)) for tag in tags]
+    n = len(chosen)
+    edited_lat = plan.edit_batch(inverter, lat, outs, [(0, 0.0)] * n, [1.0] * n,
+                                 None if region is None else feature_grid_mask(region)) if outs else {}
+    edited = {tag: inverter.synthesize(le) for tag, le in edited_lat.items()}
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return lat, recon, edited_lat, edited, region
+
+
+def photo_masks(chosen, src: torch.Tensor, img: torch.Tensor, *, masker, mask_size: int) -> torch.Tensor:
+    """The faces' paste masks ``[N,1,m,m]``: parsing of the source and the synthesis (the union), or
+    the landmarks' outline without parsing weights."""
+    if masker is not None:
+        return masker.masks(src, img, size=mask_size)
+    lm = [to_crop_normalised(c.quad, c.face.landmarks) for c in chosen]
+    return outline_masks(lm, mask_size, device=src.device)
+
+
+def paste_photo(photo, chosen, quads, src, recon, img, region, *, inversion: bool, cfg: PhotoConfig,
+                masker, mask: torch.Tensor | None = None) -> np.ndarray:
+    """One output's full photo, uint8 RGB ``[H,W,3]``: the faces' syntheses ``img`` ``[N,3,S,S]`` pasted
+    back in depth order (the reconstruction in full; edits by ``cfg.paste_mode``, inside ``region``).
+    ``mask``: the faces' masks when already made (:func:`photo_masks`)."""
+    mode = "full" if inversion else cfg.paste_mode
+    if mask is None:
+        mask = photo_masks(chosen, src, img, masker=masker, mask_size=cfg.mask_size)
+    if region is not None and not inversion:
+        mask = combine_masks(mask, region)
+    return paste_faces_depth(photo.rgb, quads, img, mask, mode=mode, recon=recon,
+                             color_reference=src if (cfg.color_match and mode == "full") else None)
+
+
+def _paste_and_write(photo, chosen, quads, src, recon, edited, dests, region, tick, *, masker, cfg: PhotoConfig,
+                     embedder):
+    """Every output: its faces pasted back (:func:`paste_photo`), written in kind; the identity per face."""
     identity: dict[str, list[float]] = {}
     written: dict[str, Path] = {}
     for tag, dest in dests.items():
         t = time.perf_counter()
         img = recon if tag == INVERSION else edited[tag]
-        mode = "full" if tag == INVERSION else paste_mode
-        mask = masker.masks(src, img, size=mask_size) if masker is not None else base_mask
-        if region is not None and tag != INVERSION:
-            mask = combine_masks(mask, region)
+        mask = photo_masks(chosen, src, img, masker=masker, mask_size=cfg.mask_size)
         t = tick("masks", t)
-        rgb = paste_faces_depth(photo.rgb, quads, img, mask, mode=mode, recon=recon,
-                                color_reference=src if (color_match and mode == "full") else None)
+        rgb = paste_photo(photo, chosen, quads, src, recon, img, region, inversion=tag == INVERSION, cfg=cfg,
+                          masker=masker, mask=mask)
         t = tick("paste", t)
-        written[tag] = write_photo(dest, photo, rgb, overwrite=overwrite)
+        written[tag] = write_photo(dest, photo, rgb, overwrite=cfg.overwrite)
         del rgb
         t = tick("write", t)
         if embedder is not None:

@@ -108,6 +108,10 @@ def plan_inputs(req: InvertRequest) -> list[PlannedInput]:
     for p in planned:
         kinds.setdefault(p.kind, p.source)
     req.refuse_inapplicable(kinds)
+    if VIDEO in kinds:
+        from vidinvert.video.writer import check_encoder_available
+
+        check_encoder_available(req.for_kind(VIDEO).codec)
     if req.out_dir is not None:
         req.out_dir.mkdir(parents=True, exist_ok=True)
     for p in planned:

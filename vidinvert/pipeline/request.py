@@ -6,8 +6,11 @@
     from vidinvert import EditRequest, run_edit
     result = run_edit(EditRequest(inputs=("clip.mp4",), attr=("smile",), strength="2"))
 
-This module imports no torch (it is read when the CLI starts). :meth:`InvertRequest.check`
-validates values (finite numbers, known names, the time grammar) and
+Each field is declared with :func:`option`: its default, its ``--help`` line and panel, and the
+input kinds it applies to. The CLI generates its options from these declarations
+(:mod:`vidinvert.cli.jobs`), so a new option is a field here (with its check in :meth:`check`) and
+its implementation. This module imports no torch (it is read when the CLI starts).
+:meth:`InvertRequest.check` validates values (finite numbers, known names, the time grammar) and
 :meth:`InvertRequest.refuse_inapplicable` refuses options that do not apply to an input kind.
 """
 
@@ -19,33 +22,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidinvert.choices import Codec, Detector, Dtype, ModelChoice, PasteMode, Preset, parse_device
 from vidinvert.errors import VidinvertError
+from vidinvert.timespec import Keyframes, TimeRange, check_unit_schedule, parse_strength
+
+__all__ = ["ALIGNED", "PHOTO", "VIDEO", "EditRequest", "InvertRequest", "ModelChoice", "option"]
 
 # Input kinds: a video clip, an FFHQ-aligned square image (``--no-align``), a raw photo.
 VIDEO, ALIGNED, PHOTO = "video", "aligned image", "photo"
+KINDS = frozenset({VIDEO, ALIGNED, PHOTO})
+#: Frames per chunk of the video job (the unit of streaming, resuming and latent smoothing).
+CHUNK_FRAMES = 32
 
-# The options of each panel of ``--help`` (also the names of the request fields).
-PANELS: dict[str, tuple[str, ...]] = {
-    "Inputs and outputs": ("output", "out_dir", "no_align", "overwrite", "save_latents", "report", "frames_dir",
-                           "side_by_side"),
-    "Models": ("encoder", "generator", "weights_dir", "device", "dtype", "batch_size"),
-    "Faces": ("detector", "face", "min_face", "paste", "color_match", "flow_refine"),
-    "Edit": ("attr", "direction", "strength", "combine", "layers", "keep", "region", "feature_keep", "style",
-             "style_strength", "style_layers"),
-    "Temporal": ("start", "end", "smooth_latents", "fine_mean", "max_gap", "crop_sigma"),
-    "Encoding": ("codec", "crf", "preset"),
-    "Run": ("preview", "resume", "identity", "shard", "retry_failed"),
-}
+# The ``--help`` panels, in order.
+PANEL_ORDER = ("Inputs and outputs", "Models", "Faces", "Edit", "Temporal", "Encoding", "Run")
 
-# Options that only mean something for clips (refused for images when given).
-VIDEO_ONLY = ("start", "end", "smooth_latents", "fine_mean", "max_gap", "crop_sigma", "flow_refine", "codec",
-              "crf", "preset", "preview", "resume", "side_by_side", "frames_dir")
-# Options that need a face to be found and pasted back (refused for aligned images).
-FACE_OPTIONS = ("detector", "face", "paste", "color_match", "region")
-# Options that apply only to raw inputs (refused for videos).
-ALIGNED_ONLY = ("no_align",)
-# Options that apply only to photos.
-PHOTO_ONLY = ("min_face",)
+
+def option(default: Any = None, help: str = "", *, panel: str, flags: tuple[str, ...] = (),
+           kinds: frozenset[str] = KINDS, cli: bool = True, **click: Any):
+    """A request field with its command-line declaration.
+
+    ``flags``: the option's names (default ``--field-name``); ``kinds``: the input kinds it applies
+    to (given for another kind, it is refused or, in a mixed run, reset); ``click``: extra
+    ``typer.Option`` settings (``min=1``). ``help`` may hold ``{choices}`` (the enum's values).
+    A tuple default means a repeatable option. ``cli=False``: not an option (set by the CLI itself).
+    """
+    meta = {"help": help, "panel": panel, "flags": tuple(flags), "kinds": frozenset(kinds), "cli": cli,
+            "click": click}
+    return field(default=default, metadata=meta)
 
 
 def _finite(name: str, value: float, *, low: float | None = None) -> float:
@@ -72,10 +76,8 @@ def _check_image_header(flag: str, path: Path) -> None:
         raise VidinvertError(f"{flag} {path}: not an image file (or an unsupported format)") from None
 
 
-def _unit_schedule(name: str, text: str):
+def unit_schedule(name: str, text: str) -> float | Keyframes:
     """A number or keyframes (the time grammar), every value finite and within [0, 1]."""
-    from vidinvert.timespec import check_unit_schedule, parse_strength
-
     flag = "--" + name.replace("_", "-")
     try:
         sched = parse_strength(text)
@@ -85,56 +87,97 @@ def _unit_schedule(name: str, text: str):
     return sched
 
 
+def crop_sigmas(text: str) -> tuple[float, float]:
+    """``--crop-sigma`` ``"CENTER,AXES"`` -> two finite sigmas in frames."""
+    try:
+        parts = [float(x) for x in str(text).split(",")]
+        if len(parts) != 2 or not all(math.isfinite(x) and x >= 0 for x in parts):
+            raise ValueError
+    except ValueError:
+        raise VidinvertError(f"--crop-sigma {text!r}: give two finite sigmas in frames, e.g. 2,4") from None
+    return parts[0], parts[1]
+
+
+_IO, _MODELS, _FACES, _EDIT, _TEMPORAL, _ENCODING, _RUN = PANEL_ORDER
+_V = frozenset({VIDEO})
+_RAW = frozenset({VIDEO, PHOTO})  # inputs whose faces are found and pasted back
+
+
 @dataclass(frozen=True)
 class InvertRequest:
     """Invert faces (reconstruction) in clips, aligned images (``no_align``) or photos.
 
-    Paths may be given as ``str``; they are stored as :class:`~pathlib.Path`. ``explicit`` names
-    the options the caller set on purpose (the CLI passes those given on the command line or in
-    the environment); an option counts as given when it is named there or differs from its default.
+    Paths may be given as ``str``; they are stored as :class:`~pathlib.Path`, choices as their
+    enum member. ``explicit`` names the options the caller set on purpose (the CLI passes those given
+    on the command line or in the environment); an option counts as given when it is named there or
+    differs from its default.
     """
 
-    inputs: tuple[Path, ...] = ()
-    output: Path | None = None
-    out_dir: Path | None = None
-    no_align: bool = False
-    overwrite: bool = False
-    save_latents: Path | None = None
-    report: Path | None = None
-    frames_dir: Path | None = None
-    side_by_side: bool = False
+    inputs: tuple[Path, ...] = option((), panel=_IO, cli=False)
+    output: Path | None = option(None, "Output file (one input).", panel=_IO, flags=("--output", "-o"))
+    out_dir: Path | None = option(None, "Folder for the outputs (created if missing).", panel=_IO)
+    no_align: bool = option(False, "Images (and the --style reference) are already FFHQ-aligned squares.",
+                            panel=_IO, kinds=frozenset({ALIGNED, PHOTO}))
+    overwrite: bool = option(False, "Replace existing outputs.", panel=_IO)
+    save_latents: Path | None = option(
+        None, "Write w+ and F: a .npz for images, a folder of per-chunk .npz files for videos.", panel=_IO)
+    report: Path | None = option(None, "Write the report as JSON here (a folder for several inputs).", panel=_IO)
+    frames_dir: Path | None = option(None, "Also write every output frame as PNG into this folder.", panel=_IO,
+                                     kinds=_V)
+    side_by_side: bool = option(False, "Also write OUTPUT.side-by-side.mp4: source | inversion | edit.", panel=_IO,
+                                kinds=_V)
     # models
-    encoder: str | None = None
-    generator: str | None = None
-    weights_dir: Path | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    batch_size: int | None = None
+    encoder: str | None = option(None, "Encoder file or registry name (default: fs-encoder).", panel=_MODELS)
+    generator: str | None = option(
+        None, "Generator file or registry name (default: stylegan2-ffhq, else psp-ffhq).", panel=_MODELS)
+    weights_dir: Path | None = option(
+        None, "Folder with the model files (before $VIDINVERT_HOME and ~/.cache/vidinvert).", panel=_MODELS)
+    device: str = option("auto", "auto | cuda | cuda:N | cpu.", panel=_MODELS)
+    dtype: Dtype = option(Dtype.AUTO, "{choices} (auto: bf16 on CUDA, fp32 on CPU).", panel=_MODELS)
+    batch_size: int | None = option(None, "Frames per batch (default: auto).", panel=_MODELS,
+                                    kinds=frozenset({VIDEO, ALIGNED}), min=1)
     # faces
-    detector: str = "auto"
-    face: str = "largest"
-    min_face: float = 0.0
-    paste: str = "delta"
-    color_match: bool = False
-    flow_refine: bool = False
+    detector: Detector = option(Detector.AUTO, "{choices} (auto: RetinaFace if its weights are found, else dlib).",
+                                panel=_FACES, kinds=_RAW)
+    face: str = option("largest", "Which faces: largest | center | all | N | N,M (0 = leftmost); videos track them "
+                       "over time.", panel=_FACES, kinds=_RAW)
+    min_face: float = option(0.0, "Photos: skip faces whose box is smaller than PX pixels (0: off).", panel=_FACES,
+                             kinds=frozenset({PHOTO}))
+    paste: PasteMode = option(PasteMode.DELTA, "{choices} (delta adds only the edit's change: keeps source detail).",
+                              panel=_FACES, kinds=_RAW)
+    color_match: bool = option(False, "Match the pasted face's colours to the source (full paste).", panel=_FACES,
+                               kinds=_RAW)
+    flow_refine: bool = option(False, "Refine landmarks with optical flow between detections.", panel=_FACES,
+                               kinds=_V)
     # temporal
-    start: str | None = None
-    end: str | None = None
-    smooth_latents: float = 0.0
-    fine_mean: bool = False
-    max_gap: float = 0.5
-    crop_sigma: str = "2,4"
+    start: str | None = option(None, "Start of the range: 12.5 / 12.5s (seconds) or 300f (frame).", panel=_TEMPORAL,
+                               kinds=_V)
+    end: str | None = option(None, "End of the range (exclusive), same grammar as --start.", panel=_TEMPORAL, kinds=_V)
+    smooth_latents: float = option(0.0, "Gaussian sigma (frames) over w+ and F; 0 = off.", panel=_TEMPORAL, kinds=_V)
+    fine_mean: bool = option(False, "Replace the fine rows of w+ (9..17) by their running mean.", panel=_TEMPORAL,
+                             kinds=_V)
+    max_gap: float = option(0.5, "Seconds without the face filled by interpolation; longer gaps pass through.",
+                            panel=_TEMPORAL, kinds=_V)
+    crop_sigma: str = option("2,4", "Temporal smoothing of the crop, Gaussian sigmas in frames: CENTER,AXES.",
+                             panel=_TEMPORAL, kinds=_V)
     # encoding
-    codec: str = "libx264"
-    crf: float = 18.0
-    preset: str = "medium"
+    codec: Codec = option(Codec.LIBX264, "{choices} (ffv1 is lossless).", panel=_ENCODING, kinds=_V)
+    crf: float = option(18.0, "Quality for libx264/libx265 (0 lossless .. 51; 18 is visually lossless).",
+                        panel=_ENCODING, kinds=_V)
+    preset: Preset = option(Preset.MEDIUM, "x264/x265 speed preset: {choices}.", panel=_ENCODING, kinds=_V)
     # run
-    preview: bool = False
-    resume: bool = False
-    identity: bool = True
-    shard: str | None = None
-    retry_failed: bool = False
-    explicit: frozenset[str] = field(default=frozenset(), compare=False)
+    preview: bool = option(False, "Render a short stretch (first 2 s, or --start/--end) and estimate the full time.",
+                           panel=_RUN, kinds=_V)
+    resume: bool = option(False, "Keep a work folder so a stopped run continues where it stopped.", panel=_RUN,
+                          kinds=_V)
+    identity: bool = option(True, "Identity metrics in the report (ArcFace, else dlib: CPU, about 3 embeddings per "
+                            "frame); --no-identity skips them (flicker and counts remain).", panel=_RUN,
+                            flags=("--identity/--no-identity",))
+    shard: str | None = option(None, "Take shard I of N of the inputs (I/N, from 0) or 'slurm' (job array); needs "
+                               "--out-dir.", panel=_RUN)
+    retry_failed: bool = option(False, "Corpus runs: also redo inputs recorded as failed with this configuration.",
+                                panel=_RUN)
+    explicit: frozenset[str] = field(default=frozenset(), compare=False, metadata={"cli": False})
 
     kind = "invert"
 
@@ -146,19 +189,36 @@ class InvertRequest:
         set_(self, "inputs", tuple(Path(p).expanduser() for p in self.inputs))
         for name in ("output", "out_dir", "save_latents", "report", "frames_dir", "weights_dir"):
             set_(self, name, path(getattr(self, name)))
+        for name, enum in self.choice_fields().items():
+            try:  # a value outside the set stays as given: check() names it
+                set_(self, name, enum.parse(getattr(self, name), "--" + name))
+            except VidinvertError:
+                pass
         set_(self, "explicit", frozenset(self.explicit))
 
     # ------------------------------------------------------------------------------ queries
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         """Every field's default (the CLI takes its option defaults from here)."""
-        out = {}
-        for f in dataclasses.fields(cls):
-            if f.default is not dataclasses.MISSING:
-                out[f.name] = f.default
-            elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-                out[f.name] = f.default_factory()  # type: ignore[misc]
-        return out
+        return {f.name: f.default for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def option_fields(cls) -> list[dataclasses.Field]:
+        """The fields that are command-line options (all but ``inputs`` and ``explicit``)."""
+        return [f for f in dataclasses.fields(cls) if f.metadata.get("cli", True)]
+
+    @classmethod
+    def choice_fields(cls) -> dict[str, type]:
+        """Fields whose values come from a :class:`~vidinvert.choices.Choice` enum -> the enum."""
+        return {f.name: type(f.default) for f in dataclasses.fields(cls) if hasattr(type(f.default), "parse")}
+
+    @classmethod
+    def panels(cls) -> dict[str, tuple[str, ...]]:
+        """``--help`` panel -> the option fields shown there."""
+        out: dict[str, list[str]] = {p: [] for p in PANEL_ORDER}
+        for f in cls.option_fields():
+            out[f.metadata["panel"]].append(f.name)
+        return {p: tuple(names) for p, names in out.items() if names}
 
     def given(self, name: str) -> bool:
         """Whether the option ``name`` was set on purpose (named in ``explicit`` or not its default)."""
@@ -171,26 +231,38 @@ class InvertRequest:
 
     def crop_sigmas(self) -> tuple[float, float]:
         """``crop_sigma`` ``"CENTER,AXES"`` -> two finite sigmas in frames."""
-        try:
-            parts = [float(x) for x in str(self.crop_sigma).split(",")]
-            if len(parts) != 2 or not all(math.isfinite(x) and x >= 0 for x in parts):
-                raise ValueError
-        except ValueError:
-            raise VidinvertError(f"--crop-sigma {self.crop_sigma!r}: give two finite sigmas in frames, e.g. 2,4") from None
-        return parts[0], parts[1]
+        return crop_sigmas(self.crop_sigma)
+
+    @property
+    def models(self) -> ModelChoice:
+        """The model fields of this request."""
+        return ModelChoice(self.encoder, self.generator, self.weights_dir, self.device, str(self.dtype))
 
     # ---------------------------------------------------------------------------- checks
     def check(self) -> None:
-        """Values valid (before any input is read): finite numbers, known names, the time grammar."""
-        from vidinvert.face.types import PASTE_MODES
-        from vidinvert.timespec import TimeRange
-
+        """Every value valid (before any input is read): finite numbers, known names, the time grammar."""
         if not self.inputs:
             raise VidinvertError("no inputs given")
+        for name, enum in self.choice_fields().items():
+            enum.parse(getattr(self, name), "--" + name.replace("_", "-"))
+        parse_device(self.device)
         _finite("smooth_latents", self.smooth_latents, low=0.0)
+        radius = math.ceil(3 * float(self.smooth_latents)) if float(self.smooth_latents) > 0 else 0
+        if radius > CHUNK_FRAMES:
+            raise VidinvertError(f"--smooth-latents {float(self.smooth_latents):g} reaches {radius} frames, more "
+                                 f"than a chunk ({CHUNK_FRAMES}); use a smaller sigma")
         _finite("max_gap", self.max_gap, low=0.0)
-        _finite("crf", self.crf)
+        crf = _finite("crf", self.crf)
+        if not 0 <= crf <= 51:
+            raise VidinvertError(f"--crf {crf:g} is out of range: use 0 (lossless) .. 51 (worst); 18 is the default")
+        if self.codec == Codec.FFV1:
+            for name in ("crf", "preset"):
+                if self.given(name):
+                    raise VidinvertError(f"--{name} sets libx264/libx265; --codec ffv1 is lossless and has none")
         _finite("min_face", self.min_face, low=0.0)
+        from vidinvert.face.types import parse_face_select
+
+        parse_face_select(self.face)
         if (self.shard is not None or self.retry_failed) and self.out_dir is None:
             raise VidinvertError("--shard and --retry-failed need --out-dir (where the manifests are kept)")
         if self.shard is not None:
@@ -199,16 +271,11 @@ class InvertRequest:
             parse_shard(self.shard)
         self.crop_sigmas()
         TimeRange.parse(self.start, self.end)
-        if self.paste not in PASTE_MODES:
-            raise VidinvertError(f"--paste {self.paste}: choose one of {', '.join(PASTE_MODES)}")
         if self.batch_size is not None and int(self.batch_size) < 1:
             raise VidinvertError(f"--batch-size {self.batch_size}: must be at least 1")
-        if self.detector not in ("auto", "retinaface", "dlib"):
-            raise VidinvertError(f"--detector {self.detector}: choose auto, retinaface or dlib")
-        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
-            raise VidinvertError(f"--device {self.device}: use auto, cpu, cuda or cuda:N")
-        if self.dtype not in ("auto", "fp32", "bf16", "fp16"):
-            raise VidinvertError(f"--dtype {self.dtype}: choose auto, fp32, bf16 or fp16")
+        self._check_paths()
+
+    def _check_paths(self) -> None:
         if self.output is not None and len(self.inputs) > 1:
             raise VidinvertError("--output names one file: with several inputs use --out-dir")
         if self.output is not None and len(self.tags) > 1:
@@ -221,17 +288,13 @@ class InvertRequest:
             raise VidinvertError(f"--weights-dir {self.weights_dir} is not an existing folder")
 
     def inapplicable(self, kind: str) -> tuple[str, ...]:
-        """The options that mean nothing for an input kind."""
-        if kind == VIDEO:
-            return ALIGNED_ONLY + PHOTO_ONLY
-        if kind == ALIGNED:
-            return VIDEO_ONLY + FACE_OPTIONS + PHOTO_ONLY
-        return VIDEO_ONLY + ("batch_size",)  # a photo's faces go through the networks as one batch
+        """The options that mean nothing for an input kind (from each field's ``kinds``)."""
+        return tuple(f.name for f in self.option_fields() if kind not in f.metadata.get("kinds", KINDS))
 
     def for_kind(self, kind: str) -> InvertRequest:
         """This request for inputs of ``kind`` in a mixed run: the options given for other kinds
         (``--codec`` for the clips, ``--min-face`` for the photos) back at their defaults."""
-        drop = [o for o in self.inapplicable(kind) if hasattr(self, o) and self.given(o)]
+        drop = [o for o in self.inapplicable(kind) if self.given(o)]
         if not drop:
             return self
         defaults = self.defaults()
@@ -242,8 +305,8 @@ class InvertRequest:
         present (``kinds``: kind -> one input of that kind). In a run mixing clips and photos, a
         clip-only option applies to the clips."""
         what = {VIDEO: "videos", ALIGNED: "aligned images (--no-align)", PHOTO: "photos"}
-        for opt in {o for kind in kinds for o in self.inapplicable(kind)}:
-            if all(opt in self.inapplicable(kind) for kind in kinds) and hasattr(self, opt) and self.given(opt):
+        for opt in sorted({o for kind in kinds for o in self.inapplicable(kind)}):
+            if all(opt in self.inapplicable(kind) for kind in kinds) and self.given(opt):
                 flag = "--" + opt.replace("_", "-")
                 kind, name = next(iter(kinds.items()))
                 names = " or ".join(what[k] for k in kinds)
@@ -258,17 +321,28 @@ class EditRequest(InvertRequest):
     :mod:`vidinvert.timespec`); ``w~ = w + 15·S·d`` with d of unit norm.
     """
 
-    attr: tuple[str, ...] = ()
-    direction: tuple[Path, ...] = ()
-    strength: str = "3"
-    combine: bool = False
-    layers: str | None = None
-    keep: tuple[str, ...] = ()
-    region: tuple[str, ...] = ()
-    feature_keep: str = "1"
-    style: Path | None = None
-    style_strength: str = "1"
-    style_layers: str = "all"
+    attr: tuple[str, ...] = option(
+        (), "Edit by name (a direction file found in the weights folders, e.g. smile); repeatable. "
+        "`vidinvert weights` lists the published directions and how to get them.", panel=_EDIT)
+    direction: tuple[Path, ...] = option((), "Edit direction .npy file; repeatable.", panel=_EDIT)
+    strength: str = option("3", "Edit strength (w~ = w + 15*S*d, d unit-norm); videos: keyframes 0s:0,2s:3.",
+                           panel=_EDIT)
+    combine: bool = option(False, "Sum several edits into one output.", panel=_EDIT)
+    layers: str | None = option(
+        None, "Move only these w+ rows: all | coarse (0-3) | middle (4-7) | fine (8-17) | A-B | A,B,C.", panel=_EDIT)
+    keep: tuple[str, ...] = option(
+        (), "Keep this attribute unchanged (name or file): the edit is made orthogonal to it; repeatable.",
+        panel=_EDIT)
+    region: tuple[str, ...] = option(
+        (), "Edit only these face parts: mouth,eyes,brows,nose,skin,face,hair,neck (comma-separated or repeated; "
+        "hair and neck need the parsing weights).", panel=_EDIT, kinds=_RAW)
+    feature_keep: str = option("1", "B in 0..1 (or keyframes): below 1 lets the edit move what the feature code "
+                               "holds (stronger edits, less detail); 1 is the paper's eq. (1).", panel=_EDIT)
+    style: Path | None = option(None, "Appearance from this reference photo (the paper's style mixing): every frame "
+                                "keeps its own feature code (geometry).", panel=_EDIT)
+    style_strength: str = option("1", "How much of the reference: 0..1 (or keyframes).", panel=_EDIT)
+    style_layers: str = option("all", "The w+ rows taken from the reference: all | coarse | middle | fine | A-B | "
+                               "A,B,C.", panel=_EDIT)
 
     kind = "edit"
 
@@ -298,15 +372,19 @@ class EditRequest(InvertRequest):
         st = f"style-{self.style.stem}"
         return [f"{st}.{n}" for n in names] if names else [st]
 
-    def parsed_strength(self):
-        """``strength`` -> a float or :class:`~vidinvert.timespec.Keyframes` (all values finite)."""
-        from vidinvert.timespec import parse_strength
+    @property
+    def has_directions(self) -> bool:
+        return bool(self.attr or self.direction)
 
+    def parsed_strength(self) -> float | Keyframes:
+        """``strength`` -> a float or :class:`~vidinvert.timespec.Keyframes` (all values finite)."""
         return parse_strength(self.strength)
 
     def check(self) -> None:
+        from vidinvert.specs import parse_layers, parse_regions
+
         super().check()
-        directions = bool(self.attr or self.direction)
+        directions = self.has_directions
         if not directions and self.style is None:
             raise VidinvertError("nothing to edit: give --attr NAME, --direction FILE.npy or --style PHOTO")
         for p in self.direction:
@@ -317,31 +395,30 @@ class EditRequest(InvertRequest):
             if self.given(name) and not directions:
                 raise VidinvertError(f"--{name} shapes an --attr/--direction edit: give one")
         if self.layers is not None:
-            from vidinvert.edit.layers import parse_layers
-
             parse_layers(self.layers, 1 << 20)  # the syntax; the rows are checked against the generator
         if self.region:
-            from vidinvert.face.regions import parse_regions
-
-            if self.paste == "full":
+            if self.paste == PasteMode.FULL:
                 raise VidinvertError("--region with --paste full: the whole crop would change (w~ also moves the "
                                      "layers after K); use --paste delta to keep the edit inside the region")
             parse_regions(self.region)
-        _unit_schedule("feature_keep", self.feature_keep)
+        unit_schedule("feature_keep", self.feature_keep)
         if self.given("feature_keep") and not directions:
             raise VidinvertError("--feature-keep acts on --attr/--direction edits (the style leaves F unchanged)")
+        self._check_style()
+
+    def _check_style(self) -> None:
+        from vidinvert.specs import parse_layers
+
         if self.style is not None:
             if not self.style.is_file():
                 raise VidinvertError(f"--style {self.style}: file not found")
             _check_image_header("--style", self.style)
-            from vidinvert.edit.layers import parse_layers
-
-            _unit_schedule("style_strength", self.style_strength)
+            unit_schedule("style_strength", self.style_strength)
             parse_layers(self.style_layers, 1 << 20, what="--style-layers")
-        else:
-            for name in ("style_strength", "style_layers"):
-                if self.given(name):
-                    raise VidinvertError(f"--{name.replace('_', '-')} needs --style PHOTO")
+            return
+        for name in ("style_strength", "style_layers"):
+            if self.given(name):
+                raise VidinvertError(f"--{name.replace('_', '-')} needs --style PHOTO")
 
     def inapplicable(self, kind: str) -> tuple[str, ...]:
         """As for invert, except that with ``style`` ``--no-align`` also says the reference is an
@@ -359,3 +436,12 @@ class EditRequest(InvertRequest):
                 if ":" in getattr(self, opt):
                     raise VidinvertError(f"{name}: --{opt.replace('_', '-')} keyframes apply to videos; "
                                          "give a single number for images")
+
+
+# The option names of each panel (kept for the CLI's help and the tests).
+PANELS: dict[str, tuple[str, ...]] = EditRequest.panels()
+# Options that only mean something for clips / need a face found and pasted back / photos only.
+VIDEO_ONLY = tuple(f.name for f in EditRequest.option_fields() if f.metadata["kinds"] == _V)
+FACE_OPTIONS = tuple(f.name for f in EditRequest.option_fields() if f.metadata["kinds"] == _RAW)
+PHOTO_ONLY = tuple(f.name for f in EditRequest.option_fields() if f.metadata["kinds"] == frozenset({PHOTO}))
+ALIGNED_ONLY = ("no_align",)

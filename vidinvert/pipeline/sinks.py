@@ -11,8 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from vidinvert import __version__
 from vidinvert.timespec import TimeRange
+from vidinvert.version import __version__
 
 
 @dataclass(frozen=True)

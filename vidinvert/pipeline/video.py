@@ -72,6 +72,7 @@ class VideoRun:
         self.plan = plan if plan is not None else EditPlan(strength=job.config.strength)
         self._chunk_latents: dict[int, list[dict]] = {}
         self._bare_frames = 0  # frames without any edited face
+        self.last_batch: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None  # crops of the last batch
 
     @property
     def clock(self):
@@ -133,39 +134,55 @@ class VideoRun:
     def render_chunk(self, chunk: Chunk, latents: dict[Key, Latents]) -> dict[str, list[np.ndarray]]:
         """Edited full frames of every output for this chunk (uint8 RGB), and metrics. Batches hold
         whole frames (the faces of the same frames, mixed)."""
-        cfg, inv = self.cfg, self.inv
+        outputs = self.chunk_outputs(chunk)
+        for sel in batches(sorted(latents), self.cfg.batch_size):
+            self.render_batch(outputs, chunk, sel, latents)
+        return outputs
+
+    def chunk_outputs(self, chunk: Chunk) -> dict[str, list[np.ndarray]]:
+        """Each output's frames of ``chunk`` before any face is pasted (the source frames)."""
         outputs = {o.name: [ff.frame for ff in chunk.frames] for o in self.job.outputs}
-        if cfg.side_by_side:
+        if self.cfg.side_by_side:
             outputs[SIDE_BY_SIDE] = [ff.frame for ff in chunk.frames]  # the inversion, pasted in full
-        for sel in batches(sorted(latents), cfg.batch_size):
-            items = [chunk.face(k) for k in sel]
-            lat = Latents(torch.cat([latents[k].w for k in sel]), torch.cat([latents[k].f for k in sel]))
-            src = self._crops(chunk, sel)
+        return outputs
+
+    def render_batch(self, outputs: dict[str, list[np.ndarray]], chunk: Chunk, sel: list[Key],
+                     latents: dict[Key, Latents], *, recon: torch.Tensor | None = None,
+                     metrics: bool = True) -> torch.Tensor:
+        """One network batch ``sel`` (whole frames): reconstruction (``recon`` when already known,
+        ``[n,3,S,S]``), region masks, every output's edit and synthesis, the paste into ``outputs``
+        and (``metrics``) the report's meters. Returns the reconstruction."""
+        inv = self.inv
+        items = [chunk.face(k) for k in sel]
+        lat = Latents(torch.cat([latents[k].w for k in sel]), torch.cat([latents[k].f for k in sel]))
+        src = self._crops(chunk, sel)
+        if recon is None:
             with self.clock.timer("synthesize", len(sel)):
                 recon = inv.synthesize(lat)
-            region = None
-            if self.plan.regions is not None:
-                with self.clock.timer("regions", len(sel)):
-                    region = self.plan.regions.masks([it.landmarks_crop for it in items], src,
-                                                     device=inv.compute.device)
-            edited: dict[str, torch.Tensor] = {}
-            edit_outputs = [(o.name, o.edit) for o in self.job.outputs if self._is_edit(o)]
-            if edit_outputs:
-                from vidinvert.face.regions import feature_grid_mask
+        region = None
+        if self.plan.regions is not None:
+            with self.clock.timer("regions", len(sel)):
+                region = self.plan.regions.masks([it.landmarks_crop for it in items], src, device=inv.compute.device)
+        edited: dict[str, torch.Tensor] = {}
+        edit_outputs = [(o.name, o.edit) for o in self.job.outputs if self._is_edit(o)]
+        if edit_outputs:
+            from vidinvert.face.regions import feature_grid_mask
 
-                with self.clock.timer("edit", len(sel)):
-                    lats = self.plan.edit_batch(inv, lat, edit_outputs, [(it.index, it.time) for it in items],
-                                                [it.edit_weight for it in items],
-                                                None if region is None else feature_grid_mask(region))
-                with self.clock.timer("synthesize", len(sel)):
-                    edited = {name: inv.synthesize(le) for name, le in lats.items()}
-            with self.clock.timer("paste", len(sel)):
-                self._paste_batch(outputs, chunk, sel, src, recon, edited, region)
+            with self.clock.timer("edit", len(sel)):
+                lats = self.plan.edit_batch(inv, lat, edit_outputs, [(it.index, it.time) for it in items],
+                                            [it.edit_weight for it in items],
+                                            None if region is None else feature_grid_mask(region))
+            with self.clock.timer("synthesize", len(sel)):
+                edited = {name: inv.synthesize(le) for name, le in lats.items()}
+        with self.clock.timer("paste", len(sel)):
+            self._paste_batch(outputs, chunk, sel, src, recon, edited, region)
+        self.last_batch = (src, edited)
+        if metrics:
             with self.clock.timer("metrics", len(sel)):
                 self._metrics(chunk, sel, src, recon, edited)
             if self.job.save_latents is not None:
                 self._collect_latents(chunk, sel, lat)
-        return outputs
+        return recon
 
     def _paste(self, chunk: Chunk, sel: list[Key], img, mask, *, mode: str, recon, weights,
                color_reference) -> dict[int, np.ndarray]:

@@ -29,6 +29,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from vidinvert.choices import Codec, Preset
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import publish
 from vidinvert.timespec import TimeRange
@@ -38,8 +39,8 @@ from vidinvert.video.probe import VideoInfo, check_input_path
 
 log = logging.getLogger(__name__)
 
-CODECS = ("libx264", "libx265", "ffv1")
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+CODECS = Codec.values()
+PRESETS = Preset.values()
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
 
@@ -78,17 +79,21 @@ def choose_pix_fmt(codec: str, like: VideoInfo, requested: str | None = None) ->
     return fmt
 
 
-def check_encoder_settings(codec: str, crf: float, preset: str) -> None:
-    """``--codec``/``--crf``/``--preset`` valid and the encoder present (VidinvertError otherwise)."""
-    if codec not in CODECS:
-        raise VidinvertError(f"--codec {codec} is not one of {', '.join(CODECS)}")
+def check_encoder_available(codec: str) -> None:
+    """The FFmpeg build PyAV carries has the ``codec`` encoder (VidinvertError otherwise)."""
     try:
-        av.Codec(codec, "w")
+        av.Codec(str(codec), "w")
     except Exception:
         raise VidinvertError(f"this FFmpeg build has no {codec} encoder; choose another --codec") from None
-    if codec in ("libx264", "libx265"):
-        if preset not in PRESETS:
-            raise VidinvertError(f"--preset {preset} is not one of {', '.join(PRESETS)}")
+
+
+def check_encoder_settings(codec: str, crf: float, preset: str) -> None:
+    """``--codec``/``--crf``/``--preset`` valid and the encoder present (VidinvertError otherwise); a
+    request checks the same values with the same rules (:meth:`~vidinvert.pipeline.request.InvertRequest.check`)."""
+    Codec.parse(codec, "--codec")
+    check_encoder_available(codec)
+    if codec in (Codec.LIBX264, Codec.LIBX265):
+        Preset.parse(preset, "--preset")
         if not 0 <= crf <= 51:
             raise VidinvertError(f"--crf {crf:g} is out of range: use 0 (lossless) .. 51 (worst); 18 is the default")
 

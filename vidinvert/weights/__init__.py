@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 # Imported eagerly: it needs no torch.
-from vidinvert.weights.downloading import download, license_notice
+from vidinvert.weights.downloading import download, download_many, license_notice
 from vidinvert.weights.registry import (
     KNOWN_DIRECTION_SOURCES,
     REGISTRY,
@@ -34,6 +34,7 @@ from vidinvert.weights.registry import (
     search_dirs,
     sha256_file,
     status,
+    weights_report,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,6 +64,7 @@ __all__ = [
     "classify_state_dict",
     "direction_sources_text",
     "download",
+    "download_many",
     "find",
     "generator_file",
     "get_spec",
@@ -81,6 +83,7 @@ __all__ = [
     "sha256_file",
     "status",
     "strict_load",
+    "weights_report",
 ]
 
 

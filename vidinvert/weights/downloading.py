@@ -9,6 +9,7 @@ research-only or non-commercial licence need ``accept_license=True``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import http.cookiejar
@@ -17,13 +18,14 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import ContextManager
 
-from vidinvert import __version__
 from vidinvert.errors import VidinvertError
-from vidinvert.weights.registry import WeightSpec, get_spec, install_dir
+from vidinvert.version import __version__
+from vidinvert.weights.registry import REGISTRY, WeightSpec, find, get_spec, install_dir
 
 log = logging.getLogger(__name__)
 
@@ -272,3 +274,50 @@ def download(
     os.replace(part, target)
     log.info("saved %s (sha256 %s)", target, digest)
     return target
+
+
+def download_many(names: Sequence[str], weights_dir: Path | str | None = None, *, accept_license: bool = False,
+                  progress: Callable[[str], ContextManager[ProgressFn | None]] | None = None) -> dict:
+    """``vidinvert weights download``: the named registry files (default: every missing one) into the
+    install folder. ``progress(name)`` gives a context whose value is the byte callback (or None).
+
+    Returns ``{"dest", "weights": [{name, path, status (present|downloaded|failed), error}]}``. Licences
+    of gated files are logged first and refused without ``accept_license``; one failure among several
+    is logged and the others still run; any failure raises at the end (one line)."""
+    specs = [get_spec(n) for n in dict.fromkeys(names)] if names else list(REGISTRY.values())
+    dest = install_dir(weights_dir)
+    results, todo = [], []
+    for spec in specs:
+        present = find(spec.name, weights_dir)
+        if present is None:
+            todo.append(spec)
+            continue
+        results.append({"name": spec.name, "path": str(present), "status": "present", "error": None})
+        if names:
+            log.info(f"{spec.name}: already present at {present}")
+    gated = [s for s in todo if s.research_only]
+    for spec in gated:
+        log.info(license_notice(spec))
+    if gated and not accept_license:
+        raise VidinvertError(f"{', '.join(s.name for s in gated)}: research-only / non-commercial licence (printed "
+                             "above); re-run with --accept-license to accept it")
+    failures: list[VidinvertError] = []
+    for spec in todo:
+        log.info(f"downloading {spec.name} from {spec.url}")
+        try:
+            with (progress(spec.name) if progress else contextlib.nullcontext()) as update:
+                path = download(spec.name, dest, accept_license=accept_license, progress=update)
+        except VidinvertError as exc:
+            failures.append(exc)
+            results.append({"name": spec.name, "path": None, "status": "failed", "error": exc.message})
+            if len(todo) > 1:
+                log.error(f"error: {exc.message}")
+            continue
+        results.append({"name": spec.name, "path": str(path), "status": "downloaded", "error": None})
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise VidinvertError(f"{len(failures)} of {len(todo)} downloads failed (see above)")
+    if not todo and not names:
+        log.info(f"every known model file is present (searched from {dest})")
+    return {"dest": str(dest), "weights": results}

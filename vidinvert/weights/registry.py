@@ -221,6 +221,12 @@ def direction_sources_text() -> str:
                      for s in KNOWN_DIRECTION_SOURCES)
 
 
+def direction_sources_short() -> str:
+    """The known direction sources in a few words (error messages); ``vidinvert weights`` has them whole."""
+    return ("the official boundaries (vidinvert weights download boundary-smiling ...), encoder4editing's and PTI's "
+            "InterFaceGAN directions [MIT], SeFa (vidinvert directions discover); details: vidinvert weights")
+
+
 def get_spec(name: str) -> WeightSpec:
     """The registry entry ``name``; a VidinvertError listing the known names otherwise."""
     try:
@@ -395,3 +401,13 @@ def status(name: str, weights_dir: Path | str | None = None, *, verify: bool = F
         ok = spec.hash_matches(digest)
         row["status"] = "unverifiable" if ok is None else ("verified" if ok else "mismatch")
     return row
+
+
+def weights_report(weights_dir: Path | str | None = None, *, verify: bool = False) -> dict:
+    """``vidinvert weights``: the search folders, one :func:`status` row per registry entry (``verify``:
+    hashed and compared with the known sha256) and the known direction sources."""
+    from dataclasses import asdict
+
+    return {"search_dirs": [str(d) for d in search_dirs(weights_dir)],
+            "weights": [status(name, weights_dir, verify=verify) for name in REGISTRY],
+            "direction_sources": [asdict(src) for src in KNOWN_DIRECTION_SOURCES]}
