@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from vidinvert.pipeline.job import run_edit, run_invert
     from vidinvert.pipeline.request import EditRequest, InvertRequest
     from vidinvert.pipeline.results import EditResult, InputResult
+    from vidinvert.pipeline.session import Editor
+    from vidinvert.pipeline.session_types import FaceInfo, Media, RenderCancelled, Rendered
 
 _LAZY = {
     "VidinvertError": "vidinvert.errors",
@@ -31,11 +33,16 @@ _LAZY = {
     "EditResult": "vidinvert.pipeline.results",
     "InputResult": "vidinvert.pipeline.results",
     "run_edit": "vidinvert.pipeline.job",
+    "Editor": "vidinvert.pipeline.session",
+    "Media": "vidinvert.pipeline.session_types",
+    "Rendered": "vidinvert.pipeline.session_types",
+    "FaceInfo": "vidinvert.pipeline.session_types",
+    "RenderCancelled": "vidinvert.pipeline.session_types",
     "run_invert": "vidinvert.pipeline.job",
 }
 
-__all__ = ["EditRequest", "EditResult", "InputResult", "InvertRequest", "VidinvertError", "__version__",
-           "run_edit", "run_invert"]
+__all__ = ["EditRequest", "EditResult", "Editor", "FaceInfo", "InputResult", "InvertRequest", "Media", "RenderCancelled",
+           "Rendered", "VidinvertError", "__version__", "run_edit", "run_invert"]
 
 
 def __getattr__(name: str) -> Any:

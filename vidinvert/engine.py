@@ -14,6 +14,7 @@ import torch
 
 from vidinvert.device import Compute
 from vidinvert.edit.latent import apply_edit, edit_feature_local
+from vidinvert.errors import VidinvertError
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class Inverter:
         """Aligned faces ``[B,3,S,S]`` in [-1,1] (S = generator size) -> :class:`Latents`."""
         from vidinvert.models.fs_encoder import prepare_encoder_input
 
+        _shape("Inverter.invert: faces", faces, (None, 3, self.size, self.size), "[B,3,S,S] RGB in [-1,1]")
         x = faces.to(self.compute.device, torch.float32)
         x256 = prepare_encoder_input(x)
         with self.compute.autocast():
@@ -112,9 +114,13 @@ class Inverter:
         ``[B,1,16,16]`` in [0,1] restricts the feature change to a region; ``keep`` (B, float or
         ``[B]``) below 1 pulls F towards G_K(w) by ``(1 - B) * rho`` (``rho`` ``[B]``, default 1).
         """
+        self.check_latents("Inverter.edit", latents)
+        _shape("Inverter.edit: delta", delta, (self.n_latent, self.style_dim), "[n_latent, style_dim]")
         s = torch.as_tensor(strength, dtype=torch.float32, device=latents.w.device)
         if s.ndim == 0:
             s = s.expand(len(latents))
+        if s.shape != (len(latents),):
+            raise VidinvertError(f"Inverter.edit: strength must be a number or [B={len(latents)}], got {list(s.shape)}")
         unchanged = s == 0
         if bool(unchanged.all()):
             return Latents(latents.w.clone(), latents.f.clone())
@@ -132,6 +138,7 @@ class Inverter:
     @torch.inference_mode()
     def synthesize(self, latents: Latents) -> torch.Tensor:
         """``G(w, F)``: images ``[B,3,S,S]`` float32, nominally [-1,1] (not clamped)."""
+        self.check_latents("Inverter.synthesize", latents)
         with self.compute.autocast():
             img = self.generator(
                 latents.w.to(self.compute.device),
@@ -142,8 +149,22 @@ class Inverter:
         return img.float()
 
 
+    def check_latents(self, where: str, latents: Latents) -> None:
+        """``w`` ``[B, n_latent, style_dim]`` and ``f`` ``[B, C, 16, 16]`` of this generator, the same B."""
+        g = self.generator
+        _shape(f"{where}: w", latents.w, (None, self.n_latent, self.style_dim), "[B, n_latent, style_dim]")
+        _shape(f"{where}: f", latents.f, (latents.w.shape[0], g.channels[16], 16, 16), "[B, C, 16, 16]")
+
+
+def _shape(what: str, t: torch.Tensor, want: tuple, meaning: str) -> None:
+    """One line when ``t``'s shape is not ``want`` (None: any size)."""
+    shape = tuple(getattr(t, "shape", ()))
+    if len(shape) != len(want) or any(w is not None and s != w for s, w in zip(shape, want)):
+        wanted = "[" + ",".join("*" if w is None else str(w) for w in want) + "]"
+        raise VidinvertError(f"{what} must be {meaning} = {wanted}, got {list(shape)}")
+
+
 def _check_pair(enc, gen, enc_path, gen_path) -> None:
-    from vidinvert.errors import VidinvertError
 
     n_styles = getattr(enc, "n_styles", None)
     if n_styles is not None and n_styles != gen.n_latent:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from vidinvert.convert import unit_from_uint8
+from vidinvert.errors import VidinvertError
 from vidinvert.face.types import EYE_LEFT, EYE_RIGHT, MOUTH_LEFT, MOUTH_RIGHT, Face
 
 
@@ -132,6 +133,19 @@ def antialias_factors(quads: np.ndarray, size: int, antialias: bool = True, max_
     return pre, k
 
 
+def _check_frames(frames, b: int) -> None:
+    """One frame per quad: uint8 ``[H,W,3]`` arrays of one size, or a float tensor ``[B,3,H,W]``."""
+    if isinstance(frames, torch.Tensor):
+        if frames.ndim != 4 or frames.shape[1] != 3 or frames.shape[0] != b:
+            raise VidinvertError(f"warp_faces: frames must be [B={b},3,H,W], got {list(frames.shape)}")
+        return
+    if len(frames) != b:
+        raise VidinvertError(f"warp_faces: {len(frames)} frames for {b} quads (one frame per quad)")
+    shapes = {tuple(np.shape(f)) for f in frames}
+    if len(shapes) > 1 or any(len(sh) != 3 or sh[2] != 3 for sh in shapes):
+        raise VidinvertError(f"warp_faces: frames must be uint8 RGB [H,W,3] of one size, got {sorted(shapes)}")
+
+
 def warp_faces(frames: Sequence[np.ndarray] | torch.Tensor, quads: np.ndarray, size: int, *,
                device: torch.device | str | None = None, antialias: bool = True,
                dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -146,8 +160,11 @@ def warp_faces(frames: Sequence[np.ndarray] | torch.Tensor, quads: np.ndarray, s
     inside the same batched call; at scales beyond what a 2048-px sub-sample grid allows, an
     integer area pre-downscale (``avg_pool2d``) of the source comes first.
     """
-    quads = np.asarray(quads, np.float64).reshape(-1, 4, 2)
+    quads = np.asarray(quads, np.float64)
+    if quads.ndim != 3 or quads.shape[1:] != (4, 2):
+        raise VidinvertError(f"warp_faces: quads must be [B,4,2], got {list(quads.shape)}")
     b = len(quads)
+    _check_frames(frames, b)
     if isinstance(frames, torch.Tensor):
         device = frames.device if device is None else device
     device = torch.device(device or "cpu")

@@ -232,12 +232,21 @@ def photo_faces(inverter: Inverter, photo, cfg: PhotoConfig, what: str, *, tick=
 def photo_networks(inverter: Inverter, src: torch.Tensor, chosen: Sequence[NumberedFace], tags: Sequence[str],
                    edits: Sequence[EditSpec], plan: EditPlan):
     """The networks' part of a photo: the faces' crops ``src`` ``[N,3,S,S]`` in [-1,1] inverted as one
-    batch, reconstructed, and edited for each output tag (a tag without an edit in ``edits`` is the
-    style alone). Returns ``(latents, recon [N,3,S,S], edited latents {tag: Latents}, edited images
-    {tag: [N,3,S,S]}, region masks [N,1,s,s] or None)``."""
-    dev = inverter.compute.device
+    batch, reconstructed, and edited for each output tag (:func:`photo_edits`). Returns ``(latents,
+    recon [N,3,S,S], edited latents {tag: Latents}, edited images {tag: [N,3,S,S]}, region masks
+    [N,1,s,s] or None)``."""
     lat = inverter.invert(src)
     recon = inverter.synthesize(lat)
+    edited_lat, edited, region = photo_edits(inverter, src, chosen, lat, tags, edits, plan)
+    return lat, recon, edited_lat, edited, region
+
+
+def photo_edits(inverter: Inverter, src: torch.Tensor, chosen: Sequence[NumberedFace], lat: Latents,
+                tags: Sequence[str], edits: Sequence[EditSpec], plan: EditPlan):
+    """Each output tag's edit of the faces' latents ``lat`` and its synthesis (a tag without an edit in
+    ``edits`` is the style alone): ``(edited latents {tag: Latents}, images {tag: [N,3,S,S]}, region
+    masks [N,1,s,s] or None)``."""
+    dev = inverter.compute.device
     by_name = {e.name: e for e in edits}
     region = None
     if plan.regions is not None:
@@ -250,7 +259,7 @@ def photo_networks(inverter: Inverter, src: torch.Tensor, chosen: Sequence[Numbe
     edited = {tag: inverter.synthesize(le) for tag, le in edited_lat.items()}
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-    return lat, recon, edited_lat, edited, region
+    return edited_lat, edited, region
 
 
 def photo_masks(chosen, src: torch.Tensor, img: torch.Tensor, *, masker, mask_size: int) -> torch.Tensor:
