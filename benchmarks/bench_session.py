@@ -83,7 +83,7 @@ def timed_render(editor, media, frame: int, settings) -> dict:
 
 
 def bench(kind: str, clip: Path, d: Path, at_seconds: float) -> dict:
-    from vidinvert import EditRequest, Editor
+    from vidinvert import Editor, EditRequest
 
     enc, gen, direction = model_files(d, kind)
     t = time.perf_counter()

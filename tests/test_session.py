@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.face_clips import face_frame, face_patch, make_face_clip
-from vidinvert import EditRequest, Editor, InvertRequest, VidinvertError, run_edit
+from vidinvert import Editor, EditRequest, InvertRequest, VidinvertError, run_edit
 
 pytest.importorskip("dlib")
 
