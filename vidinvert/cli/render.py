@@ -13,7 +13,8 @@ from vidinvert.errors import VidinvertError
 def report_table(rep: dict):
     """A clip's report as a Rich table: identity and stability per stream (per track and stream
     when several faces were tracked). With dlib the identity columns are shares of frames within
-    0.6 with the mean distance beside them; with ArcFace cosines (eq. 9)."""
+    0.6 with the mean distance beside them; with ArcFace cosines (eq. 9). TL-ID / TG-ID (STIT,
+    ArcFace only) and the warping error (with the source's subtracted) follow."""
     from rich.table import Table
 
     t = Table(title=f"{Path(rep['input']).name}: identity and stability", show_lines=False)
@@ -23,6 +24,9 @@ def report_table(rep: dict):
     t.add_column("identity consistency" + unit, justify="right")
     t.add_column("identity vs source" + unit, justify="right")
     t.add_column("flicker (- source)", justify="right")
+    t.add_column("TL-ID", justify="right")
+    t.add_column("TG-ID", justify="right")
+    t.add_column("warping error (- source)", justify="right")
     tracks = rep.get("tracks") or []
     if len(tracks) > 1:  # one row per track and stream
         t.columns[0].header = "track: stream"
@@ -35,12 +39,29 @@ def report_table(rep: dict):
     measure = f", {rep['identity_measure']}" if rep.get("identity_measure") and rep["identity_embedder"] else ""
     t.caption = (f"{faces}frames: {fr['edited']} edited ({fr['detected']} detected, {fr['interpolated']} interpolated), "
                  f"{fr['passthrough']} passed through; identity: {rep['identity_embedder'] or 'off'}{measure}; "
-                 f"{rep['fps_end_to_end']} frames/s end to end on {rep['device']}")
+                 f"{rep['fps_end_to_end']} frames/s end to end on {rep['device']}; {_temporal_note(rep)}")
     return t
+
+
+def _temporal_note(rep: dict) -> str:
+    """The caption's words on TL-ID / TG-ID (why null, pairs skipped, sampled) and the warping error."""
+    ti = rep.get("temporal_identity") or {}
+    if ti.get("reason"):
+        words = f"TL-ID/TG-ID: {ti['reason']}"
+    else:
+        tl, tg = ti.get("tl_pairs") or {}, ti.get("tg_pairs") or {}
+        sampled = f", TG-ID from {tg['sampled']} sampled pairs" if tg.get("sampled") else ""
+        words = (f"TL-ID/TG-ID: {tl.get('skipped', 0)} + {tg.get('skipped', 0)} pairs skipped "
+                 f"(source cosine ≤ {ti.get('min_source_cosine')}){sampled}")
+    return f"{words}; {rep.get('warping_error_method', 'warping error')}"
 
 
 def _num(x, nd=4) -> str:
     return "-" if x is None else f"{x:.{nd}f}"
+
+
+def _sci(x) -> str:
+    return "-" if x is None else f"{x:.2e}"
 
 
 def _with_distance(x, d) -> str:
@@ -54,11 +75,16 @@ def _stream_rows(t, rep: dict, prefix: str, identity: bool) -> None:
     """Rows of one report (or one track's part of it): source, inversion, then each edit."""
     ic, ids, fl, fms = rep["identity_consistency"], rep["identity_to_source"], rep["flicker"], rep["flicker_minus_source"]
     dist, dist_src = rep.get("identity_distance") or {}, rep.get("identity_distance_to_source") or {}
+    tl, tg, we = rep.get("tl_id") or {}, rep.get("tg_id") or {}, rep.get("warping_error") or {}
+    w_src = we.get("source")
     t.add_row(f"{prefix}source", _with_distance(ic.get("source"), dist.get("source")), "1" if identity else "-",
-              _num(fl.get("source")))
+              _num(fl.get("source")), "-", "-", _sci(w_src))
     for name in ["inversion"] + [k for k in ic if k not in ("source", "inversion")]:
+        w = we.get(name)
         t.add_row(f"{prefix}{name}", _with_distance(ic.get(name), dist.get(name)),
-                  _with_distance(ids.get(name), dist_src.get(name)), f"{_num(fl.get(name))} ({_num(fms.get(name), 5)})")
+                  _with_distance(ids.get(name), dist_src.get(name)), f"{_num(fl.get(name))} ({_num(fms.get(name), 5)})",
+                  _num(tl.get(name)), _num(tg.get(name)),
+                  f"{_sci(w)} ({'-' if w is None or w_src is None else f'{w - w_src:+.2e}'})")
 
 
 def result_printer(as_json: bool, n_inputs: int) -> Callable:

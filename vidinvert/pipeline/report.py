@@ -1,4 +1,5 @@
-"""The video report: identity consistency (eq. 9), per-frame identity, flicker, counts, speed.
+"""The video report: identity consistency (eq. 9), per-frame identity, flicker, TL-ID / TG-ID,
+warping error, counts, speed (the temporal keys: :mod:`vidinvert.pipeline.temporal_report`).
 
 Identity keys (``identity_measure`` names the measure, ``identity_embedder`` the network):
 
@@ -27,6 +28,15 @@ from vidinvert.metrics.identity import (
     measure_of,
     paired_distance,
     paired_identity,
+)
+from vidinvert.metrics.warping import WarpingErrorMeter
+from vidinvert.pipeline.temporal_report import (
+    TEMPORAL_KEYS,
+    Timeline,
+    combine_temporal,
+    per_frame_section,
+    temporal_identity_section,
+    warping_section,
 )
 
 
@@ -97,9 +107,11 @@ class StageClock:
 
 
 def build_report(*, source: StreamMetrics, inversion: StreamMetrics, edits: dict[str, StreamMetrics],
-                 embedder: str | None, counts: dict, clock: StageClock, extra: dict) -> dict:
+                 embedder: str | None, counts: dict, clock: StageClock, extra: dict,
+                 timeline: Timeline | None = None, warp: WarpingErrorMeter | None = None) -> dict:
     """Everything the user is told about a video run (JSON-able). ``embedder``: the identity
-    network's name (None: identity metrics off); its measure follows from it (module docstring)."""
+    network's name (None: identity metrics off); its measure follows from it (module docstring).
+    ``timeline`` / ``warp``: the track's measured frames and warping-error meter."""
     measure = measure_of(embedder)
     dlib = measure == "distance"
 
@@ -123,7 +135,7 @@ def build_report(*, source: StreamMetrics, inversion: StreamMetrics, edits: dict
         "flicker": {"source": source.flicker.value, "inversion": inversion.flicker.value},
         "flicker_minus_source": {},
         "flicker_pairs": source.flicker.pairs,
-        "per_frame": {"index": source.indices},
+        "per_frame": {"index": list(timeline.index) if timeline is not None else source.indices},
         "stages": clock.summary(),
     }
     streams = {"inversion": inversion, **edits}
@@ -144,6 +156,10 @@ def build_report(*, source: StreamMetrics, inversion: StreamMetrics, edits: dict
                 rep["per_frame"][f"id_{name}"] = [round(float(v), 5) for v in paired_identity(m, src)]
         fv, fs = sm.flicker.value, source.flicker.value
         rep["flicker_minus_source"][name] = None if fv is None or fs is None else fv - fs
+    tl = timeline if timeline is not None else Timeline()
+    rep.update(temporal_identity_section(source, streams, tl, measure))
+    rep.update(warping_section(warp, ["source", *streams]))
+    rep["per_frame"].update(per_frame_section(source, streams, tl, warp, measure))
     rep.update(extra)
     return rep
 
@@ -166,15 +182,17 @@ def combine_track_reports(reports: list[dict], tracks: list[tuple[int, int, int]
 
     tracks: per track ``(frames measured, first frame index, last frame index)``. The report keeps
     the one-track keys: with one track they are that track's, unchanged; with several, every
-    per-stream figure of :data:`TRACK_KEYS` is the frame-weighted mean over the tracks,
+    per-stream figure of :data:`TRACK_KEYS` is the frame-weighted mean over the tracks, TL-ID,
+    TG-ID and the warping error the pair-weighted ones (:func:`~vidinvert.pipeline.temporal_report.combine_temporal`),
     ``flicker_pairs`` their sum and ``per_frame`` the tracks' lists one after the other with a
     ``track`` list. ``tracks`` lists each track: ``track`` (id), ``frames`` (its counts),
-    ``measured_frames``, ``first_frame``, ``last_frame`` and its own :data:`TRACK_KEYS`."""
+    ``measured_frames``, ``first_frame``, ``last_frame`` and its own :data:`TRACK_KEYS` and
+    :data:`~vidinvert.pipeline.temporal_report.TEMPORAL_KEYS`."""
     summary = []
     for tid, (rep, (n, first, last)) in enumerate(zip(reports, tracks)):
         summary.append({"track": tid, "frames": rep["frames"], "measured_frames": n,
                         "first_frame": None if first < 0 else first, "last_frame": None if last < 0 else last,
-                        **{k: rep[k] for k in TRACK_KEYS}, "flicker_pairs": rep["flicker_pairs"]})
+                        **{k: rep[k] for k in TRACK_KEYS + TEMPORAL_KEYS}, "flicker_pairs": rep["flicker_pairs"]})
     if len(reports) == 1:
         out = dict(reports[0])
     else:
@@ -183,6 +201,7 @@ def combine_track_reports(reports: list[dict], tracks: list[tuple[int, int, int]
         for key in TRACK_KEYS:
             names = list(dict.fromkeys(name for r in reports for name in r[key]))
             out[key] = {name: _weighted([r[key].get(name) for r in reports], weights) for name in names}
+        combine_temporal(reports, out)
         out["flicker_pairs"] = sum(r["flicker_pairs"] for r in reports)
         per_frame: dict[str, list] = {"track": []}
         for tid, r in enumerate(reports):

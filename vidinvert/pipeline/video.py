@@ -23,6 +23,7 @@ import torch
 
 from vidinvert.engine import Inverter, Latents
 from vidinvert.errors import VidinvertError
+from vidinvert.face.smooth import INTERPOLATED
 from vidinvert.face.stream import FaceFrame, MultiFaceAligner
 from vidinvert.pipeline import side_outputs
 from vidinvert.pipeline.chunks import Chunk, Key, batches, filter_latents
@@ -30,6 +31,7 @@ from vidinvert.pipeline.edits import EditPlan
 from vidinvert.pipeline.report import build_report, combine_track_reports, total_counts
 from vidinvert.pipeline.sinks import EncodeSettings, output_metadata
 from vidinvert.pipeline.state import RunState
+from vidinvert.pipeline.temporal_report import FrameMark
 from vidinvert.pipeline.video_config import (
     SIDE_BY_SIDE,
     OutputSpec,
@@ -72,6 +74,7 @@ class VideoRun:
         self.plan = plan if plan is not None else EditPlan(strength=job.config.strength)
         self._chunk_latents: dict[int, list[dict]] = {}
         self._bare_frames = 0  # frames without any edited face
+        self._clip: dict = {}  # the first and last frame's index and time (the report picture's axis)
         self.last_batch: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None  # crops of the last batch
 
     @property
@@ -87,6 +90,9 @@ class VideoRun:
         t0 = time.perf_counter()
         for ff in aligner.run(reader.frames(prefetch=4)):
             frames.append(ff)
+            self._clip.setdefault("first_frame", ff.index)
+            self._clip.setdefault("start", round(ff.time, 6))
+            self._clip.update(last_frame=ff.index, end=round(ff.time, 6))
             self._bare_frames += not ff.edited_faces
             if len(frames) == self.cfg.chunk_frames:
                 self.clock.add("decode+face", time.perf_counter() - t0, len(frames))
@@ -175,11 +181,11 @@ class VideoRun:
             with self.clock.timer("synthesize", len(sel)):
                 edited = {name: inv.synthesize(le) for name, le in lats.items()}
         with self.clock.timer("paste", len(sel)):
-            self._paste_batch(outputs, chunk, sel, src, recon, edited, region)
+            mask = self._paste_batch(outputs, chunk, sel, src, recon, edited, region)
         self.last_batch = (src, edited)
         if metrics:
             with self.clock.timer("metrics", len(sel)):
-                self._metrics(chunk, sel, src, recon, edited)
+                self._metrics(chunk, sel, src, recon, edited, mask)
             if self.job.save_latents is not None:
                 self._collect_latents(chunk, sel, lat)
         return recon
@@ -213,16 +219,17 @@ class VideoRun:
                                            color_reference=take(color_reference, js))
         return out
 
-    def _paste_batch(self, outputs, chunk: Chunk, sel: list[Key], src, recon, edited, region) -> None:
+    def _paste_batch(self, outputs, chunk: Chunk, sel: list[Key], src, recon, edited, region) -> torch.Tensor:
         """Paste a batch's syntheses into its frames: the inversion in full, edits by ``paste_mode``
-        (a delta only inside the region with ``--region``), and the side-by-side inversion."""
+        (a delta only inside the region with ``--region``), and the side-by-side inversion. Returns
+        the first output's paste masks ``[n,1,r,r]`` (the warping error's valid set)."""
         from vidinvert.face.masks import outline_masks
         from vidinvert.face.paste import combine_masks
 
         cfg, dev = self.cfg, self.inv.compute.device
         items = [chunk.face(k) for k in sel]
         weights = np.array([it.edit_weight for it in items])
-        base_mask = None
+        base_mask = first_mask = None
         if self.masker is None:
             base_mask = outline_masks([it.landmarks_crop for it in items], cfg.mask_size, device=dev)
         for o in self.job.outputs:
@@ -232,6 +239,7 @@ class VideoRun:
             mask = self.masker.masks(src, img, size=cfg.mask_size) if self.masker is not None else base_mask
             if is_edit and region is not None:
                 mask = combine_masks(mask, region)
+            first_mask = mask if first_mask is None else first_mask
             pasted = self._paste(chunk, sel, img, mask, mode=mode, recon=recon, weights=weights,
                                  color_reference=src if (cfg.color_match and mode == "full") else None)
             for p, fr in pasted.items():
@@ -246,32 +254,40 @@ class VideoRun:
                                          color_reference=None)
             for p, fr in inv_frames.items():
                 outputs[SIDE_BY_SIDE][p] = fr
+        return first_mask
 
     def _embed(self, crops: torch.Tensor):
         if self.embedder is None or not self.cfg.report_identity:
             return None
         return self.embedder.embed(crops)
 
-    def _metrics(self, chunk: Chunk, sel: list[Key], src, recon, edited) -> None:
-        """Identity embeddings and flicker of a batch, per track; flicker never pairs frames across
-        a gap in a track, nor two tracks.
+    def _metrics(self, chunk: Chunk, sel: list[Key], src, recon, edited, mask) -> None:
+        """Identity embeddings, flicker and warping error of a batch, per track (``mask``: the paste
+        masks, the warping error's valid set); no temporal metric pairs frames across a gap in a
+        track, nor two tracks.
 
         A gap is any break in the stream positions of a track's frames fed to its meters, whether
         it falls inside this batch or between batches or chunks (the track's ``last_pos``)."""
-        emb_src, emb_rec = self._embed(src), self._embed(recon)
-        emb_ed = {n: self._embed(x) for n, x in edited.items()}
+        crops = {"source": src, "inversion": recon, **edited}
+        embs = {name: self._embed(x) for name, x in crops.items()}
         if not sel:
             return
+        items = [chunk.face(k) for k in sel]
+        strengths = [0.0] * len(sel)
+        if self.state.edit_names:
+            strengths = self.plan.strengths([(it.index, it.time) for it in items],
+                                            [it.edit_weight for it in items])[0].tolist()
+        marks = [FrameMark(it.index, it.time, it.status == INTERPOLATED, s) for it, s in zip(items, strengths)]
 
         def take(x, js):
             return _rows(x, js, len(sel))
 
         for tid in sorted({t for _, t in sel}):
             js = [j for j, (_, t) in enumerate(sel) if t == tid]
-            idx = [chunk.frames[sel[j][0]].index for j in js]
             pos = [chunk.number * self.cfg.chunk_frames + sel[j][0] for j in js]
-            t_src, t_rec, t_es, t_er = take(src, js), take(recon, js), take(emb_src, js), take(emb_rec, js)
-            t_ed = {n: (take(x, js), take(emb_ed[n], js)) for n, x in edited.items()}
+            t_crops = {name: take(x, js) for name, x in crops.items()}
+            t_embs = {name: take(e, js) for name, e in embs.items()}
+            t_mask = take(mask, js)
             runs, start = [], 0
             for k in range(1, len(js)):
                 if pos[k] != pos[k - 1] + 1:
@@ -280,18 +296,11 @@ class VideoRun:
             runs.append(slice(start, len(js)))
             st = self.state.track(tid)
             for r, sl in enumerate(runs):
-                if r > 0 or pos[0] != st.last_pos + 1:
-                    for sm in st.streams():
-                        sm.gap()
-                ids = idx[sl]
-                st.source.add(t_src[sl], None if t_es is None else t_es[sl], ids)
-                st.inversion.add(t_rec[sl], None if t_er is None else t_er[sl], ids)
-                for n, (x, e) in t_ed.items():
-                    st.edits[n].add(x[sl], None if e is None else e[sl], ids)
+                st.feed({n: x[sl] for n, x in t_crops.items()},
+                        {n: None if e is None else e[sl] for n, e in t_embs.items()},
+                        [marks[j] for j in js[sl]], None if t_mask is None else t_mask[sl],
+                        new_run=r > 0 or pos[0] != st.last_pos + 1)
             st.last_pos = pos[-1]
-            st.frames += len(js)
-            st.first = idx[0] if st.first < 0 else st.first
-            st.last = idx[-1]
 
     def _collect_latents(self, chunk: Chunk, sel: list[Key], lat: Latents) -> None:
         items = [chunk.face(k) for k in sel]
@@ -351,14 +360,14 @@ class VideoRun:
         for tid, c in enumerate(per_track or [counts]):
             ts = st.track(tid)
             reports.append(build_report(source=ts.source, inversion=ts.inversion, edits=ts.edits, embedder=embedder,
-                                        counts=c, clock=self.clock, extra={}))
+                                        counts=c, clock=self.clock, extra={}, timeline=ts.timeline, warp=ts.warp))
         return combine_track_reports(
             reports, [(st.track(t).frames, st.track(t).first, st.track(t).last) for t in range(len(reports))],
             counts=counts,
             extra={"input": str(job.source), "outputs": {k: str(v) for k, v in written.items()},
                    "wall_seconds": round(wall, 3), "fps_end_to_end": round(frames_done / wall, 3) if wall else None,
                    "device": self.inv.compute.describe(), "paste_mode": cfg.paste_mode,
-                   "strength": str(cfg.strength), "face": str(self.aligner.tracker.select),
+                   "strength": str(cfg.strength), "face": str(self.aligner.tracker.select), "clip": dict(self._clip),
                    # frames the decoder repaired by concealment (kept; they may show artefacts)
                    "decode_damage": {"frames": len(reader.damaged),
                                      "first": reader.damaged[0][0] if reader.damaged else None}},

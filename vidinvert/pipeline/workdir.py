@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # Bump when the segments' encoding or the saved state changes: a work folder of another format
 # is refused like one of another configuration (segments of both kinds cannot be joined).
-WORK_FORMAT = 1
+WORK_FORMAT = 2  # 2: the running state carries the warping-error meter and the timeline
 
 
 def _fingerprint(job, inverter) -> str:
