@@ -1,5 +1,7 @@
 """The benchmark's outputs: per-item CSV, summary JSON, a Markdown table like the paper's Table 3
-(Table 1 in image mode) and the identity-consistency box plot like its Figure 9.
+(Table 1 in image mode), the identity-consistency box plot like its Figure 9 and, in video mode,
+each video's figure over time (``figures/<key>.png``, the picture the video job writes beside
+``--report``: :mod:`vidinvert.pipeline.report_figure`).
 
 Statistics are over items (each video or image weighs the same): mean and population standard
 deviation (``ddof=0``) of the per-item means; ``frame_mean`` weighs every evaluated frame the
@@ -21,12 +23,17 @@ from vidinvert.evaluate.suite import HIGHER_IS_BETTER, PAIR_METRICS, VIDEO_METRI
 from vidinvert.fileio import atomic_path
 
 LABELS = {"ssim": "SSIM", "psnr": "PSNR", "mse": "MSE ([-1,1])", "lpips": "LPIPS", "id": "ID",
-          "ic_source": "IC source", "ic_inversion": "IC inversion"}
-DECIMALS = {"ssim": 3, "psnr": 2, "mse": 4, "lpips": 3, "id": 3, "ic_source": 3, "ic_inversion": 3}
+          "ic_source": "IC source", "ic_inversion": "IC inversion", "tl_id": "TL-ID", "tg_id": "TG-ID",
+          "warp_source": "Warping error, source", "warp_inversion": "Warping error, inversion"}
+# decimals of each metric's cell; None: scientific notation (the warping errors are ~1e-4)
+DECIMALS = {"ssim": 3, "psnr": 2, "mse": 4, "lpips": 3, "id": 3, "ic_source": 3, "ic_inversion": 3, "tl_id": 3,
+            "tg_id": 3, "warp_source": None, "warp_inversion": None}
+TEMPORAL_COLUMNS = ("tl_id", "tg_id", "warp_source", "warp_inversion")
 CSV_NAME = {"video": "videos.csv", "image": "images.csv"}
 SUMMARY_NAME = "summary.json"
 TABLE_NAME = "table.md"
 PLOT_NAME = "identity_consistency.png"
+FIGURES_DIR = "figures"
 
 
 def _stats(values: Sequence[float | None]) -> dict[str, Any]:
@@ -89,12 +96,15 @@ def _cell(stat: dict | None, m: str) -> str:
     if not stat or stat.get("mean") is None:
         return "n/a"
     d = DECIMALS[m]
+    if d is None:
+        return f"{stat['mean']:.2e} ± {stat['std']:.1e}"
     return f"{stat['mean']:.{d}f} ± {stat['std']:.{d}f}"
 
 
 def markdown_table(summary: dict[str, Any], method: str = "ours") -> str:
     """The Markdown table: one row per method (here one), columns SSIM, PSNR, MSE, LPIPS, ID;
-    in video mode a second table with identity consistency (source vs inversion)."""
+    in video mode a second table with identity consistency (source vs inversion) and a third with
+    TL-ID, TG-ID and the warping errors (source and inversion)."""
     m = summary["metrics"]
     arrow = {k: ("↑" if v else "↓") for k, v in HIGHER_IS_BETTER.items()}
     head = "| Method | " + " | ".join(f"{LABELS[k]} {arrow[k]}" for k in PAIR_METRICS) + " |"
@@ -107,6 +117,9 @@ def markdown_table(summary: dict[str, Any], method: str = "ours") -> str:
     if summary["mode"] == "video":
         lines += ["", "| Identity consistency ↑ | Source | Inversion |", "|---|---|---|",
                   f"| {method} | {_cell(m.get('ic_source'), 'ic_source')} | {_cell(m.get('ic_inversion'), 'ic_inversion')} |"]
+        lines += ["", "| Temporal | " + " | ".join(f"{LABELS[k]} {arrow[k]}" for k in TEMPORAL_COLUMNS) + " |",
+                  "|" + "---|" * (len(TEMPORAL_COLUMNS) + 1),
+                  f"| {method} | " + " | ".join(_cell(m.get(k), k) for k in TEMPORAL_COLUMNS) + " |"]
     return "\n".join(lines) + "\n"
 
 
@@ -167,6 +180,27 @@ def plot_identity_consistency(results: Sequence[ItemResult], path: Path, method:
     return Path(path)
 
 
+def video_figure_path(figures_dir: Path, key: str) -> Path:
+    """``figures/<key>.png`` (the key keeps its suffix: ``sub/a.mp4`` -> ``figures/sub/a.mp4.png``)."""
+    return Path(figures_dir) / f"{key}.png"
+
+
+def write_video_figures(figures_dir: Path, results: Sequence[ItemResult]) -> list[Path]:
+    """Each evaluated video's figure over time (:func:`~vidinvert.pipeline.report_figure.report_figure`
+    of its ``temporal`` report); the paths written."""
+    from vidinvert.pipeline.report_figure import write_report_figure
+
+    written = []
+    for r in sorted(results, key=lambda r: r.key):
+        if not r.ok or not r.temporal:
+            continue
+        path = video_figure_path(figures_dir, r.key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if write_report_figure(r.temporal, path) is not None:
+            written.append(path)
+    return written
+
+
 def write_report(out_dir: Path, results: Sequence[ItemResult], summary: dict[str, Any],
                  method: str = "ours") -> dict[str, Path]:
     """Write every output file into ``out_dir``; returns their paths by kind."""
@@ -181,6 +215,8 @@ def write_report(out_dir: Path, results: Sequence[ItemResult], summary: dict[str
         plot = plot_identity_consistency(results, out_dir / PLOT_NAME, method)
         if plot is not None:
             paths["plot"] = plot
+        if write_video_figures(out_dir / FIGURES_DIR, results):
+            paths["figures"] = out_dir / FIGURES_DIR
     summary["files"] = {k: str(v) for k, v in paths.items()} | {"summary": str(out_dir / SUMMARY_NAME)}
     paths["summary"] = write_json(out_dir / SUMMARY_NAME, summary)
     return paths

@@ -7,6 +7,8 @@ Output folder layout::
     OUT/summary.json                  mean/std per metric, counts, skipped items, models, settings
     OUT/table.md                      the Markdown table (also printed by the CLI)
     OUT/identity_consistency.png      video mode: box plot source vs inversion
+    OUT/figures/<item>.png            video mode: each video's figure over time (identity, flicker,
+                                      warping error, faces), as the video job's report picture
     OUT/run.json                      versions, configuration, weight files with sha256
     OUT/cache/<item>.json             one finished item each (read back by --resume)
 """
@@ -31,7 +33,7 @@ from vidinvert.evaluate.suite import ItemResult, MetricSuite
 log = logging.getLogger(__name__)
 
 CACHE_DIR = "cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: TL-ID / TG-ID, warping errors and the per-video temporal report
 # Ranks finish their slices at different times; rank 0 waits for the slowest one at the gather.
 GATHER_TIMEOUT = _dt.timedelta(hours=48)
 

@@ -33,13 +33,15 @@ from vidinvert.metrics.identity import (
     paired_identity,
 )
 from vidinvert.metrics.image import LPIPSMetric, load_lpips, mse, psnr, ssim, to_unit_interval
+from vidinvert.metrics.warping import LABEL as WARP_LABEL
 
 log = logging.getLogger(__name__)
 
 PAIR_METRICS = ("ssim", "psnr", "mse", "lpips", "id")
-VIDEO_METRICS = ("ic_source", "ic_inversion")
+VIDEO_METRICS = ("ic_source", "ic_inversion", "tl_id", "tg_id", "warp_source", "warp_inversion")
 HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "mse": False, "lpips": False, "id": True,
-                    "ic_source": True, "ic_inversion": True}
+                    "ic_source": True, "ic_inversion": True, "tl_id": True, "tg_id": True,
+                    "warp_source": False, "warp_inversion": False}
 
 
 @dataclass
@@ -100,6 +102,14 @@ class MetricSuite:
         else:
             out["id"] = f"cosine of {self.identity.name} embeddings of source and reconstruction (full crops)"
             out["identity_consistency"] = "mean cosine to the first frame's embedding (eq. 9)"
+        if self.identity is None or self.identity.measure != "cosine":
+            out["tl_id"] = out["tg_id"] = "not computed (needs ArcFace weights)"
+        else:
+            out["tl_id"] = out["tg_id"] = ("STIT TL-ID / TG-ID of the inversion relative to the source (ArcFace "
+                                           "cosines; pairs with a source cosine at most 0.1 skipped and counted; "
+                                           "pairs within runs of consecutive frames)")
+        out["warping_error"] = (f"{WARP_LABEL}: Lai et al.'s warping error with DIS flow on the source crops and the "
+                                "landmark outline mask as the valid set; not comparable to published figures")
         if self.identity is not None:
             out["identity_network"] = self.identity.name
             out["identity_measure"] = measure_label(self.identity.measure)
@@ -157,6 +167,9 @@ class ItemResult:
     ``metrics``: per-item means of the pair metrics (None when not computed; PSNR of identical
     images is inf and averaged as such). ``per_frame``: the per-frame values, in frame order,
     for the frames in ``frame_indices``. ``ic_source``/``ic_inversion``: identity consistency.
+    ``tl_id``/``tg_id``: the inversion's TL-ID / TG-ID (ArcFace only); ``warp_source``/
+    ``warp_inversion``: warping errors; ``temporal``: the video's report (per-frame lists, pair
+    counts; :func:`~vidinvert.pipeline.report.build_report`), drawn as the video's figure.
     """
 
     key: str
@@ -174,6 +187,11 @@ class ItemResult:
     frame_indices: list[int] = field(default_factory=list)
     ic_source: float | None = None
     ic_inversion: float | None = None
+    tl_id: float | None = None
+    tg_id: float | None = None
+    warp_source: float | None = None
+    warp_inversion: float | None = None
+    temporal: dict | None = None
     seconds: float = 0.0
 
     @property
@@ -199,8 +217,8 @@ class ItemResult:
         for m in PAIR_METRICS:
             r[m] = _fmt(self.metrics.get(m))
         if self.kind == "video":
-            r["ic_source"] = _fmt(self.ic_source)
-            r["ic_inversion"] = _fmt(self.ic_inversion)
+            for m in VIDEO_METRICS:
+                r[m] = _fmt(getattr(self, m))
         r["seconds"] = f"{self.seconds:.3f}"
         return r
 

@@ -3,6 +3,13 @@
 A frame is evaluated when the face stage gives it a crop (``detected`` or ``interpolated``);
 ``passthrough`` frames (no face) are counted and skipped. Identity consistency (eq. 9) takes the
 first evaluated frame as the reference, for the source crops and for the reconstructions.
+
+The temporal figures come from the video job's own meters and report
+(:class:`~vidinvert.pipeline.state.TrackState`, :func:`~vidinvert.pipeline.report.build_report`):
+TL-ID / TG-ID of the inversion (ArcFace only) and the warping error of the source and the inversion,
+with the face's landmark outline mask (what the video job pastes with when no face-parsing model
+is found) as the valid set; runs break where a frame has no face. ``ItemResult.temporal`` keeps
+that per-video report (per-frame lists included) for the summary and the video's figure.
 """
 
 from __future__ import annotations
@@ -22,8 +29,13 @@ from vidinvert.evaluate.datasets import MediaItem
 from vidinvert.evaluate.suite import ItemResult, MetricAccumulator, MetricSuite
 from vidinvert.face.align import warp_faces
 from vidinvert.face.detect import FaceDetector
+from vidinvert.face.masks import outline_masks
+from vidinvert.face.smooth import INTERPOLATED
 from vidinvert.face.stage import AlignedFace, FaceConfig, align_frames
 from vidinvert.metrics.identity import identity_consistency
+from vidinvert.pipeline.report import StageClock, build_report
+from vidinvert.pipeline.state import TrackState
+from vidinvert.pipeline.temporal_report import FrameMark
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +72,22 @@ def evaluate_video(item: MediaItem, inverter: Inverter, suite: MetricSuite, cfg:
     t0 = time.perf_counter()
     acc = MetricAccumulator()
     res = ItemResult(key=item.key, path=str(item.path), kind="video")
-    batch: list[AlignedFace] = []
+    track = TrackState()
+    batch: list[tuple[int, AlignedFace]] = []  # (stream position, face)
+    clip: dict = {}
     pending_progress = 0
 
     def run_batch() -> None:
         nonlocal pending_progress
         if batch:
-            quads = np.stack([a.quad for a in batch])
-            crops = warp_faces([a.frame for a in batch], quads, inverter.size, device=inverter.compute.device)
+            faces = [a for _, a in batch]
+            quads = np.stack([a.quad for a in faces])
+            crops = warp_faces([a.frame for a in faces], quads, inverter.size, device=inverter.compute.device)
             recon = inverter.synthesize(inverter.invert(crops))
             values, emb_src = suite.compare(crops, recon)
             acc.add(values, emb_src)
-            res.frame_indices.extend(a.index for a in batch)
+            res.frame_indices.extend(a.index for a in faces)
+            _feed_track(track, batch, crops, recon, emb_src, values.get("_emb_recon"))
             batch.clear()
         if progress is not None and pending_progress:
             progress(pending_progress)
@@ -84,10 +100,13 @@ def evaluate_video(item: MediaItem, inverter: Inverter, suite: MetricSuite, cfg:
             frames = itertools.islice(frames, cfg.max_frames)
         stream = align_frames(frames, cfg.face, detector=detector)
         for aligned in stream:
+            clip.setdefault("first_frame", aligned.index)
+            clip.setdefault("start", round(aligned.time, 6))
+            clip.update(last_frame=aligned.index, end=round(aligned.time, 6))
             res.frames += 1
             pending_progress += 1
             if aligned.quad is not None:
-                batch.append(aligned)
+                batch.append((res.frames - 1, aligned))
             if len(batch) >= cfg.batch_size:
                 run_batch()
         run_batch()
@@ -110,7 +129,39 @@ def evaluate_video(item: MediaItem, inverter: Inverter, suite: MetricSuite, cfg:
     if e_src is not None:
         res.ic_source = identity_consistency(e_src, suite.identity.measure)
         res.ic_inversion = identity_consistency(e_rec, suite.identity.measure)
+    _temporal_result(res, track, suite, counts.as_dict(), clip)
     if inverter.compute.device.type == "cuda":
         torch.cuda.synchronize(inverter.compute.device)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def _feed_track(track: TrackState, batch: list[tuple[int, AlignedFace]], crops, recon, emb_src, emb_rec) -> None:
+    """One batch into the video's temporal meters, a new run wherever the stream positions break."""
+    pos = [p for p, _ in batch]
+    masks = outline_masks([a.landmarks_crop for _, a in batch], 256, device=crops.device)
+    marks = [FrameMark(a.index, a.time, a.status == INTERPOLATED) for _, a in batch]
+    start = 0
+    for k in range(1, len(batch) + 1):
+        if k == len(batch) or pos[k] != pos[k - 1] + 1:
+            sl = slice(start, k)
+            track.feed({"source": crops[sl], "inversion": recon[sl]},
+                       {"source": None if emb_src is None else emb_src[sl],
+                        "inversion": None if emb_rec is None else emb_rec[sl]},
+                       marks[sl], masks[sl], new_run=pos[start] != track.last_pos + 1)
+            track.last_pos = pos[k - 1]
+            start = k
+
+
+def _temporal_result(res: ItemResult, track: TrackState, suite: MetricSuite, counts: dict, clip: dict) -> None:
+    """TL-ID / TG-ID of the inversion, the warping error of source and inversion, and the report."""
+    name = suite.identity.name if suite.identity is not None else None
+    rep = build_report(source=track.source, inversion=track.inversion, edits={}, embedder=name, counts=counts,
+                       clock=StageClock(), extra={"input": res.path, "clip": clip}, timeline=track.timeline,
+                       warp=track.warp)
+    rep.pop("stages", None)
+    res.tl_id = rep["tl_id"]["inversion"]
+    res.tg_id = rep["tg_id"]["inversion"]
+    res.warp_source = rep["warping_error"]["source"]
+    res.warp_inversion = rep["warping_error"]["inversion"]
+    res.temporal = rep

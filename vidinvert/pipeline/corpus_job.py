@@ -158,14 +158,29 @@ def _mirror(base: Path | None, item) -> Path | None:
     return d
 
 
-def _identity_of(req: InvertRequest, rep: dict | None) -> float | None:
-    ic = (rep or {}).get("identity_consistency")
+def _identity_of(req: InvertRequest, rep: dict | None, key: str = "identity_consistency") -> float | None:
+    """The headline figure ``key`` of a report: the first edit's (by tag), else the inversion's."""
+    ic = (rep or {}).get(key)
     if not isinstance(ic, dict):
         return None
     for name in [*req.tags, "inversion"]:
         if ic.get(name) is not None:
             return float(ic[name])
     return None
+
+
+TEMPORAL = ("tl_id", "tg_id", "warping_error")
+
+
+def _temporal_of(rep: dict | None) -> dict | None:
+    """A clip report's TL-ID / TG-ID / warping error per stream, and per track with several faces."""
+    if not rep or "warping_error" not in rep:
+        return None
+    out = {k: rep.get(k) for k in TEMPORAL}
+    out["reason"] = (rep.get("temporal_identity") or {}).get("reason")
+    if len(rep.get("tracks") or []) > 1:
+        out["tracks"] = [{"track": tr["track"], **{k: tr.get(k) for k in TEMPORAL}} for tr in rep["tracks"]]
+    return out
 
 
 class _OneInput:
@@ -203,7 +218,9 @@ class _OneInput:
         rep = res.report or {}
         frames = rep.get("frames", {}).get("total") if isinstance(rep.get("frames"), dict) else None
         return {"outputs": list(res.outputs.values()), "frames": int(frames if frames is not None else item.frames),
-                "identity_consistency": _identity_of(s.request, rep), "details": {"kind": kind}}
+                "identity_consistency": _identity_of(s.request, rep),
+                **{k: _identity_of(s.request, rep, k) for k in TEMPORAL}, "temporal": _temporal_of(rep),
+                "details": {"kind": kind}}
 
 
 def run_corpus_edit(request: InvertRequest, *, progress: ProgressFactory | None = None,

@@ -16,7 +16,16 @@ A record::
      "outputs": ["sub/clip.smile.mp4"], "output_bytes": [123456],   # relative to the output folder
      "frames": 240, "seconds": 12.5, "fps": 19.2, "identity_consistency": 0.91 | null,
      "error": null | "one line", "fingerprint": "9f0c...", "rank": 0, "world": 2,
-     "finished_at": "2026-12-03T10:00:00Z", "time": 1796292000.0, "details": {...}}
+     "finished_at": "2026-12-03T10:00:00Z", "time": 1796292000.0, "details": {...},
+     # clips only (absent for photos and failures):
+     "tl_id": 0.98 | null, "tg_id": 0.95 | null, "warping_error": 0.0004 | null,
+     "temporal": {"tl_id": {"inversion": ..., "smile": ...}, "tg_id": {...},
+                  "warping_error": {"source": ..., "inversion": ..., "smile": ...},
+                  "reason": null | "needs ArcFace weights" | "identity metrics off",
+                  "tracks": [{"track": 0, "tl_id": {...}, "tg_id": {...}, "warping_error": {...}}]}}
+
+``identity_consistency``, ``tl_id``, ``tg_id`` and ``warping_error`` are the first edit's figures
+(the inversion's for ``invert``); ``temporal`` has every stream's (``tracks`` with several faces).
 """
 
 from __future__ import annotations
@@ -179,6 +188,7 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> dict:
         "seconds": round(seconds, 3),
         "frames_per_second": round(frames / seconds, 3) if seconds > 0 else None,
         "identity_consistency_mean": _mean([r.get("identity_consistency") for r in done]),
+        **{f"{k}_mean": _mean([r.get(k) for r in done]) for k in ("tl_id", "tg_id", "warping_error")},
         "fingerprints": sorted({str(r.get("fingerprint")) for r in records}),
         "failed_inputs": [{"input": r["input"], "error": r.get("error")} for r in failed],
     }
