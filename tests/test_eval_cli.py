@@ -98,6 +98,14 @@ def test_outputs_counts_and_modality_rule(evaluated):
     conv = s["conventions"]
     assert "[-1,1]" in conv["mse"] and "[0,1]" in conv["psnr"] and "lpips-alex" in conv["lpips"]
     assert conv["identity_network"] == "dlib-resnet128"
+    # the temporal figures: warping errors of source and inversion; TL-ID / TG-ID need ArcFace
+    for m in ("warp_source", "warp_inversion"):
+        assert s["metrics"][m]["n"] == 2 and s["metrics"][m]["mean"] > 0, m
+    assert "tl_id" not in s["metrics"] and "needs ArcFace" in conv["tl_id"]
+    assert "| Temporal | TL-ID ↑ | TG-ID ↑ | Warping error, source ↓ | Warping error, inversion ↓ |" in table
+    for key in ("Actor_01/02-01-03-01-01-01-01.mp4", "Actor_02/01-01-05-02-02-01-02.mp4"):
+        assert (out / "figures" / f"{key}.png").stat().st_size > 0
+        assert rows[key]["warp_inversion"] and float(rows[key]["warp_inversion"]) > 0
     run = json.loads((out / "run.json").read_text())
     assert run["command"] == "eval" and run["weights"]["lpips-alexnet"]["sha256"]
 

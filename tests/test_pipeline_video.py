@@ -65,6 +65,11 @@ def test_edit_keeps_frames_timestamps_audio_and_background(tmp_path, clip, tiny_
     assert rep["identity_measure"] == "share within 0.6 (dlib)"  # dlib: raw descriptors, the same person within 0.6
     assert set(rep["identity_distance"]) == {"source", "inversion", "smile"}
     assert len(rep["per_frame"]["id_distance_smile"]) == 10
+    # TL-ID / TG-ID need ArcFace; the warping error does not; the picture lies beside the report
+    assert rep["tl_id"] == {"inversion": None, "smile": None}
+    assert rep["temporal_identity"]["reason"] == "needs ArcFace weights"
+    assert all(v is not None and v > 0 for v in rep["warping_error"].values())
+    assert rep["report_figure"] == str(tmp_path / "report.png") and (tmp_path / "report.png").stat().st_size > 0
     run = json.loads((tmp_path / "edited.run.json").read_text())
     assert run["weights"]["encoder"]["sha256"] and run["config"]["video"]["codec"] == "ffv1"
     with av.open(str(out)) as c:
@@ -203,6 +208,10 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, clip, tiny_wei
     assert np.array_equal(got, ref) and got_pts == ref_pts
     assert report["identity_consistency"] == pytest.approx(ref_report["identity_consistency"])
     assert report["flicker"] == pytest.approx(ref_report["flicker"])
+    # the warping error's state (the last frame's crops and flow input) is carried across chunks
+    assert report["warping_error"] == pytest.approx(ref_report["warping_error"])
+    assert report["warping_error_pairs"] == ref_report["warping_error_pairs"] == {"used": 9, "empty": 0}
+    assert report["per_frame"]["warp_smile"] == pytest.approx(ref_report["per_frame"]["warp_smile"])
 
     # a different configuration refuses the work folder
     _, job2 = _job(clip, out, tiny_weights, direction, resume=True, chunk=5)
@@ -339,6 +348,11 @@ def test_no_identity_skips_the_embeddings(tmp_path, clip, tiny_weights, directio
     r = json.loads(rep.read_text())
     assert r["identity_embedder"] is None and set(r["identity_consistency"].values()) == {None}
     assert r["identity_to_source"] == {} and r["flicker"]["smile"] is not None
+    assert r["temporal_identity"]["reason"] == "identity metrics off" and r["warping_error"]["smile"] is not None
+    from vidinvert.pipeline.report_figure import report_figure
+
+    panels = {ln.get_gid().split("/")[0] for ax in report_figure(r).axes for ln in ax.get_lines() if ln.get_gid()}
+    assert panels == {"flicker", "warping", "strength"} and (tmp_path / "r.png").is_file()
 
 
 def test_resumable_h264_run_keeps_vfr_timestamps(tmp_path, tiny_weights, direction):

@@ -217,9 +217,10 @@ class _OneInput:
         self.results.append(res)
         rep = res.report or {}
         frames = rep.get("frames", {}).get("total") if isinstance(rep.get("frames"), dict) else None
+        temporal = _temporal_of(rep)  # clips only
+        headline = {k: _identity_of(s.request, rep, k) for k in TEMPORAL} if temporal else {}
         return {"outputs": list(res.outputs.values()), "frames": int(frames if frames is not None else item.frames),
-                "identity_consistency": _identity_of(s.request, rep),
-                **{k: _identity_of(s.request, rep, k) for k in TEMPORAL}, "temporal": _temporal_of(rep),
+                "identity_consistency": _identity_of(s.request, rep), **headline, "temporal": temporal,
                 "details": {"kind": kind}}
 
 

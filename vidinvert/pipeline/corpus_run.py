@@ -75,9 +75,9 @@ def _done_record(item: CorpusInput, result: Mapping[str, Any], out_dir: Path) ->
         "identity_consistency": None if ic is None else float(ic),
         "error": None,
     }
-    for key in ("tl_id", "tg_id", "warping_error"):
-        if result.get(key) is not None:
-            rec[key] = float(result[key])
+    for key in ("tl_id", "tg_id", "warping_error"):  # clips: each a number or null
+        if key in result:
+            rec[key] = None if result[key] is None else float(result[key])
     if result.get("temporal"):
         rec["temporal"] = dict(result["temporal"])
     if result.get("details"):
