@@ -50,7 +50,14 @@ def clip():
 
 
 def _lines(fig) -> dict[str, list]:
-    return {ln.get_gid(): list(ln.get_ydata()) for ax in fig.axes for ln in ax.get_lines() if ln.get_gid()}
+    """Each line's y values at its frames (the NaN points that break a line at a gap left out)."""
+    return {ln.get_gid(): [y for x, y in zip(ln.get_xdata(), ln.get_ydata()) if not math.isnan(x)]
+            for ax in fig.axes for ln in ax.get_lines() if ln.get_gid()}
+
+
+def _breaks(fig, gid: str) -> int:
+    (line,) = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == gid]
+    return sum(math.isnan(x) for x in line.get_xdata())
 
 
 def test_output_equal_to_source_scores_one_and_the_sources_warping_error(clip):
@@ -111,6 +118,8 @@ def test_two_tracks_combine_pair_weighted_and_draw_one_line_per_series_and_track
     lines = _lines(fig)
     for s in ("source", "inversion", "smile"):
         assert len(lines[f"flicker/{s}/0"]) == 12 and len(lines[f"flicker/{s}/1"]) == 8
+    assert _breaks(fig, "identity/smile/1") == 1 and _breaks(fig, "identity/smile/0") == 0  # no line over the gap
+    assert lines["identity/inversion/1"] == pytest.approx(reports[1]["per_frame"]["id_first_inversion"])
     assert len(lines) == 3 * 3 * 2 + 2  # identity, flicker, warping x 3 streams x 2 tracks + strength x 2
     strip = {c.get_gid(): c for ax in fig.axes for c in ax.collections if c.get_gid()}
     # track 1 is passed through at frames 4..6 (its gap) and 11 (after its end); every 5th frame is

@@ -13,8 +13,10 @@ pyplot, no global backend change), panels sharing one time axis in seconds:
 
 Streams differ by line style, tracks by colour (legend); beyond :data:`MAX_TRACKS` tracks the
 ones with the most measured frames are drawn and a note says how many are left out. Every line
-has the ``gid`` ``"<panel>/<stream>/<track>"`` (strips ``"faces/<track>"``) and holds one point per
-measured frame of its track, so tests read the figure's data, not its pixels. Photos have no
+has the ``gid`` ``"<panel>/<stream>/<track>"`` (strips ``"faces/<track>"``, ``"missing/<track>"``,
+``"passthrough/<track>"``) and holds one point per measured frame of its track, at its time, plus
+a NaN point (x and y) wherever the track's frames break, so no line crosses a gap; tests read the
+figure's data, not its pixels. Photos have no
 time axis and get no picture.
 """
 
@@ -56,6 +58,20 @@ def _values(pf: dict, key: str, rows: list[int]) -> list[float] | None:
     if vals is None:
         return None
     return [math.nan if vals[k] is None else float(vals[k]) for k in rows]
+
+
+def _broken(pf: dict, rows: list[int], y: list[float]) -> tuple[list[float], list[float]]:
+    """``(x, y)`` of a track's series, x the frame times, with a NaN point inserted wherever the
+    track's frames break (a gap or a stretch passed through), so no line is drawn across it."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for j, (k, v) in enumerate(zip(rows, y)):
+        if j and pf["index"][k] != pf["index"][rows[j - 1]] + 1:
+            xs.append(math.nan)
+            ys.append(math.nan)
+        xs.append(float(pf["time"][k]))
+        ys.append(v)
+    return xs, ys
 
 
 def _panels(rep: dict, streams: list[str]) -> list[tuple[str, str, str]]:
@@ -143,7 +159,7 @@ def report_figure(rep: dict):
                 y = _values(pf, f"{prefix}{s}", rows[t])
                 if y is None:
                     continue
-                ax.plot([pf["time"][k] for k in rows[t]], y, linestyle=style[s], color=colour[t], linewidth=1.1,
+                ax.plot(*_broken(pf, rows[t], y), linestyle=style[s], color=colour[t], linewidth=1.1,
                         gid=f"{panel}/{s}/{t}")
         ax.set_ylabel(label, fontsize=7)
         ax.grid(alpha=0.3)
@@ -151,8 +167,8 @@ def report_figure(rep: dict):
     if edits:
         ax = axes[k]
         for t in shown:
-            ax.plot([pf["time"][j] for j in rows[t]], _values(pf, "strength", rows[t]), color=colour[t],
-                    linewidth=1.1, gid=f"strength/edit/{t}")
+            ax.plot(*_broken(pf, rows[t], _values(pf, "strength", rows[t])), color=colour[t], linewidth=1.1,
+                    gid=f"strength/edit/{t}")
         ax.set_ylabel("edit strength\n(S_t x fade)", fontsize=7)
         ax.grid(alpha=0.3)
         k += 1

@@ -121,7 +121,9 @@ class InvertRequest:
     overwrite: bool = option(False, "Replace existing outputs.", panel=_IO)
     save_latents: Path | None = option(
         None, "Write w+ and F: a .npz for images, a folder of per-chunk .npz files for videos.", panel=_IO)
-    report: Path | None = option(None, "Write the report as JSON here (a folder for several inputs).", panel=_IO)
+    report: Path | None = option(
+        None, "Write the report as JSON here (a folder for several inputs); clips also get its picture beside it "
+        "(r.json -> r.png).", panel=_IO)
     frames_dir: Path | None = option(None, "Also write every output frame as PNG into this folder.", panel=_IO,
                                      kinds=_V)
     side_by_side: bool = option(False, "Also write OUTPUT.side-by-side.mp4: source | inversion | edit.", panel=_IO,
