@@ -85,7 +85,7 @@ def child(mode: str, clip: str, out_dir: str) -> dict:
             del frame
     else:
         dest = Path(out_dir) / "out.mp4"
-        with VideoWriter(dest, like=reader.info, audio_from=clip, overwrite=True) as w:
+        with VideoWriter(dest, like=reader.info, carry_from=clip, overwrite=True) as w:
             for frame in reader:
                 w.write_frame(frame)
                 n += 1

@@ -94,7 +94,7 @@ def test_writer_refuses_bad_audio_source_and_leaves_nothing(bad, name, tmp_path)
     path, pattern, _ = bad[name]
     good = make_clip(tmp_path / "g.mp4", n_frames=2)
     with pytest.raises(VidinvertError, match=pattern):
-        VideoWriter(tmp_path / "o.mp4", like=probe(good.path), audio_from=path)
+        VideoWriter(tmp_path / "o.mp4", like=probe(good.path), carry_from=path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.mp4"]  # no partial output
 
 
@@ -122,7 +122,8 @@ def test_concealed_damage_keeps_every_frame_and_is_reported(tmp_path, monkeypatc
         frames = list(reader)
     assert len(frames) == 48
     hits = [f for f in frames if f.pts in flagged_pts]  # the frames plain PyAV flags
-    assert [i for i, _ in reader.damaged] == [f.index for f in hits]
+    assert [d.index for d in reader.damaged] == [f.index for f in hits]
+    assert {d.repair for d in reader.damaged} == {"concealed"}
     (msg,) = [m for m in logs.messages(logging.WARNING) if "damaged" in m]
     assert f"{len(hits)} frame(s) (first at frame {hits[0].index}, {hits[0].time:.3f} s)" in msg
     assert "damaged.mp4" in msg

@@ -23,7 +23,7 @@ def _encode_segments(src, tmp_path, cuts, codec="libx264"):
     segs = []
     for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
         seg = tmp_path / f"seg{k}.mp4"
-        with VideoWriter(seg, like=info, codec=codec, crf=18, preset="medium", audio_from=None) as w:
+        with VideoWriter(seg, like=info, codec=codec, crf=18, preset="medium", carry_from=None) as w:
             for f in frames[a:b]:
                 w.write(f.rgb, f.pts, f.duration)
         segs.append(seg)
@@ -44,7 +44,7 @@ def test_joined_b_frame_segments_equal_one_file(tmp_path, codec, timestamps):
     info, frames, segs = _encode_segments(src, tmp_path, cuts=[9, 21], codec=codec)
     # the segments really use B-frames (decode order differs from presentation order)
     assert any(p[0] != sorted(q[0] for q in _packets(s))[i] for s in segs for i, p in enumerate(_packets(s)))
-    out = concat_segments(segs, tmp_path / "joined.mp4", like=info, audio_from=src, trimmed=False)
+    out = concat_segments(segs, tmp_path / "joined.mp4", like=info, carry_from=src, trimmed=False)
 
     got = list(open_video(out))
     assert len(got) == len(frames)

@@ -20,7 +20,7 @@ from vidinvert.video import VideoWriter, open_video, probe
 def _roundtrip(src, dest, **kw):
     info = probe(src)
     frames = []
-    with VideoWriter(dest, like=info, audio_from=kw.pop("audio_from", src), **kw) as w:
+    with VideoWriter(dest, like=info, carry_from=kw.pop("carry_from", src), **kw) as w:
         for f in open_video(src, time_range=kw.get("time_range")):
             w.write_frame(f)
             frames.append(f)
@@ -170,7 +170,7 @@ def test_failure_mid_write_leaves_nothing(tmp_path):
     dest = tmp_path / "out" / "o.mp4"
     dest.parent.mkdir()
     with pytest.raises(RuntimeError, match="boom"):
-        with VideoWriter(dest, like=info, audio_from=clip.path) as w:
+        with VideoWriter(dest, like=info, carry_from=clip.path) as w:
             for f in open_video(clip.path):
                 w.write_frame(f)
                 if f.index == 4:

@@ -65,6 +65,13 @@ class PasteMode(Choice):
     FULL = "full"
 
 
+class OnDamage(Choice):
+    """What a clip's damaged data does: stop the run at it, or conceal it and finish the clip."""
+
+    STOP = "stop"
+    CONCEAL = "conceal"
+
+
 class Codec(Choice):
     """Video encoder of the outputs (``ffv1`` is lossless)."""
 

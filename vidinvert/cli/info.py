@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from vidinvert.cli import common
+from vidinvert.video.streams import carried_tags
 
 
 def _fmt_duration(seconds: float | None) -> str:
@@ -24,11 +25,12 @@ def rows(info) -> list[tuple[str, str]]:
     fps = f"{float(info.avg_frame_rate):.3f} fps ({info.avg_frame_rate})" if info.avg_frame_rate else "unknown"
     if info.variable_frame_rate is not None:
         fps += ", variable" if info.variable_frame_rate else ", constant"
-    size = f"{info.width}x{info.height}"
-    if (info.coded_width, info.coded_height) != (info.width, info.height):
-        size += f" (stored {info.coded_width}x{info.coded_height})"
+    stored = f"{info.coded_width}x{info.coded_height} pixels"
     if info.sample_aspect_ratio:
-        size += f", pixel aspect {info.sample_aspect_ratio}"
+        stored += f", pixel aspect {info.sample_aspect_ratio.numerator}:{info.sample_aspect_ratio.denominator}"
+    shown = f"{info.display_width}x{info.display_height}"
+    if (info.display_width, info.display_height) != (info.width, info.height):
+        shown += f" (the frames hold {info.width}x{info.height} pixels)"
     rot = f"{info.rotation}° clockwise" if info.rotation else "none"
     if info.mirrored:
         rot += ", mirrored"
@@ -40,28 +42,48 @@ def rows(info) -> list[tuple[str, str]]:
         ("duration", _fmt_duration(info.duration)),
         ("frames", count),
         ("frame rate", fps),
-        ("displayed size", size),
+        ("stored size", stored),
+        ("displayed size", shown),
         ("rotation", rot),
         ("pixel format", f"{info.pix_fmt} ({info.chroma}, {info.bit_depth}-bit)"),
         ("colour range", c.range + ("" if c.range_tagged else " (untagged, assumed)")),
         ("colour matrix", c.matrix + ("" if c.matrix_tagged else " (untagged, assumed)")),
         ("time base", str(info.time_base)),
     ]
+    if info.timecode:
+        out.append(("timecode", f"starts at {info.timecode}"))
     if not info.audio:
         out.append(("audio", "none"))
     for a in info.audio:
         text = f"{a.codec}, {a.sample_rate} Hz, {a.channels} ch"
         text += f" ({a.layout})" if a.layout else ""
         text += f", {a.duration:.3f} s" if a.duration else ""
-        text += f", {a.language}" if a.language and a.language != "und" else ""
-        out.append((f"audio #{a.index}", text))
+        out.append((f"audio #{a.index}", text + _identity(a.language, a.title, a.disposition)))
+    for st in info.streams:
+        text = st.codec + (f", {st.detail}" if st.detail else "")
+        if st.kind == "chapters":
+            text += " (holds the chapter titles)"
+        out.append((f"{st.kind} #{st.index}", text + _identity(st.language, st.title, st.disposition)))
+    for i, ch in enumerate(info.chapters):
+        out.append((f"chapter {i + 1}", f"{ch.start:.3f} - {ch.end:.3f} s" + (f"  {ch.title}" if ch.title else "")))
+    tags = carried_tags(dict(info.metadata))
+    if tags:
+        out.append(("tags", ", ".join(f"{k}={v}" for k, v in sorted(tags.items()))))
     return out
+
+
+def _identity(language, title, disposition) -> str:
+    parts = [language] if language and language != "und" else []
+    parts += [f'"{title}"'] if title else []
+    parts += list(disposition)
+    return (", " + ", ".join(parts)) if parts else ""
 
 
 def info_command(
     clip: Annotated[Path, typer.Argument(help="The video to describe.", show_default=False)],
 ) -> common.Shown:
-    """Describe a video: container, duration, frames, frame rate, size, rotation, colour, audio."""
+    """Describe a video: container, duration, frames, frame rate, stored and displayed size, rotation,
+    colour, audio, subtitles and other streams, chapters, timecode and tags."""
     from vidinvert.video import probe
 
     info = probe(clip, count_frames=True)

@@ -98,7 +98,7 @@ def evaluate_video(item: MediaItem, inverter: Inverter, suite: MetricSuite, cfg:
         frames = iter(reader)
         if cfg.max_frames is not None:
             frames = itertools.islice(frames, cfg.max_frames)
-        stream = align_frames(frames, cfg.face, detector=detector)
+        stream = align_frames(frames, cfg.face, detector=detector, pixel_aspect=reader.info.pixel_aspect)
         for aligned in stream:
             clip.setdefault("first_frame", aligned.index)
             clip.setdefault("start", round(aligned.time, 6))

@@ -2,8 +2,9 @@
 
 A quad is ``[4,2]`` float64 frame coordinates (pixel-index convention, see ``types``) of the
 crop's corners in FFHQ's order: top-left, bottom-left, bottom-right, top-right (``c-x-y, c-x+y,
-c+x+y, c+x-y``). FFHQ quads are squares, so the crop is an affine map; only corners 0, 1 and 3
-are used. Output pixel ``(u, v)`` of an ``S x S`` crop samples the frame at
+c+x+y, c+x-y``). FFHQ quads are squares (parallelograms in the stored pixels of anamorphic
+frames, see :mod:`vidinvert.face.geometry`), so the crop is an affine map; only corners 0, 1
+and 3 are used. Output pixel ``(u, v)`` of an ``S x S`` crop samples the frame at
 ``q0 + (u+0.5)/S * (q3-q0) + (v+0.5)/S * (q1-q0)``, which is what FFHQ's
 ``PIL.Image.transform(QUAD, (quad + 0.5).flatten())`` computes.
 """
@@ -91,9 +92,11 @@ def apply_affine(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 
 def quad_scale(quads: np.ndarray, size: int) -> np.ndarray:
-    """Frame pixels per crop pixel ``[B]`` (> 1: aligning minifies the frame)."""
+    """Frame pixels per crop pixel ``[B]`` (> 1: aligning minifies the frame), along the crop's
+    longer axis in the frame (the axes differ for anamorphic frames, where a quad is a
+    parallelogram in stored pixels)."""
     q = np.asarray(quads, np.float64).reshape(-1, 4, 2)
-    return np.hypot(*(q[:, 3] - q[:, 0]).T) / size
+    return np.maximum(np.hypot(*(q[:, 3] - q[:, 0]).T), np.hypot(*(q[:, 1] - q[:, 0]).T)) / size
 
 
 def reflect_indices(idx: np.ndarray, n: int) -> np.ndarray:

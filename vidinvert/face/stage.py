@@ -17,6 +17,7 @@ import numpy as np
 
 from vidinvert.face.align import apply_affine, crop_to_frame, frame_to_crop, quad_from_face, quad_to_params
 from vidinvert.face.detect import FaceDetector, make_detector
+from vidinvert.face.geometry import PixelGeometry
 from vidinvert.face.smooth import DETECTED, INTERPOLATED, PASSTHROUGH, SmoothConfig, StreamingQuadSmoother
 from vidinvert.face.track import FaceTracker, TrackConfig
 from vidinvert.face.types import Face
@@ -132,10 +133,16 @@ def _unpack(item: Any, position: int, fps: float) -> _Stamped:
 
 
 class FaceAligner:
-    """Streaming face stage. ``push`` frames in order, ``finish`` at the end; or ``run(frames)``."""
+    """Streaming face stage. ``push`` frames in order, ``finish`` at the end; or ``run(frames)``.
 
-    def __init__(self, cfg: FaceConfig = FaceConfig(), detector: FaceDetector | None = None):
+    ``pixel_aspect`` != 1 (anamorphic frames): the face is found and its crop built as displayed,
+    quads and landmarks come out in stored pixels (:mod:`vidinvert.face.geometry`)."""
+
+    def __init__(self, cfg: FaceConfig = FaceConfig(), detector: FaceDetector | None = None,
+                 pixel_aspect: float = 1.0):
         self.cfg = cfg
+        self.pixel_aspect = float(pixel_aspect)
+        self.geometry: PixelGeometry | None = None
         self.detector = detector or make_detector(cfg.detector, cfg.weights_dir, cfg.device,
                                                   min_face=cfg.min_face, min_face_px=cfg.min_face_px)
         self.tracker = FaceTracker(self.detector, cfg.track)
@@ -170,7 +177,9 @@ class FaceAligner:
         if not self._pending:
             return []
         batch, self._pending = self._pending, []
-        faces = self.tracker.track([stamped[2] for stamped in batch])
+        if self.geometry is None:
+            self.geometry = PixelGeometry.for_frames(self.pixel_aspect, batch[0][2].shape[1])
+        faces = self.tracker.track([self.geometry.display_image(stamped[2]) for stamped in batch])
         out: list[AlignedFace] = []
         for stamped, face in zip(batch, faces):
             pos = self._pos
@@ -188,13 +197,15 @@ class FaceAligner:
 
     def _emit(self, s) -> AlignedFace:
         (index, time, frame, pts, duration), face = self._held.pop(s.index)
+        face = self.geometry.face_to_stored(face)
+        quad = None if s.quad is None else self.geometry.to_stored(s.quad)
         self.counts.add(s.status)
         lm = None
         if s.status == DETECTED and face is not None:
             lm = face.landmarks
         elif s.status == INTERPOLATED and s.landmarks_crop is not None:
-            lm = from_crop_normalised(s.quad, s.landmarks_crop)
-        return AlignedFace(index=index, time=time, frame=frame, quad=s.quad, status=s.status,
+            lm = from_crop_normalised(quad, s.landmarks_crop)
+        return AlignedFace(index=index, time=time, frame=frame, quad=quad, status=s.status,
                            edit_weight=s.edit_weight if s.status != PASSTHROUGH else 0.0,
                            landmarks=lm, landmarks_crop=s.landmarks_crop, face=face, pts=pts, duration=duration)
 
@@ -218,10 +229,11 @@ class AlignStream:
 
 
 def align_frames(frames: Iterable[Any], cfg: FaceConfig = FaceConfig(),
-                 detector: FaceDetector | None = None) -> AlignStream:
+                 detector: FaceDetector | None = None, pixel_aspect: float = 1.0) -> AlignStream:
     """Frames -> :class:`AlignStream` of :class:`AlignedFace` (one per frame, in order) with ``.counts``.
 
     Items: ``(index, time_seconds, rgb uint8 [H,W,3])`` tuples, objects with ``index``, ``time`` and
-    ``rgb``/``image``, or bare arrays (timestamps from ``cfg.fps``).
+    ``rgb``/``image``, or bare arrays (timestamps from ``cfg.fps``). ``pixel_aspect``: the
+    frames' pixel shape as displayed (width / height; anamorphic clips).
     """
-    return AlignStream(FaceAligner(cfg, detector), frames)
+    return AlignStream(FaceAligner(cfg, detector, pixel_aspect), frames)

@@ -20,6 +20,10 @@ the first frame, and the quads, statuses and weights are those of :class:`~vidin
 ``all`` on a clip with one face gives the same quads, statuses and weights for every frame where
 the face is present (frames before the person appears have no entry instead of a passthrough one).
 
+Anamorphic clips (``pixel_aspect`` != 1): detection, tracking, quads and smoothing work on the
+frames as displayed, and the quads and landmarks handed out are in stored pixels (see
+:mod:`vidinvert.face.geometry`).
+
 Per-track counts: ``stream.counts[track]`` (an :class:`~vidinvert.face.stage.AlignCounts`, frames before
 a track starts counted as passthrough, so every track's ``total`` is the clip's frame count).
 """
@@ -34,6 +38,7 @@ import numpy as np
 
 from vidinvert.face.align import quad_from_face, quad_scale, quad_to_params
 from vidinvert.face.detect import FaceDetector, make_detector
+from vidinvert.face.geometry import PixelGeometry
 from vidinvert.face.smooth import (
     DETECTED,
     INTERPOLATED,
@@ -92,11 +97,15 @@ class _Held:
 
 
 class MultiFaceAligner:
-    """Streaming multi-face stage. ``push`` frames in order, ``finish`` at the end; or ``run(frames)``."""
+    """Streaming multi-face stage. ``push`` frames in order, ``finish`` at the end; or ``run(frames)``.
+
+    ``pixel_aspect``: the frames' pixel shape (width / height as displayed; 1 = square)."""
 
     def __init__(self, cfg: FaceConfig = FaceConfig(), detector: FaceDetector | None = None,
-                 embedder: Embedder | None = None):
+                 embedder: Embedder | None = None, pixel_aspect: float = 1.0):
         self.cfg = cfg
+        self.pixel_aspect = float(pixel_aspect)
+        self.geometry: PixelGeometry | None = None
         self.detector = detector or make_detector(cfg.detector, cfg.weights_dir, cfg.device,
                                                   min_face=cfg.min_face, min_face_px=cfg.min_face_px)
         self.tracker = MultiFaceTracker(self.detector, cfg.track, embedder)
@@ -141,7 +150,9 @@ class MultiFaceAligner:
         if not self._pending:
             return []
         batch, self._pending = self._pending, []
-        per_frame = self.tracker.track([b[-1] for b in batch])
+        if self.geometry is None:
+            self.geometry = PixelGeometry.for_frames(self.pixel_aspect, batch[0][-1].shape[1])
+        per_frame = self.tracker.track([self.geometry.display_image(b[-1]) for b in batch])
         for (index, time, pts, duration, frame), faces in zip(batch, per_frame):
             pos = self._pos
             self._pos += 1
@@ -160,16 +171,18 @@ class MultiFaceAligner:
         return self._drain()
 
     def _place(self, tid: int, ready) -> None:
+        geo = self.geometry
         for s in ready:
             h = self._held[s.index]
-            face = h.faces[tid]
+            face = geo.face_to_stored(h.faces[tid])
+            quad = None if s.quad is None else geo.to_stored(s.quad)
             self.counts[tid].add(s.status)
             lm = None
             if s.status == DETECTED and face is not None:
                 lm = face.landmarks
             elif s.status == INTERPOLATED and s.landmarks_crop is not None:
-                lm = from_crop_normalised(s.quad, s.landmarks_crop)
-            h.done[tid] = AlignedFace(index=h.index, time=h.time, frame=h.frame, quad=s.quad, status=s.status,
+                lm = from_crop_normalised(quad, s.landmarks_crop)
+            h.done[tid] = AlignedFace(index=h.index, time=h.time, frame=h.frame, quad=quad, status=s.status,
                                       edit_weight=s.edit_weight if s.status != PASSTHROUGH else 0.0,
                                       landmarks=lm, landmarks_crop=s.landmarks_crop, face=face, track=tid,
                                       pts=h.pts, duration=h.duration)
@@ -223,6 +236,6 @@ class TrackStream:
 
 
 def align_tracks(frames: Iterable[Any], cfg: FaceConfig = FaceConfig(), detector: FaceDetector | None = None,
-                 embedder: Embedder | None = None) -> TrackStream:
+                 embedder: Embedder | None = None, pixel_aspect: float = 1.0) -> TrackStream:
     """Frames -> :class:`TrackStream` of :class:`FaceFrame` (one per frame, in order) with per-track ``.counts``."""
-    return TrackStream(MultiFaceAligner(cfg, detector, embedder), frames)
+    return TrackStream(MultiFaceAligner(cfg, detector, embedder, pixel_aspect), frames)

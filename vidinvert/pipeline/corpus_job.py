@@ -61,11 +61,14 @@ def corpus_mode(request: InvertRequest) -> bool:
     """Whether ``request`` is a corpus run: ``out_dir`` with a folder / glob / list input, ``shard``,
     or torchrun (``WORLD_SIZE`` > 1). A folder, glob or list file, or torchrun, without ``out_dir``
     is refused (one line)."""
-    collection = any(_is_collection(p) for p in request.inputs)
+    collections = [p for p in request.inputs if _is_collection(p)]
+    collection = bool(collections)
     torchrun = _world_size() > 1
     if request.out_dir is None:
         if collection:
-            raise VidinvertError("a folder, glob or list file of inputs needs --out-dir "
+            first = collections[0]
+            what = "a folder" if first.is_dir() else ("a list file" if first.is_file() else "a glob")
+            raise VidinvertError(f"{first} is {what}: a folder, glob or list file of inputs needs --out-dir "
                                  "(outputs mirror its tree there)")
         if torchrun:
             raise VidinvertError("under torchrun give --out-dir: the ranks share the corpus through it")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidinvert.choices import Codec, Detector, Dtype, ModelChoice, PasteMode, Preset, parse_device
+from vidinvert.choices import Codec, Detector, Dtype, ModelChoice, OnDamage, PasteMode, Preset, parse_device
 from vidinvert.errors import VidinvertError
 from vidinvert.timespec import Keyframes, TimeRange, check_unit_schedule, parse_strength
 
@@ -172,6 +172,9 @@ class InvertRequest:
                            panel=_RUN, kinds=_V)
     resume: bool = option(False, "Keep a work folder so a stopped run continues where it stopped.", panel=_RUN,
                           kinds=_V)
+    on_damage: OnDamage = option(OnDamage.STOP, "Damaged clip data: {choices} (stop names the frame; conceal "
+                                 "finishes the clip with the decoder's concealment, else the last good frame, and "
+                                 "lists the damaged frames in the report).", panel=_RUN, kinds=_V)
     identity: bool = option(True, "Identity metrics in the report (ArcFace, else dlib: CPU, about 3 embeddings per "
                             "frame); --no-identity skips them (flicker and counts remain).", panel=_RUN,
                             flags=("--identity/--no-identity",))

@@ -17,14 +17,14 @@ from vidinvert.version import __version__
 
 @dataclass(frozen=True)
 class EncodeSettings:
-    """How an output clip is encoded: codec settings, the clip whose audio is carried over, the
-    trim the frames come from, and the container tags."""
+    """How an output clip is encoded: codec settings, the clip whose audio, subtitles, chapters
+    and other streams are carried over, the trim the frames come from, and the tags."""
 
     codec: str = "libx264"
     crf: float = 18.0
     preset: str = "medium"
     overwrite: bool = False
-    audio_from: Path | None = None
+    carry_from: Path | None = None
     time_range: TimeRange | None = None
     metadata: tuple[tuple[str, str], ...] = ()
 
@@ -38,7 +38,7 @@ def output_metadata(output_names: Sequence[str], extra: Sequence[tuple[str, str]
     """Container tags saying the clip was edited by vidinvert (disclosure of edited media)."""
     names = ", ".join(output_names)
     tags = {"comment": f"Face edited by vidinvert {__version__} ({names}); synthetic content",
-            "vidinvert": __version__}
+            "vidinvert": __version__, "encoder": f"vidinvert {__version__}"}
     tags.update(dict(extra))
     return tuple(tags.items())
 
@@ -51,7 +51,7 @@ class DirectSink:
 
         self.writer = VideoWriter(
             path, like=info, codec=enc.codec, crf=enc.crf, preset=enc.preset, overwrite=enc.overwrite,
-            audio_from=enc.audio_from, time_range=enc.time_range, metadata=dict(enc.metadata),
+            carry_from=enc.carry_from, time_range=enc.time_range, metadata=dict(enc.metadata),
         )
 
     def write_chunk(self, number: int, frames: list[np.ndarray], pts: list[int], durations: list) -> None:

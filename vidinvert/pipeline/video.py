@@ -83,7 +83,7 @@ class VideoRun:
 
     # -------------------------------------------------------------------------------- frames
     def _chunks(self, reader) -> Iterator[Chunk]:
-        aligner = MultiFaceAligner(self.job.face, detector=self.detector)
+        aligner = MultiFaceAligner(self.job.face, detector=self.detector, pixel_aspect=reader.info.pixel_aspect)
         self.aligner = aligner
         frames: list[FaceFrame] = []
         number = 0
@@ -313,7 +313,7 @@ class VideoRun:
 
         job, cfg = self.job, self.cfg
         t_start = time.perf_counter()
-        reader = open_video(job.source, time_range=job.time_range)
+        reader = open_video(job.source, time_range=job.time_range, on_damage=cfg.on_damage)
         self._prepare_side_outputs()
         sinks = self._open_sinks(reader.info)
         writer = WriterThread()
@@ -368,9 +368,7 @@ class VideoRun:
                    "wall_seconds": round(wall, 3), "fps_end_to_end": round(frames_done / wall, 3) if wall else None,
                    "device": self.inv.compute.describe(), "paste_mode": cfg.paste_mode,
                    "strength": str(cfg.strength), "face": str(self.aligner.tracker.select), "clip": dict(self._clip),
-                   # frames the decoder repaired by concealment (kept; they may show artefacts)
-                   "decode_damage": {"frames": len(reader.damaged),
-                                     "first": reader.damaged[0][0] if reader.damaged else None}},
+                   "decode_damage": decode_damage(reader.damaged)},
         )
 
     def _finish_chunk(self, before, chunk, after, sinks, writer) -> int:
@@ -416,7 +414,7 @@ class VideoRun:
     def encode_settings(self) -> EncodeSettings:
         cfg, job = self.cfg, self.job
         return EncodeSettings(codec=cfg.codec, crf=cfg.crf, preset=cfg.preset, overwrite=cfg.overwrite,
-                              audio_from=job.source, time_range=job.time_range,
+                              carry_from=job.source, time_range=job.time_range,
                               metadata=output_metadata([o.name for o in job.outputs], job.metadata))
 
     def _open_sinks(self, info) -> dict:
@@ -443,6 +441,14 @@ class VideoRun:
                 s.abort()
             raise
         return sinks
+
+
+def decode_damage(damaged) -> dict:
+    """The report's ``decode_damage``: how many frames were damaged, the first one's index, and
+    each (``frame``, ``time`` in seconds, ``repair``: ``concealed`` by the decoder, kept, or
+    ``repeated``: did not decode, the last good frame stands in; ``--on-damage conceal``)."""
+    return {"frames": len(damaged), "first": damaged[0].index if damaged else None,
+            "list": [{"frame": d.index, "time": round(d.time, 6), "repair": d.repair} for d in damaged]}
 
 
 def _rows(x: torch.Tensor | None, js: list[int], n: int) -> torch.Tensor | None:

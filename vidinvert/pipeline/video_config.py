@@ -56,6 +56,7 @@ class VideoConfig:
     report_identity: bool = _D["identity"]
     side_by_side: bool = _D["side_by_side"]
     frames_dir: Path | None = _D["frames_dir"]
+    on_damage: str = str(_D["on_damage"])
 
     @classmethod
     def from_settings(cls, s: JobSettings, *, batch_size: int, frames_dir: Path | None) -> VideoConfig:
@@ -64,7 +65,7 @@ class VideoConfig:
         return cls(strength=s.strength, batch_size=batch_size, paste_mode=str(r.paste), color_match=r.color_match,
                    latent_sigma=float(r.smooth_latents), fine_mean=r.fine_mean, codec=str(r.codec), crf=float(r.crf),
                    preset=str(r.preset), overwrite=r.overwrite, resume=r.resume, side_by_side=r.side_by_side,
-                   report_identity=r.identity, frames_dir=frames_dir)
+                   report_identity=r.identity, frames_dir=frames_dir, on_damage=str(r.on_damage))
 
 
 def face_config(s: JobSettings, device: str) -> FaceConfig:

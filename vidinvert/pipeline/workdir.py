@@ -141,7 +141,7 @@ class SegmentSink:
     """Frames of each chunk -> one encoded segment; ``close`` joins them into the output.
 
     ``enc``: the output's :class:`~vidinvert.pipeline.sinks.EncodeSettings` (segments carry no
-    audio; the join adds it from ``enc.audio_from``).
+    audio or other streams; the join adds them from ``enc.carry_from``).
     """
 
     def __init__(self, wd: WorkDir, output, info, enc) -> None:
@@ -157,7 +157,7 @@ class SegmentSink:
 
         enc = self.enc
         with VideoWriter(self._seg(number), like=self.info, codec=enc.codec, crf=enc.crf, preset=enc.preset,
-                         overwrite=True, audio_from=None, time_range=None) as w:
+                         overwrite=True, carry_from=None, time_range=None) as w:
             for rgb, p, d in zip(frames, pts, durations):
                 w.write(rgb, p, d)
         self.numbers.add(number)
@@ -167,7 +167,7 @@ class SegmentSink:
 
         enc = self.enc
         segments = [self._seg(n) for n in sorted(self.numbers)]
-        return concat_segments(segments, self.output.path, like=self.info, audio_from=enc.audio_from,
+        return concat_segments(segments, self.output.path, like=self.info, carry_from=enc.carry_from,
                                trimmed=enc.trimmed, metadata=dict(enc.metadata), overwrite=enc.overwrite)
 
     def abort(self) -> None:

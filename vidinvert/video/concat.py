@@ -1,9 +1,11 @@
-"""Join encoded segments of one clip into the final file, with the source's audio, without re-encoding.
+"""Join encoded segments of one clip into the final file, with the source's other streams, without re-encoding.
 
 Used by resumable runs: each chunk of frames is encoded into its own segment (same codec and
 settings, B-frames included, source timestamps kept), and the segments' packets are remuxed in
-order into the destination. The result has the same frames and presentation timestamps as a
-single continuous encode of the same frames.
+order into the destination, with what the source carries besides its frames (audio, subtitles,
+chapters, tags, ...: :class:`~vidinvert.video.carry.StreamCarrier`, as
+:class:`~vidinvert.video.VideoWriter` does). The result has the same frames and presentation
+timestamps as a single continuous encode of the same frames.
 
 Decode timestamps at a join: an encoder with B-frames starts each segment's decode timestamps
 before its first frame, by its reorder delay measured on that segment's own frame gaps. With a
@@ -25,19 +27,20 @@ from typing import Mapping, Sequence
 import av
 
 from vidinvert.errors import VidinvertError
-from vidinvert.video.audio import AudioCarrier
+from vidinvert.video.carry import StreamCarrier, tag_output
 from vidinvert.video.probe import VideoInfo, check_input_path
-from vidinvert.video.writer import _FORMATS
+from vidinvert.video.writer import _FORMATS, finish_file
 
 log = logging.getLogger(__name__)
 
 
-def concat_segments(segments: Sequence[Path], dest: Path, *, like: VideoInfo, audio_from: Path | None,
+def concat_segments(segments: Sequence[Path], dest: Path, *, like: VideoInfo, carry_from: Path | None,
                     trimmed: bool, metadata: Mapping[str, str] | None = None, overwrite: bool = False) -> Path:
     """Remux ``segments`` (in order) into ``dest`` (temp file renamed at the end).
 
-    ``trimmed``: shift timestamps so the output starts at 0 and cut the audio to the video's span
-    (as :class:`~vidinvert.video.VideoWriter` does for a trimmed run).
+    ``carry_from``: the clip whose other streams, chapters and tags are carried (None: none);
+    ``trimmed``: shift timestamps so the output starts at 0 and cut the carried streams to the
+    video's span (as :class:`~vidinvert.video.VideoWriter` does for a trimmed run).
     """
     dest = Path(dest)
     if not segments:
@@ -51,19 +54,21 @@ def concat_segments(segments: Sequence[Path], dest: Path, *, like: VideoInfo, au
     os.close(fd)
     partial = Path(tmp)
     out = None
-    audio = None
+    carrier = None
     try:
         out = av.open(str(partial), "w", format=fmt)
         with av.open(str(segments[0])) as first:
             template = first.streams.video[0]
             ov = out.add_stream_from_template(template)
             ov.time_base = template.time_base
-        if audio_from is not None:
-            audio = AudioCarrier(check_input_path(audio_from), out, fmt, trimmed=trimmed)
-        meta = {k: v for k, v in like.metadata if k.lower() not in ("rotate", "encoder", "major_brand",
-                                                                     "minor_version", "compatible_brands")}
-        meta.update(metadata or {})
-        out.metadata.update(meta)
+            rate = like.avg_frame_rate or template.average_rate
+            if rate:  # the stream's frame rate (a template's codec rate is its time base's; MOV timecode reads it)
+                ov.codec_context.framerate = rate
+        if carry_from is not None:
+            carrier = StreamCarrier(check_input_path(carry_from), out, fmt, video=ov, trimmed=trimmed,
+                                    tags=metadata, rate=like.avg_frame_rate, start_time=like.start_time)
+        else:
+            tag_output(out, ov, dict(like.metadata), {}, metadata)
         first_pts = None
         last_end = None
         last_dts = None
@@ -76,10 +81,10 @@ def concat_segments(segments: Sequence[Path], dest: Path, *, like: VideoInfo, au
                         continue
                     if first_pts is None:
                         first_pts = pk.pts
-                        if audio is not None:
-                            audio.start(float(pk.pts * tb))
-                    if audio is not None:
-                        audio.pump(float(pk.pts * tb))
+                        if carrier is not None:
+                            carrier.start(float(pk.pts * tb))
+                    if carrier is not None:
+                        carrier.pump(float(pk.pts * tb))
                     end = pk.pts + (pk.duration or 0)
                     last_end = float(end * tb) if last_end is None else max(last_end, float(end * tb))
                     if trimmed:
@@ -97,18 +102,19 @@ def concat_segments(segments: Sequence[Path], dest: Path, *, like: VideoInfo, au
                         last_dts = pk.dts
                     pk.stream = ov
                     out.mux(pk)
-        if audio is not None:
-            audio.finish(last_end)
-            audio.close()
-            audio = None
+        if carrier is not None:
+            carrier.finish(last_end)
+            carrier.close()
+            carrier = None
         out.close()
         out = None
+        finish_file(partial, fmt, like)
         os.replace(partial, dest)
         return dest
     finally:
-        if audio is not None:
+        if carrier is not None:
             try:
-                audio.close()
+                carrier.close()
             except Exception:
                 pass
         if out is not None:

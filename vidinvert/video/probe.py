@@ -1,7 +1,9 @@
-"""What a clip is: :class:`VideoInfo` (container, stream, size, rotation, colour, timing, audio).
+"""What a clip is: :class:`VideoInfo` (container, stream, sizes, pixel aspect, rotation, colour,
+timing, audio, and the other streams, chapters, timecode and tags).
 
 :func:`probe` opens a clip read-only, decodes its first frame (rotation, pixel format and
-colour tags are read from the frame, as the decoder reports them) and, with
+colour tags are read from the frame, as the decoder reports them; the pixel aspect from the
+container, else the codec, as players take it) and, with
 ``count_frames=True``, demuxes every video packet to count frames exactly and to tell a
 variable frame rate from a constant one. Every way a user's file can be unusable becomes a
 one-line :class:`~vidinvert.errors.VidinvertError` naming the file.
@@ -23,6 +25,7 @@ from vidinvert.errors import VidinvertError
 from vidinvert.video.colour import ColourSpec, bit_depth, chroma_layout, resolve_colour
 from vidinvert.video.index import PtsIndex, build_pts_index
 from vidinvert.video.orientation import Orientation
+from vidinvert.video.streams import ChapterInfo, StreamInfo, describe, dispositions, tag
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +43,20 @@ class AudioInfo:
     duration: float | None  # seconds, when the container says
     bit_rate: int | None
     language: str | None
+    title: str | None = None
+    disposition: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """A clip's video stream (and its audio streams), as the reader will deliver it.
+    """A clip's video stream (and what else it carries), as the reader will deliver it.
 
-    Sizes: ``width``/``height`` are the **displayed** (upright) size, which is what frames and
-    outputs have; ``coded_width``/``coded_height`` are as stored. Times: ``time_base`` is the
+    Sizes: ``coded_width``/``coded_height`` are the size as **stored** in the stream;
+    ``width``/``height`` the frame size, upright (turned by the rotation), in stored pixels:
+    what frames and outputs have. ``sample_aspect_ratio`` is the stored pixels' shape (width /
+    height of one pixel; None when square or unknown) and :attr:`pixel_aspect` that of the
+    upright frame's pixels; :attr:`display_width` x :attr:`display_height` is the size players
+    **display** (the width scaled by the pixel aspect). Times: ``time_base`` is the
     stream's (pts unit); ``start_pts`` is the first frame's pts and ``start_time`` that in
     seconds; ``duration`` (seconds) runs from the first frame's start to the last one's end.
     ``frame_count`` is exact when ``frame_count_exact`` (packets counted), otherwise the
@@ -82,6 +91,25 @@ class VideoInfo:
     sample_aspect_ratio: Fraction | None
     audio: tuple[AudioInfo, ...] = ()
     metadata: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    streams: tuple[StreamInfo, ...] = ()  # subtitles, data, covers, attachments, timecode / chapter tracks
+    chapters: tuple[ChapterInfo, ...] = ()
+    timecode: str | None = None  # the start timecode (HH:MM:SS:FF; ';' = drop-frame)
+    video_metadata: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # the video stream's tags
+
+    @property
+    def pixel_aspect(self) -> Fraction:
+        """Width / height of one pixel of the upright frame, as displayed (1 for square pixels)."""
+        sar = self.sample_aspect_ratio or Fraction(1)
+        return 1 / sar if self.orientation.transpose else sar
+
+    @property
+    def display_width(self) -> int:
+        """The displayed width: the frame's width scaled by the pixel aspect."""
+        return max(1, round(self.width * self.pixel_aspect))
+
+    @property
+    def display_height(self) -> int:
+        return self.height
 
     @property
     def nominal_frame_ticks(self) -> int:
@@ -98,7 +126,10 @@ class VideoInfo:
         d["avg_frame_rate"] = str(self.avg_frame_rate) if self.avg_frame_rate else None
         d["avg_fps"] = float(self.avg_frame_rate) if self.avg_frame_rate else None
         d["sample_aspect_ratio"] = str(self.sample_aspect_ratio) if self.sample_aspect_ratio else None
+        d["pixel_aspect"] = str(self.pixel_aspect)
+        d["display_width"], d["display_height"] = self.display_width, self.display_height
         d["metadata"] = dict(self.metadata)
+        d["video_metadata"] = dict(self.video_metadata)
         for a in d["audio"]:
             a["time_base"] = str(a["time_base"]) if a["time_base"] else None
         return d
@@ -185,6 +216,8 @@ def _audio_infos(container) -> tuple[AudioInfo, ...]:
                 duration=_stream_duration_seconds(container, s),
                 bit_rate=(cc.bit_rate or None) if cc is not None else None,
                 language=s.language,
+                title=tag(s.metadata, "title") or tag(s.metadata, "name"),
+                disposition=dispositions(s),
             )
         )
     return tuple(out)
@@ -286,7 +319,7 @@ def _info_from(container, stream, first: av.VideoFrame, index: PtsIndex | None, 
             frame_count = int(stream.frames)
         elif duration and avg:
             frame_count = int(round(duration * float(avg)))
-    sar = stream.codec_context.sample_aspect_ratio
+    others, chapters, timecode = describe(container)
     return VideoInfo(
         path=path,
         container=container.format.name,
@@ -312,7 +345,31 @@ def _info_from(container, stream, first: av.VideoFrame, index: PtsIndex | None, 
         frame_count_exact=exact,
         avg_frame_rate=Fraction(avg) if avg else None,
         variable_frame_rate=vfr,
-        sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
+        sample_aspect_ratio=sample_aspect(stream, path),
         audio=_audio_infos(container),
-        metadata=tuple(sorted((str(k), str(v)) for k, v in (container.metadata or {}).items())),
+        metadata=_tags(container.metadata),
+        streams=others,
+        chapters=chapters,
+        timecode=timecode,
+        video_metadata=_tags(stream.metadata),
     )
+
+
+def _tags(tags) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), str(v)) for k, v in (tags or {}).items()))
+
+
+def sample_aspect(stream, path: Path) -> Fraction | None:
+    """The stored pixels' aspect (None when square or unknown): the container's (MP4/MOV ``pasp``,
+    Matroska display size) when it gives one, else the codec's (e.g. H.264's VUI, read with the
+    first frame), as FFmpeg's ``av_guess_sample_aspect_ratio`` and players choose. Values
+    outside 1/10..10 are ignored with a notice."""
+    for sar in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
+        if sar is None or sar.numerator <= 0 or sar.denominator <= 0:
+            continue
+        if not Fraction(1, 10) <= sar <= 10:
+            log.warning("%s: ignoring the implausible pixel aspect %s (frames are shown with square pixels)",
+                        path.name, sar)
+            return None
+        return None if sar == 1 else Fraction(sar)
+    return None

@@ -17,13 +17,21 @@ Frame semantics (shared with :class:`~vidinvert.video.random_access.RandomAccess
   (``TimeRange``) compare seconds with ``time`` and frame bounds with ``index``; ``end`` is
   exclusive.
 
-Damage: a decoder error or a stream that ends before its header says (truncated file) raises
-a one-line VidinvertError naming the frame index and time. Damage the decoder *conceals*
-(H.264/HEVC error concealment) is read from each decoded frame's own error flags, not from
-FFmpeg's log (routing that log into Python while decoder threads run can deadlock): the frames
-are kept, listed in :attr:`VideoReader.damaged`, and one warning names how many and the first.
-FFmpeg flags only what its error resilience repaired; damage it decodes without noticing (a few
-flipped bits in a slice) cannot be seen by any reader.
+Damage (``on_damage``): with ``stop`` (the default) a decoder error or a stream that ends before
+its header says (truncated file) raises a one-line VidinvertError naming the file, the frame
+index and time. With ``conceal`` a decoder error does not stop the pass: decoding goes on with
+the next packet (the decoder conceals what it can), and a frame that does not decode at all is
+replaced by the last good frame (the next one, before the first) with its own index and pts, so
+the pass has the stream's frame count. ``conceal`` decodes on one thread, so which frames are
+damaged is the same on every run (frame threads flag frames nondeterministically), and builds
+the packet index first (demuxing, no decoding) to know every frame. A truncated file is an
+error in both modes. Damage the decoder *conceals* (H.264/HEVC error concealment) is read from
+each decoded frame's own error flags, not from FFmpeg's log (routing that log into Python while
+decoder threads run can deadlock): the frames are kept. Both kinds are listed in
+:attr:`VideoReader.damaged` (:class:`DamagedFrame`: index, time, ``concealed`` | ``repeated``)
+and one warning names how many and the first. FFmpeg flags only what its error resilience
+repaired; damage it decodes without noticing (a few flipped bits in a slice) cannot be seen by
+any reader.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 import numpy as np
@@ -54,6 +63,18 @@ from vidinvert.video.probe import (
 )
 
 log = logging.getLogger(__name__)
+
+ON_DAMAGE = ("stop", "conceal")
+
+
+class DamagedFrame(NamedTuple):
+    """A damaged frame of a pass: its index, time (seconds) and how it was repaired:
+    ``concealed`` (decoded, the decoder hid the damage) or ``repeated`` (nothing decoded: the
+    last good frame stands in)."""
+
+    index: int
+    time: float
+    repair: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,21 +149,29 @@ def _configure_decoder(stream, threads: int) -> None:
     cc.thread_count = threads
 
 
+def check_on_damage(on_damage: str) -> str:
+    if on_damage not in ON_DAMAGE:
+        raise VidinvertError(f"--on-damage {on_damage}: choose {' or '.join(ON_DAMAGE)}")
+    return on_damage
+
+
 class VideoReader:
     """A clip opened for streaming. Iterate for :class:`Frame` s; each pass re-opens the file.
 
-    ``info`` describes the clip; ``time_range`` limits the frames (``None`` = all).
+    ``info`` describes the clip; ``time_range`` limits the frames (``None`` = all);
+    ``on_damage``: ``stop`` | ``conceal`` (see the module doc).
     """
 
     def __init__(self, path: str | os.PathLike, *, time_range: TimeRange | None = None, threads: int = 0,
-                 info: VideoInfo | None = None) -> None:
+                 info: VideoInfo | None = None, on_damage: str = "stop") -> None:
         self.info = info if info is not None else probe(path, count_frames=False)
         self.path = self.info.path
         self.time_range = time_range if time_range and (time_range.start or time_range.end) else None
         self.threads = threads
+        self.on_damage = check_on_damage(on_damage)
         self._count: int | None = None
-        # Frames (index, seconds) of the last pass that the decoder flagged as concealed damage.
-        self.damaged: list[tuple[int, float]] = []
+        # The damaged frames of the last pass (concealed by the decoder, or repeated), in order.
+        self.damaged: list[DamagedFrame] = []
 
     # -- public -----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Frame]:
@@ -203,20 +232,25 @@ class VideoReader:
         tb = info.time_base
         convert = RGBConverter(info.colour)
         orient = info.orientation
+        conceal = self.on_damage == "conceal"
         with open_input(path) as container:
             stream = video_stream(container, path)
-            _configure_decoder(stream, self.threads)
+            _configure_decoder(stream, 1 if conceal else self.threads)
+            full = self._full_index() if conceal else None
             try:
-                index, start_idx = self._seek_to_start(container, stream)
+                index, start_idx = self._seek_to_start(container, stream, full)
             except av.FFmpegError as exc:
                 raise VidinvertError(f"{path}: cannot seek to --start {tr.start}: {ffmpeg_message(exc)}") from None
+            index = index if index is not None else full
             yielded = 0
             idx = -1  # index of the last decoded frame
             last_time, last_dur = 0.0, 0.0
             reached_end_of_range = False
             packets_seen = [0]
             self.damaged = damaged = []
-            decoded = _decode_counting(container, stream, packets_seen)
+            errors: list[str] | None = [] if conceal else None
+            fill = _Filler(index, info, start_idx, damaged) if conceal and index is not None else None
+            decoded = _decode_counting(container, stream, packets_seen, errors)
             while True:
                 try:
                     frame = next(decoded)
@@ -232,6 +266,8 @@ class VideoReader:
                     info.start_pts + round((idx + 1) * info.nominal_frame_ticks)
                 )
                 known = index.position(pts) if index is not None else None
+                if fill is not None and (known is None or known < fill.next):
+                    continue  # no such frame in the index, or one already stood in for
                 idx = known if known is not None else idx + 1
                 time = float((pts - info.start_pts) * tb)
                 last_time = time
@@ -245,33 +281,55 @@ class VideoReader:
                     if not tr.contains(idx, time):
                         continue
                 if frame.is_corrupt:
-                    damaged.append((idx, time))
+                    damaged.append(DamagedFrame(idx, time, "concealed"))
                 rgb = orient.apply(convert(frame))
+                for stand_in in fill.before(idx, rgb, tr) if fill is not None else ():
+                    yielded += 1
+                    yield stand_in
                 yielded += 1
                 yield Frame(idx, pts, time, rgb, int(frame.duration) if frame.duration else None)
+            if fill is not None:  # the frames due up to the end (of the range) that never decoded
+                for stand_in in fill.before(idx if reached_end_of_range else len(index), None, tr):
+                    yielded += 1
+                    if not reached_end_of_range:
+                        idx, last_time = stand_in.index, stand_in.time
+                        last_dur = float((stand_in.duration or info.nominal_frame_ticks) * tb)
+                    yield stand_in
             if not reached_end_of_range:
                 check_complete(container, stream, path, idx + 1, last_time + last_dur,
                                float(info.nominal_frame_ticks * tb), packets_seen[0] if index is None else None)
+            if errors:
+                log.info("%s: %d decoder error(s) (--on-damage conceal), the first: %s", path.name, len(errors), errors[0])
             if damaged:
+                damaged.sort(key=lambda d: d.index)
                 log.warning(damage_message(path, damaged))
         if yielded == 0:
             what = f" in {_range_text(tr)}" if tr is not None else ""
             raise VidinvertError(f"{path}: no video frames{what}")
 
-    def _seek_to_start(self, container, stream) -> tuple[PtsIndex | None, int]:
-        """Seek near the range start; returns (packet index or None, index of the first frame wanted)."""
+    def _full_index(self) -> PtsIndex | None:
+        """Every frame's pts (a separate handle: the scan moves the demuxer)."""
+        with open_input(self.path) as scan:
+            return build_pts_index(scan, video_stream(scan, self.path))
+
+    def _seek_to_start(self, container, stream, full: PtsIndex | None = None) -> tuple[PtsIndex | None, int]:
+        """Seek near the range start; returns (packet index or None, index of the first frame wanted).
+        ``full``: the whole clip's index when it is already built."""
         tr, info = self.time_range, self.info
         start = tr.start if tr is not None else None
         if start is None or (start.frame == 0) or (start.seconds is not None and start.seconds <= 1e-6):
             return None, 0
         tb = info.time_base
-        with open_input(self.path) as scan:  # a separate handle: the index scan moves the demuxer
-            scan_stream = video_stream(scan, self.path)
-            if start.frame is not None:
-                index = build_pts_index(scan, scan_stream, stop_at_count=start.frame)
-            else:
-                stop = info.start_pts + math.ceil(start.seconds / tb) + 1
-                index = build_pts_index(scan, scan_stream, stop_at_pts=stop)
+        if full is not None:
+            index = full
+        else:
+            with open_input(self.path) as scan:  # a separate handle: the index scan moves the demuxer
+                scan_stream = video_stream(scan, self.path)
+                if start.frame is not None:
+                    index = build_pts_index(scan, scan_stream, stop_at_count=start.frame)
+                else:
+                    stop = info.start_pts + math.ceil(start.seconds / tb) + 1
+                    index = build_pts_index(scan, scan_stream, stop_at_pts=stop)
         if index is None:
             # Decode from the start; frames before ``start`` are skipped by the range test.
             log.info("%s: packets have no usable timestamps; decoding from the start", self.path.name)
@@ -312,29 +370,76 @@ class VideoReader:
         stream.codec_context.flush_buffers()
 
 
-def damage_message(path, damaged: list[tuple[int, float]]) -> str:
-    """One line about frames the decoder repaired by concealment (``damaged``: (index, seconds))."""
-    i, t = damaged[0]
-    return (f"{Path(path).name}: damaged video data in {len(damaged)} frame(s) (first at frame {i}, {t:.3f} s);"
-            " the decoder concealed it, so those frames may show artefacts")
+def damage_message(path, damaged: list[DamagedFrame]) -> str:
+    """One line about the damaged frames of a pass (concealed by the decoder, or repeated)."""
+    first = damaged[0]
+    repeated = sum(d.repair == "repeated" for d in damaged)
+    concealed = len(damaged) - repeated
+    how = "the decoder concealed it, so those frames may show artefacts"
+    if repeated:
+        parts = [f"{concealed} concealed by the decoder"] if concealed else []
+        how = ", ".join([*parts, f"{repeated} did not decode and repeat the last good frame"])
+    return (f"{Path(path).name}: damaged video data in {len(damaged)} frame(s) (first at frame {first.index},"
+            f" {first.time:.3f} s); {how}")
 
 
-def _decode_counting(container, stream, counter: list[int]) -> Iterator[av.VideoFrame]:
-    """Decode ``stream``, counting its demuxed packets in ``counter[0]`` (for truncation checks)."""
+def _decode_counting(container, stream, counter: list[int], errors: list[str] | None = None) -> Iterator[av.VideoFrame]:
+    """Decode ``stream``, counting its demuxed packets in ``counter[0]`` (for truncation checks).
+    With ``errors`` (conceal), a packet the decoder rejects is noted there and decoding goes on."""
     for packet in container.demux(stream):
         if packet.size:
             counter[0] += 1
-        yield from stream.decode(packet)
+        if errors is None:
+            yield from stream.decode(packet)
+            continue
+        try:
+            frames = stream.decode(packet)
+        except av.FFmpegError as exc:
+            errors.append(ffmpeg_message(exc))
+            continue
+        yield from frames
+
+
+class _Filler:
+    """``conceal``: the frames of the packet index that did not decode, as copies of a good frame.
+
+    ``next`` is the index of the next frame due; :meth:`before` (called with each good frame, and
+    at the end with ``len(index)`` and no image) returns the stand-ins for the frames due before
+    ``idx``: copies of the last good frame, or of ``rgb`` itself before the first."""
+
+    def __init__(self, index: PtsIndex, info: VideoInfo, start_idx: int, damaged: list[DamagedFrame]) -> None:
+        self.index, self.info, self.next, self.damaged = index, info, start_idx, damaged
+        self.last: np.ndarray | None = None
+
+    def before(self, idx: int, rgb: np.ndarray | None, tr: TimeRange | None) -> list[Frame]:
+        out = []
+        source = self.last if self.last is not None else rgb
+        for i in range(self.next, idx):
+            pts = int(self.index.pts[i])
+            time = float((pts - self.info.start_pts) * self.info.time_base)
+            if tr is not None and (tr.is_past_end(i, time) or not tr.contains(i, time)):
+                continue
+            if source is None:  # nothing decoded at all
+                break
+            dur = int(self.index.durations[i]) or None
+            out.append(Frame(i, pts, time, source.copy(), dur))
+            self.damaged.append(DamagedFrame(i, time, "repeated"))
+        self.next = max(self.next, idx + 1)
+        if rgb is not None:
+            self.last = rgb
+        return out
 
 
 def _range_text(tr: TimeRange) -> str:
     return f"[{tr.start or 'start'}, {tr.end or 'end'})"
 
 
-def open_video(path: str | os.PathLike, *, time_range: TimeRange | None = None, threads: int = 0) -> VideoReader:
+def open_video(path: str | os.PathLike, *, time_range: TimeRange | None = None, threads: int = 0,
+               on_damage: str = "stop") -> VideoReader:
     """Probe ``path`` and return a streaming :class:`VideoReader` (VidinvertError on bad input).
 
-    ``threads``: decoder threads (0 = FFmpeg's choice).
+    ``threads``: decoder threads (0 = FFmpeg's choice; ``conceal`` decodes on one);
+    ``on_damage``: ``stop`` | ``conceal`` (see the module doc).
     """
     check_input_path(path)
-    return VideoReader(path, time_range=time_range, threads=threads)
+    return VideoReader(path, time_range=time_range, threads=threads, on_damage=on_damage)

@@ -1,14 +1,17 @@
-"""Encoder: upright RGB frames + the source's timestamps and audio -> a new clip, atomically.
+"""Encoder: upright RGB frames + the source's timestamps and other streams -> a new clip, atomically.
 
 ``VideoWriter(dest, like=info, ...)`` is a context manager. Frames are written with their
 source pts (``info.time_base`` units): the output keeps the time base (where the container
 can: MP4/MOV yes, Matroska rounds to milliseconds), per-frame timestamps (VFR stays VFR), the
-displayed size (frames are upright; no rotation tag is written), the colour range and matrix
-(as tags, and used for the RGB->YUV conversion) and every audio stream of ``audio_from``.
+frame size (frames are upright; no rotation tag is written) and the pixel aspect (in the codec
+and the container: MP4/MOV ``pasp``, Matroska display size, see :mod:`vidinvert.video.matroska`),
+so players show the source's displayed size; the colour range and matrix (as tags, and used for
+the RGB->YUV conversion); and, from ``carry_from``, every audio and subtitle stream, data
+streams, covers, attachments, chapters, timecode and tags (:mod:`vidinvert.video.carry`).
 
 Safety: the clip is written to ``.<name>.partial-XXXX<ext>`` next to ``dest`` and renamed
 over it only when complete; on any exception the partial file is removed. ``dest`` may not be
-an input (``like.path`` or ``audio_from``), and an existing ``dest`` needs ``overwrite=True``.
+an input (``like.path`` or ``carry_from``), and an existing ``dest`` needs ``overwrite=True``.
 Inputs are only ever opened for reading.
 
 Pixel format (``pix_fmt=None``): libx264/libx265 keep the source's chroma layout (4:2:0,
@@ -33,8 +36,9 @@ from vidinvert.choices import Codec, Preset
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import publish
 from vidinvert.timespec import TimeRange
-from vidinvert.video.audio import AudioCarrier
+from vidinvert.video.carry import StreamCarrier, tag_output
 from vidinvert.video.colour import ColourSpec, FrameMaker, chroma_layout
+from vidinvert.video.matroska import set_display_size
 from vidinvert.video.probe import VideoInfo, check_input_path
 
 log = logging.getLogger(__name__)
@@ -102,11 +106,12 @@ class VideoWriter:
     """Writes upright RGB frames to ``dest`` (see the module doc for what is kept).
 
     Arguments: ``like`` the source's :class:`VideoInfo` (size, time base, rate, colour,
-    bit depth); ``codec`` libx264 | libx265 | ffv1; ``crf``/``preset`` for x264/x265;
-    ``pix_fmt`` None = automatic; ``audio_from`` a clip whose audio streams are carried
-    over (usually the source; None = no audio); ``time_range`` the trim the frames come from:
-    when set, the output starts at 0 and the audio is cut to the span of the written frames;
-    ``metadata`` container tags added to the source's.
+    bit depth, pixel aspect); ``codec`` libx264 | libx265 | ffv1; ``crf``/``preset`` for
+    x264/x265; ``pix_fmt`` None = automatic; ``carry_from`` a clip whose audio, subtitles and
+    other streams, chapters and tags are carried over (usually the source; None = none, the
+    container tags then come from ``like``); ``time_range`` the trim the frames come from: when
+    set, the output starts at 0 and the carried streams and chapters are cut to the span of the
+    written frames; ``metadata`` tags added to the source's (``encoder`` on the video stream).
     """
 
     def __init__(
@@ -119,7 +124,7 @@ class VideoWriter:
         preset: str = "medium",
         pix_fmt: str | None = None,
         overwrite: bool = False,
-        audio_from: str | os.PathLike | None = None,
+        carry_from: str | os.PathLike | None = None,
         time_range: TimeRange | None = None,
         metadata: Mapping[str, str] | None = None,
         threads: int = 0,
@@ -129,7 +134,7 @@ class VideoWriter:
         self.like = like
         self.codec = codec
         self.trimmed = bool(time_range and (time_range.start or time_range.end))
-        self._check_dest(overwrite, audio_from)
+        self._check_dest(overwrite, carry_from)
         check_encoder_settings(codec, crf, preset)
         self.pix_fmt = choose_pix_fmt(codec, like, pix_fmt)
         fmt = _FORMATS[self.dest.suffix.lower()]
@@ -137,7 +142,8 @@ class VideoWriter:
         os.close(fd)
         self.partial = Path(tmp)
         self._out = None
-        self._audio: AudioCarrier | None = None
+        self._carrier: StreamCarrier | None = None
+        self.format = fmt
         self._held: tuple[np.ndarray, int, int | None] | None = None
         self._durations: dict[int, int] = {}
         self._first_pts: int | None = None
@@ -148,22 +154,22 @@ class VideoWriter:
         try:
             self._out = av.open(str(self.partial), "w", format=fmt)
             self._setup_video(fmt, crf, preset, threads, dict(codec_options or {}))
-            if audio_from is not None:
-                self._audio = AudioCarrier(check_input_path(audio_from), self._out, fmt, trimmed=self.trimmed)
-            meta = {k: v for k, v in like.metadata if k.lower() not in ("rotate", "encoder", "major_brand",
-                                                                         "minor_version", "compatible_brands")}
-            meta.update(metadata or {})
-            self._out.metadata.update(meta)
+            if carry_from is not None:
+                self._carrier = StreamCarrier(check_input_path(carry_from), self._out, fmt, video=self._stream,
+                                              trimmed=self.trimmed, tags=metadata, rate=like.avg_frame_rate,
+                                              start_time=like.start_time)
+            else:
+                tag_output(self._out, self._stream, dict(like.metadata), {}, metadata)
         except BaseException:
             self.abort()
             raise
 
     # -- setup ------------------------------------------------------------------------------
-    def _check_dest(self, overwrite: bool, audio_from) -> None:
+    def _check_dest(self, overwrite: bool, carry_from) -> None:
         d = self.dest
         if d.suffix.lower() not in _FORMATS:
             raise VidinvertError(f"{d}: unsupported output type '{d.suffix}': use .mp4, .mov or .mkv")
-        inputs = [self.like.path] + ([Path(audio_from)] if audio_from is not None else [])
+        inputs = [self.like.path] + ([Path(carry_from)] if carry_from is not None else [])
         for src in inputs:
             if _same_file(d, src) or d.resolve() == Path(src).expanduser().resolve():
                 raise VidinvertError(f"refusing to write over the input {src}: choose another output path")
@@ -194,9 +200,8 @@ class VideoWriter:
         cc.color_range = spec.avcol_range
         cc.color_primaries = spec.primaries
         cc.color_trc = spec.trc
-        if like.sample_aspect_ratio:
-            sar = like.sample_aspect_ratio
-            cc.sample_aspect_ratio = 1 / sar if like.orientation.transpose else sar
+        if like.pixel_aspect != 1:
+            cc.sample_aspect_ratio = like.pixel_aspect
         if self.codec in ("libx264", "libx265"):
             opts = {"crf": f"{crf:g}", "preset": preset}
             if self.codec == "libx265":
@@ -228,8 +233,8 @@ class VideoWriter:
             raise ValueError(f"pts must increase: {pts} after {self._last_pts}")
         if self._first_pts is None:
             self._first_pts = pts
-            if self._audio is not None:
-                self._audio.start(float(pts * self.like.time_base))
+            if self._carrier is not None:
+                self._carrier.start(float(pts * self.like.time_base))
         if self._last_pts is not None:
             self._last_delta = pts - self._last_pts
         self._last_pts = pts
@@ -237,8 +242,8 @@ class VideoWriter:
             h_rgb, h_pts, h_dur = self._held
             self._encode(h_rgb, h_pts, h_dur if h_dur else pts - h_pts)
         self._held = (rgb, pts, duration)
-        if self._audio is not None:
-            self._audio.pump(float(pts * self.like.time_base))
+        if self._carrier is not None:
+            self._carrier.pump(float(pts * self.like.time_base))
 
     def write_frame(self, frame) -> None:
         """Write a :class:`~vidinvert.video.reader.Frame` (its rgb, pts and duration)."""
@@ -283,7 +288,7 @@ class VideoWriter:
 
     # -- finishing --------------------------------------------------------------------------
     def close(self) -> Path:
-        """Flush, finish the audio, and rename the partial file to ``dest``. Returns ``dest``."""
+        """Flush, finish the carried streams, and rename the partial file to ``dest``. Returns ``dest``."""
         if self._closed:
             return self.dest
         try:
@@ -298,11 +303,12 @@ class VideoWriter:
             if self.frames_written == 0:
                 raise VidinvertError(f"no frames were written to {self.dest}")
             self._mux(self._encode_checked(None))
-            if self._audio is not None:
-                self._audio.finish(end)
-                self._audio.close()
+            if self._carrier is not None:
+                self._carrier.finish(end)
+                self._carrier.close()
             self._out.close()
             self._out = None
+            finish_file(self.partial, self.format, self.like)
             publish(self.partial, self.dest)
             self._closed = True
             log.info("wrote %s (%d frames, %s %s)", self.dest, self.frames_written, self.codec, self.pix_fmt)
@@ -314,7 +320,7 @@ class VideoWriter:
     def abort(self) -> None:
         """Stop and remove the partial file (nothing is left at ``dest``)."""
         self._closed = True
-        for closer in (getattr(self._audio, "close", None), getattr(self._out, "close", None)):
+        for closer in (getattr(self._carrier, "close", None), getattr(self._out, "close", None)):
             if closer is not None:
                 try:
                     closer()
@@ -334,6 +340,12 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def finish_file(path: Path, fmt: str, like: VideoInfo) -> None:
+    """After the muxer closed ``path``: a Matroska file gets the display size in its header."""
+    if fmt == "matroska" and like.pixel_aspect != 1:
+        set_display_size(path, like.display_width, like.display_height)
 
 
 def _as_hwc_uint8(image) -> np.ndarray:
