@@ -6,6 +6,7 @@ Outputs use ffv1 in an RGB pixel format so decoded frames can be compared exactl
 from __future__ import annotations
 
 import json
+import re
 from fractions import Fraction
 
 import av
@@ -13,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.container_fixtures import make_anamorphic
 from tests.face_clips import face_frame, make_face_clip
-from tests.video_fixtures import find_concealed_damage, single_threaded_decoding
+from tests.video_fixtures import find_concealed_damage, make_corrupted, single_threaded_decoding
 from vidinvert.cli.app import main
 
 
@@ -389,3 +391,58 @@ def test_output_problems_are_found_before_the_models_load(tmp_path, clip, direct
     rc = main(["invert", str(clip), "-o", str(clip), *missing])
     assert rc == 1 and "refusing to write over the input" in capsys.readouterr().err
     assert existing.read_bytes() == b"earlier result"
+
+
+def test_on_damage_conceal_finishes_a_damaged_clip_and_lists_the_frames(tmp_path, clip, tiny_weights, capsys):
+    from vidinvert.video import open_video
+
+    bad = make_corrupted(clip, tmp_path / "bad.mp4", at=0.5, n_bytes=2000)
+    out, rep_path = tmp_path / "inv.mkv", tmp_path / "report.json"
+    common = ["invert", str(bad), "-o", str(out), "--codec", "ffv1", *_models(tiny_weights)]
+    assert main(common) == 1  # stop, the default: one line naming the file, the frame and the time
+    err = capsys.readouterr().err
+    assert re.search(r"bad\.mp4: corrupt or truncated video data at frame \d+ \(\d+\.\d{3} s\)", err)
+    assert not out.exists()
+    assert main([*common, "--on-damage", "conceal", "--report", str(rep_path)]) == 0
+    rep = json.loads(rep_path.read_text())
+    assert rep["frames"]["total"] == 10 and len(_frames(out)[0]) == 10  # the source's frame count
+    reader = open_video(bad, on_damage="conceal")
+    list(reader)
+    want = [{"frame": d.index, "time": round(d.time, 6), "repair": d.repair} for d in reader.damaged]
+    assert any(d["repair"] == "repeated" for d in want)
+    assert rep["decode_damage"]["list"] == want and rep["decode_damage"]["frames"] == len(want)
+    run = json.loads((tmp_path / "inv.run.json").read_text())
+    assert run["report"]["decode_damage"]["list"] == want
+    assert run["config"]["request"]["on_damage"] == "conceal"
+
+
+def test_on_damage_is_refused_for_photos_and_a_folder_input_is_named(tmp_path, astronaut_face, tiny_weights, capsys):
+    assert main(["invert", str(astronaut_face), "--on-damage", "conceal", *_models(tiny_weights)]) == 1
+    assert "--on-damage does not apply to photos" in capsys.readouterr().err
+    folder = tmp_path / "holiday.mp4"
+    folder.mkdir()
+    assert main(["invert", str(folder), *_models(tiny_weights)]) == 1
+    err = capsys.readouterr().err
+    assert f"{folder} is a folder" in err and "--out-dir" in err
+
+
+def test_anamorphic_clip_keeps_its_displayed_size_and_the_edit_lands_on_the_face(tmp_path, tiny_weights, direction):
+    """Frames stored 176 px wide, shown 192 px wide (pixel aspect 12:11, in the container only)."""
+    import cv2
+
+    from vidinvert.video import probe
+
+    shown = [face_frame(i, size=(192, 144)) for i in range(6)]
+    stored = [cv2.resize(f, (176, 144), interpolation=cv2.INTER_AREA) for f in shown]
+    src = make_anamorphic(tmp_path / "wide.mkv", Fraction(12, 11), frames=stored)
+    out, rep_path = tmp_path / "out.mkv", tmp_path / "r.json"
+    assert main(["edit", str(src), "--direction", str(direction), "--strength", "4", "-o", str(out), "--codec", "ffv1",
+                 "--report", str(rep_path), *_models(tiny_weights)]) == 0
+    info = probe(out)
+    assert (info.width, info.height, info.display_width, info.display_height) == (176, 144, 192, 144)
+    assert json.loads(rep_path.read_text())["frames"]["detected"] == 6
+    got, _, _ = _frames(out)
+    changed = np.flatnonzero(np.abs(got.astype(int) - np.stack(stored).astype(int)).max(axis=(0, 1, 3)) > 2)
+    display_cols = (changed + 0.5) * 192 / 176 - 0.5
+    # the face patch spans x 40..136 (+ 2.5 px drift) on screen; the edit stays inside it
+    assert changed.size and display_cols.min() >= 40 - 4 and display_cols.max() <= 136 + 2.5 + 4

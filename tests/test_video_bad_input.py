@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
 from tests.video_fixtures import (
@@ -25,6 +27,7 @@ from tests.video_fixtures import (
 )
 from vidinvert.cli.app import main
 from vidinvert.errors import VidinvertError
+from vidinvert.timespec import TimeRange
 from vidinvert.video import RandomAccessVideo, VideoWriter, open_video, probe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,3 +131,34 @@ def test_concealed_damage_keeps_every_frame_and_is_reported(tmp_path, monkeypatc
     assert f"{len(hits)} frame(s) (first at frame {hits[0].index}, {hits[0].time:.3f} s)" in msg
     assert "damaged.mp4" in msg
     assert "\n" not in msg
+
+
+def test_conceal_finishes_every_frame_and_finds_the_same_damage_on_each_run(bad):
+    """``on_damage="conceal"``: the clip that stops a ``stop`` pass (frame and time named, above)
+    comes out whole: as many frames as its packets, in order, the ones that did not decode
+    standing in as copies of the last good frame, the same damaged frames on every run."""
+    path = bad["corrupt"][0]
+    with av.open(str(path)) as c:  # plain PyAV: the frames the container holds
+        want_pts = sorted(p.pts for p in c.demux(c.streams.video[0]) if p.size)
+    runs = []
+    for _ in range(2):
+        reader = open_video(path, on_damage="conceal")
+        frames = list(reader)
+        assert [f.pts for f in frames] == want_pts and [f.index for f in frames] == list(range(len(want_pts)))
+        runs.append(list(reader.damaged))
+    assert runs[0] == runs[1]
+    repeated = [d for d in runs[0] if d.repair == "repeated"]
+    assert repeated, runs[0]
+    for d in repeated:  # a stand-in is the frame before it
+        assert np.array_equal(frames[d.index].rgb, frames[d.index - 1].rgb)
+        assert d.time == pytest.approx(frames[d.index].time)
+    # a range through the damage: only its frames, still every one of them
+    tr = TimeRange.parse(f"{repeated[0].index - 2}f", f"{repeated[0].index + 3}f")
+    part = open_video(path, time_range=tr, on_damage="conceal")
+    assert [f.index for f in part] == list(range(repeated[0].index - 2, repeated[0].index + 3))
+    assert repeated[0].index in [d.index for d in part.damaged]
+
+
+def test_on_damage_value_is_checked(bad):
+    with pytest.raises(VidinvertError, match="--on-damage skip: choose stop or conceal"):
+        open_video(bad["corrupt"][0], on_damage="skip")

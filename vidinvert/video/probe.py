@@ -224,16 +224,32 @@ def _audio_infos(container) -> tuple[AudioInfo, ...]:
 
 
 def decode_first_frame(container, stream, path: Path) -> av.VideoFrame:
-    """Decode the stream's first frame (then rewind), or a VidinvertError."""
+    """Decode the stream's first good frame (then rewind), or a VidinvertError.
+
+    Packets the decoder rejects are passed over (the frame's rotation, format and colour tags
+    are all that is read here): a clip whose first frames are damaged is still described, and
+    the damage is met, and reported or concealed (``--on-damage``), when the frames are read.
+    Only a stream in which nothing decodes is refused here."""
+    first_error: av.FFmpegError | None = None
+    frame = None
     try:
-        for frame in container.decode(stream):  # noqa: B007 - the first frame is returned
-            break
-        else:
-            raise VidinvertError(f"{path} has a video stream but no frames")
+        for packet in container.demux(stream):
+            try:
+                frames = stream.decode(packet)
+            except av.error.DecoderNotFoundError:
+                raise
+            except av.FFmpegError as exc:
+                first_error = first_error or exc
+                continue
+            if frames:
+                frame = frames[0]
+                break
     except av.error.DecoderNotFoundError:
         raise VidinvertError(f"{path}: its video codec is not supported by this FFmpeg build (no decoder)") from None
-    except av.FFmpegError as exc:
-        raise VidinvertError(f"{path}: corrupt video data at frame 0 (0.000 s): {ffmpeg_message(exc)}") from None
+    if frame is None:
+        if first_error is not None:
+            raise VidinvertError(f"{path}: corrupt video data at frame 0 (0.000 s): {ffmpeg_message(first_error)}")
+        raise VidinvertError(f"{path} has a video stream but no frames")
     try:
         container.seek(0, backward=True)
         stream.codec_context.flush_buffers()
