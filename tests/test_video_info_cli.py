@@ -17,7 +17,7 @@ def test_info_table(tmp_path, capfd):
     assert main(["info", str(clip.path)]) == 0
     out, err = capfd.readouterr()
     assert err == ""
-    for text in ("phone.mp4", "h264", "0.400 s", "10", "25.000 fps", "constant", "48x64 (stored 64x48)",
+    for text in ("phone.mp4", "h264", "0.400 s", "10", "25.000 fps", "constant", "stored size     64x48 pixels", "displayed size  48x64",
                  "90° clockwise", "yuv420p", "8-bit", "limited", "bt709", "aac, 48000 Hz, 2 ch"):
         assert text in out, text
     assert "untagged" not in out
