@@ -310,6 +310,7 @@ class VideoRun:
     # --------------------------------------------------------------------------------- run
     def run(self) -> dict:
         from vidinvert.video import open_video
+        from vidinvert.video.damage import damage_report
 
         job, cfg = self.job, self.cfg
         t_start = time.perf_counter()
@@ -368,7 +369,7 @@ class VideoRun:
                    "wall_seconds": round(wall, 3), "fps_end_to_end": round(frames_done / wall, 3) if wall else None,
                    "device": self.inv.compute.describe(), "paste_mode": cfg.paste_mode,
                    "strength": str(cfg.strength), "face": str(self.aligner.tracker.select), "clip": dict(self._clip),
-                   "decode_damage": decode_damage(reader.damaged)},
+                   "decode_damage": damage_report(reader.damaged)},
         )
 
     def _finish_chunk(self, before, chunk, after, sinks, writer) -> int:
@@ -441,14 +442,6 @@ class VideoRun:
                 s.abort()
             raise
         return sinks
-
-
-def decode_damage(damaged) -> dict:
-    """The report's ``decode_damage``: how many frames were damaged, the first one's index, and
-    each (``frame``, ``time`` in seconds, ``repair``: ``concealed`` by the decoder, kept, or
-    ``repeated``: did not decode, the last good frame stands in; ``--on-damage conceal``)."""
-    return {"frames": len(damaged), "first": damaged[0].index if damaged else None,
-            "list": [{"frame": d.index, "time": round(d.time, 6), "repair": d.repair} for d in damaged]}
 
 
 def _rows(x: torch.Tensor | None, js: list[int], n: int) -> torch.Tensor | None:

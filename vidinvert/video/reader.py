@@ -41,8 +41,6 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import NamedTuple
 
 import av
 import numpy as np
@@ -51,6 +49,7 @@ from vidinvert.errors import VidinvertError
 from vidinvert.threads import prefetch as prefetch_items
 from vidinvert.timespec import TimeRange
 from vidinvert.video.colour import RGBConverter
+from vidinvert.video.damage import DamagedFrame, StandIns, check_on_damage, damage_message
 from vidinvert.video.index import PtsIndex, build_pts_index
 from vidinvert.video.probe import (
     VideoInfo,
@@ -63,19 +62,6 @@ from vidinvert.video.probe import (
 )
 
 log = logging.getLogger(__name__)
-
-ON_DAMAGE = ("stop", "conceal")
-
-
-class DamagedFrame(NamedTuple):
-    """A damaged frame of a pass: its index, time (seconds) and how it was repaired:
-    ``concealed`` (decoded, the decoder hid the damage) or ``repeated`` (nothing decoded: the
-    last good frame stands in)."""
-
-    index: int
-    time: float
-    repair: str
-
 
 @dataclass(frozen=True, eq=False)
 class Frame:
@@ -147,12 +133,6 @@ def _configure_decoder(stream, threads: int) -> None:
     cc = stream.codec_context
     cc.thread_type = "AUTO"
     cc.thread_count = threads
-
-
-def check_on_damage(on_damage: str) -> str:
-    if on_damage not in ON_DAMAGE:
-        raise VidinvertError(f"--on-damage {on_damage}: choose {' or '.join(ON_DAMAGE)}")
-    return on_damage
 
 
 class VideoReader:
@@ -249,7 +229,7 @@ class VideoReader:
             packets_seen = [0]
             self.damaged = damaged = []
             errors: list[str] | None = [] if conceal else None
-            fill = _Filler(index, info, start_idx, damaged) if conceal and index is not None else None
+            fill = StandIns(index, info.start_pts, tb, start_idx, damaged) if conceal and index is not None else None
             decoded = _decode_counting(container, stream, packets_seen, errors)
             while True:
                 try:
@@ -285,16 +265,15 @@ class VideoReader:
                 rgb = orient.apply(convert(frame))
                 for stand_in in fill.before(idx, rgb, tr) if fill is not None else ():
                     yielded += 1
-                    yield stand_in
+                    yield Frame(*stand_in)
                 yielded += 1
                 yield Frame(idx, pts, time, rgb, int(frame.duration) if frame.duration else None)
             if fill is not None:  # the frames due up to the end (of the range) that never decoded
-                for stand_in in fill.before(idx if reached_end_of_range else len(index), None, tr):
+                for i, pts, time, rgb, dur in fill.before(idx if reached_end_of_range else len(index), None, tr):
                     yielded += 1
                     if not reached_end_of_range:
-                        idx, last_time = stand_in.index, stand_in.time
-                        last_dur = float((stand_in.duration or info.nominal_frame_ticks) * tb)
-                    yield stand_in
+                        idx, last_time, last_dur = i, time, float((dur or info.nominal_frame_ticks) * tb)
+                    yield Frame(i, pts, time, rgb, dur)
             if not reached_end_of_range:
                 check_complete(container, stream, path, idx + 1, last_time + last_dur,
                                float(info.nominal_frame_ticks * tb), packets_seen[0] if index is None else None)
@@ -370,19 +349,6 @@ class VideoReader:
         stream.codec_context.flush_buffers()
 
 
-def damage_message(path, damaged: list[DamagedFrame]) -> str:
-    """One line about the damaged frames of a pass (concealed by the decoder, or repeated)."""
-    first = damaged[0]
-    repeated = sum(d.repair == "repeated" for d in damaged)
-    concealed = len(damaged) - repeated
-    how = "the decoder concealed it, so those frames may show artefacts"
-    if repeated:
-        parts = [f"{concealed} concealed by the decoder"] if concealed else []
-        how = ", ".join([*parts, f"{repeated} did not decode and repeat the last good frame"])
-    return (f"{Path(path).name}: damaged video data in {len(damaged)} frame(s) (first at frame {first.index},"
-            f" {first.time:.3f} s); {how}")
-
-
 def _decode_counting(container, stream, counter: list[int], errors: list[str] | None = None) -> Iterator[av.VideoFrame]:
     """Decode ``stream``, counting its demuxed packets in ``counter[0]`` (for truncation checks).
     With ``errors`` (conceal), a packet the decoder rejects is noted there and decoding goes on."""
@@ -398,36 +364,6 @@ def _decode_counting(container, stream, counter: list[int], errors: list[str] | 
             errors.append(ffmpeg_message(exc))
             continue
         yield from frames
-
-
-class _Filler:
-    """``conceal``: the frames of the packet index that did not decode, as copies of a good frame.
-
-    ``next`` is the index of the next frame due; :meth:`before` (called with each good frame, and
-    at the end with ``len(index)`` and no image) returns the stand-ins for the frames due before
-    ``idx``: copies of the last good frame, or of ``rgb`` itself before the first."""
-
-    def __init__(self, index: PtsIndex, info: VideoInfo, start_idx: int, damaged: list[DamagedFrame]) -> None:
-        self.index, self.info, self.next, self.damaged = index, info, start_idx, damaged
-        self.last: np.ndarray | None = None
-
-    def before(self, idx: int, rgb: np.ndarray | None, tr: TimeRange | None) -> list[Frame]:
-        out = []
-        source = self.last if self.last is not None else rgb
-        for i in range(self.next, idx):
-            pts = int(self.index.pts[i])
-            time = float((pts - self.info.start_pts) * self.info.time_base)
-            if tr is not None and (tr.is_past_end(i, time) or not tr.contains(i, time)):
-                continue
-            if source is None:  # nothing decoded at all
-                break
-            dur = int(self.index.durations[i]) or None
-            out.append(Frame(i, pts, time, source.copy(), dur))
-            self.damaged.append(DamagedFrame(i, time, "repeated"))
-        self.next = max(self.next, idx + 1)
-        if rgb is not None:
-            self.last = rgb
-        return out
 
 
 def _range_text(tr: TimeRange) -> str:
