@@ -160,5 +160,5 @@ def test_conceal_finishes_every_frame_and_finds_the_same_damage_on_each_run(bad)
 
 
 def test_on_damage_value_is_checked(bad):
-    with pytest.raises(VidinvertError, match="--on-damage skip: choose stop or conceal"):
+    with pytest.raises(VidinvertError, match="--on-damage skip is not one of stop, conceal"):
         open_video(bad["corrupt"][0], on_damage="skip")

@@ -43,7 +43,7 @@ RECON_CACHE_BYTES = 256 << 20
 #: Face stages kept (one per clip and set of face settings).
 STAGES_KEPT = 4
 #: Settings a clip's face stage depends on.
-FACE_FIELDS = ("detector", "face", "crop_sigma", "max_gap", "flow_refine", "start", "end")
+FACE_FIELDS = ("detector", "face", "crop_sigma", "max_gap", "flow_refine", "start", "end", "on_damage")
 
 Progress = Callable[[str, int, int], None]
 
@@ -57,8 +57,9 @@ class FaceStage:
 
     def __init__(self, media: Media, s: JobSettings, device: str, detector=None) -> None:
         self.media = media
-        self.reader = open_video(media.path, time_range=s.time_range)
-        self.aligner = MultiFaceAligner(face_config(s, device), detector=detector)
+        self.reader = open_video(media.path, time_range=s.time_range, on_damage=str(s.request.on_damage))
+        self.aligner = MultiFaceAligner(face_config(s, device), detector=detector,
+                                        pixel_aspect=self.reader.info.pixel_aspect)
         self._stream = self.aligner.run(iter(self.reader))
         self.frames: list[FaceFrame] = []  # pixels dropped (kept in ``pixels``)
         self.position: dict[int, int] = {}  # frame index -> position in the range
@@ -254,7 +255,9 @@ class ClipRenderer:
         latent filters): a fast preview while scrubbing, flagged as such."""
         with RandomAccessVideo(media.path) as ra:
             item = ra.get(frame)
-        aligner = MultiFaceAligner(face_config(s, str(self.inv.compute.device)), detector=self.detector)
+            pixel_aspect = ra.info.pixel_aspect
+        aligner = MultiFaceAligner(face_config(s, str(self.inv.compute.device)), detector=self.detector,
+                                   pixel_aspect=pixel_aspect)
         (ff,) = list(aligner.run(iter([item])))
         st = _OneFrame(ff)
         run = self._video_run(media, s, ctx)

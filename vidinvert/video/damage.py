@@ -14,11 +14,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from vidinvert.errors import VidinvertError
+from vidinvert.choices import OnDamage
 from vidinvert.timespec import TimeRange
 from vidinvert.video.index import PtsIndex
-
-ON_DAMAGE = ("stop", "conceal")
 
 
 class DamagedFrame(NamedTuple):
@@ -31,10 +29,9 @@ class DamagedFrame(NamedTuple):
     repair: str
 
 
-def check_on_damage(on_damage: str) -> str:
-    if on_damage not in ON_DAMAGE:
-        raise VidinvertError(f"--on-damage {on_damage}: choose {' or '.join(ON_DAMAGE)}")
-    return on_damage
+def check_on_damage(on_damage) -> str:
+    """``stop`` | ``conceal`` (:class:`~vidinvert.choices.OnDamage`), or one line naming the flag."""
+    return str(OnDamage.parse(on_damage, "--on-damage"))
 
 
 def damage_message(path, damaged: list[DamagedFrame]) -> str:
