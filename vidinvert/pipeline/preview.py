@@ -100,6 +100,7 @@ def read_source(request: PreviewRequest) -> tuple[np.ndarray, dict]:
     """The image to preview, uint8 RGB ``[H,W,3]``, and where it came from (file, frame index, time)."""
     if is_image_path(request.input):
         return read_image(request.input), {"file": str(request.input), "frame": None, "time": None}
+    from vidinvert.face.geometry import PixelGeometry
     from vidinvert.timespec import parse_time
     from vidinvert.video.random_access import RandomAccessVideo
 
@@ -115,7 +116,9 @@ def read_source(request: PreviewRequest) -> tuple[np.ndarray, dict]:
                 raise VidinvertError(f"--at {request.at}: the clip ends at {float(times[-1]):.3f}s")
             index = int(np.searchsorted(times, point.seconds + 1e-6, side="right") - 1)
         frame = video.get(max(index, 0))
-    return frame.rgb, {"file": str(request.input), "frame": frame.index, "time": frame.time}
+        geometry = PixelGeometry.for_frames(video.info.pixel_aspect, frame.rgb.shape[1])
+    # as displayed (anamorphic clips): the preview shows crops only, nothing goes back into the frame
+    return geometry.display_image(frame.rgb), {"file": str(request.input), "frame": frame.index, "time": frame.time}
 
 
 def face_crop(rgb: np.ndarray, request: PreviewRequest, size: int, device) -> torch.Tensor:
