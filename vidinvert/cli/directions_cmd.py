@@ -1,5 +1,6 @@
-"""The ``directions`` command group: ``discover`` (SeFa, no data), ``preview`` (a contact sheet) and
-``fit`` (an InterFaceGAN direction from labelled latents). Each builds one typed request, calls one
+"""The ``directions`` command group: ``discover`` (SeFa, no data), ``preview`` (a contact sheet),
+``channels`` (StyleSpace channels local to a face region) and ``fit`` (an InterFaceGAN direction from
+labelled latents). Each builds one typed request, calls one
 library function and renders its summary.
 
 Shapes::
@@ -8,6 +9,7 @@ Shapes::
                                   [--preview FACE.jpg [--preview-out dirs/preview.png]]
     vidinvert directions preview FACE.jpg|CLIP.mp4 (--attr NAME | --direction FILE.npy)... [--strengths -1,0,1]
                                  [--at 2.5s] [--no-align] [--preview-size 256] [--layers SPEC] [--keep NAME] -o grid.png
+    vidinvert directions channels --region mouth [--top 20] [--samples 8] [--probes 16] [--size 256] [--layers SPEC]
     vidinvert directions fit LATENTS... --labels CSV --out FILE.npy [--space wplus|w]
 """
 
@@ -84,7 +86,11 @@ def _preview_options(
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="The contact sheet (.png); its layout goes to the same name .json.", show_default=False)],
     attr: Annotated[Optional[List[str]], typer.Option("--attr", help="A direction by name (one row each); repeatable.")] = None,
-    direction: Annotated[Optional[List[Path]], typer.Option("--direction", help="A direction file (one row each); repeatable.")] = None,
+    direction: Annotated[Optional[List[Path]], typer.Option(
+        "--direction", help="A direction file, .npy (w+) or .npz (StyleSpace) (one row each); repeatable.")] = None,
+    channel: Annotated[Optional[List[str]], typer.Option(
+        "--channel", help="A StyleSpace channel L_C[=S] (one row each: column c moves it c*S standard deviations); "
+        "repeatable.")] = None,
     strengths: Annotated[Optional[str], typer.Option(
         "--strengths", help="Columns: comma-separated strengths (default: 5 values, about +-3 per edited row at the ends).")] = None,
     at: AtOpt = None,
@@ -98,6 +104,48 @@ def _preview_options(
     detector: common.DetectorOpt = "auto",
     overwrite: common.OverwriteOpt = False,
 ) -> None: ...
+
+
+def _channels_options(
+    region: Annotated[List[str], typer.Option(
+        "--region", help="Face parts: mouth,eyes,brows,nose,skin,face,hair,neck (comma-separated or repeated; "
+        "hair and neck need the parsing weights).", show_default=False)],
+    top: Annotated[int, typer.Option("--top", min=1, help="How many channels to list, best first.")] = 20,
+    samples: Annotated[int, typer.Option("--samples", min=1, help="Sampled images the channels are measured on.")] = 8,
+    probes: Annotated[int, typer.Option(
+        "--probes", min=1, help="Random probes per image (more: a more precise share; two backward passes each).")] = 16,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the sampled z and of the probes.")] = 0,
+    size: Annotated[Optional[int], typer.Option(
+        "--size", help="Render size measured (default 256; layers above it are not measured).")] = None,
+    layers: Annotated[Optional[str], typer.Option(
+        "--layers", help="Only the S layers driven by these w+ rows: coarse | middle | fine | A-B | A,B,C.")] = None,
+) -> None: ...
+
+
+def _render_channels(s: dict) -> None:
+    common.out.print(f"channels whose effect lies most inside {','.join(s['region'])} ({s['mask_source']} masks, "
+                     f"{s['samples']} samples at {s['size']} px, {s['probes']} probes, {s['seconds']:.1f} s; "
+                     f"{s['measured']} channels measured)")
+    for c in s["channels"]:
+        common.out.print(f"  {c['channel']:>8}  share {c['share']:.3f}  effect {c['effect']:.3g}/std  "
+                         f"{c['name']} ({c['resolution']} px, w+ row {c['row']})")
+    if s["channels"]:
+        picks = " ".join(f"--channel {c['channel']}" for c in s["channels"][:3])
+        common.out.print(f"try: vidinvert directions preview FACE.jpg {picks} -o channels.png")
+
+
+def channels(**o) -> common.Shown:
+    """StyleSpace channels acting inside a face region: [bold]vidinvert directions channels --region mouth[/bold].
+
+    Ranks every channel by the share of its image gradient that falls inside the region, on sampled
+    images of the generator (parsing masks when the weights are found, else the canonical FFHQ face's
+    landmark regions). Only the generator loads."""
+    from vidinvert.pipeline.directions_jobs import ChannelsRequest, run_channels_job
+
+    request = ChannelsRequest(region=tuple(o["region"]), top=o["top"], samples=o["samples"], probes=o["probes"],
+                              seed=o["seed"], size=o["size"], layers=o["layers"], models=_models(o))
+    summary = run_channels_job(request)
+    return common.Shown(summary, lambda: _render_channels(summary))
 
 
 def discover(**o) -> common.Shown:
@@ -128,6 +176,7 @@ def preview(**o) -> common.Shown:
         input=o["input"], output=o["output"], attrs=tuple(o["attr"] or ()), directions=tuple(o["direction"] or ()),
         strengths=parse_strength_list(o["strengths"]) if o["strengths"] is not None else None, at=o["at"],
         no_align=o["no_align"], preview_size=o["preview_size"], layers=o["layers"], keep=tuple(o["keep"] or ()),
+        channels=tuple(o["channel"] or ()),
         face=o["face"], detector=o["detector"], weights_dir=o["weights_dir"], overwrite=o["overwrite"])
     summary = run_preview_job(request, _models(o))
     return common.Shown(summary, lambda: _render_preview(summary))
@@ -152,14 +201,16 @@ def fit(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``directions`` group (discover, preview, fit) to the app."""
+    """Add the ``directions`` group (discover, preview, channels, fit) to the app."""
     group = common.command_group(
         name="directions",
-        help="Edit directions: discover them without data, preview them, or fit one from labelled latents.",
+        help="Edit directions: discover them without data, preview them, find StyleSpace channels, or fit one "
+        "from labelled latents.",
         no_args_is_help=True,
     )
     common.command(group, "discover")(common.options_of(_discover_options, common.model_options)(discover))
     common.command(group, "preview")(common.options_of(_preview_options, common.model_options)(preview))
+    common.command(group, "channels")(common.options_of(_channels_options, common.model_options)(channels))
     common.command(group, "fit")(fit)
     app.add_typer(group, name="directions")
 

@@ -117,17 +117,27 @@ def load_named(name_or_file: str | Path, n_latent: int, style_dim: int, weights_
 
 @dataclass(frozen=True)
 class EditSpec:
-    """One output's edit: a name for file names and the summed direction ``sum_i s_i * 15 * d_i``."""
+    """One output's edit: a name for file names, the summed w+ direction ``sum_i s_i * 15 * d_i``
+    and the summed StyleSpace directions ``styles`` (:class:`~vidinvert.edit.stylespace.StyleDirection`,
+    applied on the styles of the edited w: the w+ edit first, then S)."""
 
     name: str
     directions: tuple[Direction, ...]
     strengths: tuple[float, ...]
+    styles: tuple = ()
 
-    def delta(self) -> torch.Tensor:
-        """``[n_latent, style_dim]`` float32: the change of w at strength multiplier 1."""
+    def delta(self) -> torch.Tensor | None:
+        """``[n_latent, style_dim]`` float32: the change of w at strength multiplier 1 (None: an S edit only)."""
         total = None
         for d, s in zip(self.directions, self.strengths):
             v = d.scaled(s)
             total = v if total is None else total + v
+        return total
+
+    def style_delta(self) -> torch.Tensor | None:
+        """``[N]`` float32: the change of the flat style vector s at strength 1 (None: no S part)."""
+        total = None
+        for d in self.styles:
+            total = d.delta if total is None else total + d.delta
         return total
 

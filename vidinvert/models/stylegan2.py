@@ -12,6 +12,9 @@ Activations ``outs`` are numbered as in the official code: ``outs[0]`` is the 4x
 the output of styled convolution ``c`` (``conv1``, then ``convs[0..]``). A feature code injected at index
 ``K`` replaces the input of convolution ``K`` by ``(1 - s) * outs[K] + s * F``; the RGB skip branch up to
 that point keeps using the w-driven activations, and ``outs[K]`` itself (G_K(w)) is reported unreplaced.
+
+``style_offset`` (StyleSpace edits) adds a flat offset to every style layer's affine output; the layout
+of that vector is described in :mod:`vidinvert.models.stylespace`.
 """
 
 from __future__ import annotations
@@ -120,13 +123,18 @@ class ModulatedConv(nn.Module):
             self._derived = (key, weight_square_sums(w), wc)
         return self._derived[1], self._derived[2]
 
-    def styles(self, w: Tensor) -> Tensor:
-        """Per-sample input-channel styles, float32 [B, I], with the equalized-lr scale folded in."""
-        return self.modulation(w) * self.scale
+    def styles(self, w: Tensor, style_offset: Tensor | None = None) -> Tensor:
+        """Per-sample input-channel styles, float32 [B, I], with the equalized-lr scale folded in.
+        ``style_offset`` [B|1, I] is added to the affine's output s (StyleSpace) before the scale."""
+        s = self.modulation(w)
+        if style_offset is not None:
+            s = s + style_offset.to(device=s.device, dtype=s.dtype)
+        return s * self.scale
 
-    def forward(self, x: Tensor, w: Tensor, *, inplace_input: bool = False) -> tuple[Tensor, Tensor | None]:
+    def forward(self, x: Tensor, w: Tensor, *, inplace_input: bool = False,
+                style_offset: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """x [B, I, H, W], w [B, style_dim] -> (conv output, demodulation coefficients [B, O] or None)."""
-        s = self.styles(w)
+        s = self.styles(w, style_offset)
         kernel = self.blur.kernel if self.upsample else None
         if self.grouped:
             out = modulated_conv2d_grouped(x, self.weight[0], s, demodulate=self.demodulate,
@@ -164,9 +172,10 @@ class StyledConv(nn.Module):
         self.noise = NoiseInjection()
         self.activate = BiasLeakyReLU(out_ch)
 
-    def forward(self, x: Tensor, w: Tensor, noise: Tensor | None, *, inplace_input: bool = False) -> Tensor:
+    def forward(self, x: Tensor, w: Tensor, noise: Tensor | None, *, inplace_input: bool = False,
+                style_offset: Tensor | None = None) -> Tensor:
         """x [B, I, H, W] -> [B, O, H', W'] in x's dtype (float16: clamped to +-256)."""
-        out, dcoefs = self.conv(x, w, inplace_input=inplace_input)
+        out, dcoefs = self.conv(x, w, inplace_input=inplace_input, style_offset=style_offset)
         return bias_noise_lrelu(out, self.activate.bias, dcoefs=dcoefs, noise=noise,
                                 noise_strength=self.noise.weight, inplace=not torch.is_grad_enabled())
 
@@ -185,9 +194,9 @@ class ToRGB(nn.Module):
             self.upsample = FIRKernel(blur_taps, gain=4.0)
         self.conv = ModulatedConv(in_ch, 3, 1, style_dim, demodulate=False)
 
-    def forward(self, x: Tensor, w: Tensor, skip: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, w: Tensor, skip: Tensor | None = None, style_offset: Tensor | None = None) -> Tensor:
         """x [B, C, H, W], w [B, style_dim], skip [B, 3, H/2, W/2] float32 -> [B, 3, H, W] float32."""
-        s = self.conv.styles(w)
+        s = self.conv.styles(w, style_offset)
         if self.conv.grouped:
             out = modulated_conv2d_grouped(x, self.conv.weight[0], s, demodulate=False)
         else:
@@ -354,7 +363,8 @@ class Generator(nn.Module):
     # ---------------------------------------------------------------------------------- synthesis
     def forward(self, w_plus: Tensor, feature: Tensor | None = None, *, feature_index: int = 5,
                 feature_scale: float | Tensor = 1.0, noise: Sequence[Tensor] | None = None,
-                return_features: bool = False, rgb_size: int | None = None) -> Tensor | tuple[Tensor, list[Tensor]]:
+                return_features: bool = False, rgb_size: int | None = None,
+                style_offset: Tensor | None = None) -> Tensor | tuple[Tensor, list[Tensor]]:
         """Synthesise images from w+ (truncation 1, ``input_is_latent`` semantics).
 
         w_plus: [B, n_latent, style_dim] (or [B, style_dim], repeated). feature: optional feature code
@@ -367,22 +377,28 @@ class Generator(nn.Module):
         rgb_size: stop early and return the skip branch's RGB image at this resolution (a power of two,
         4..size), [B, 3, rgb_size, rgb_size] float32: the generator's own low-resolution output (what the
         full image is upsampled from plus finer detail); later layers are not run. None: the full image.
+        style_offset: StyleSpace offsets added to every style layer's affine output s, float [B|1, N] in
+        the layout of :mod:`vidinvert.models.stylespace` (the layers of :meth:`style_modules`, in order,
+        N = their channels: 9088 at 1024); None: none.
         """
         if feature is not None and not 0 <= feature_index < self.num_layers:
             raise ValueError(f"feature_index must be in [0, {self.num_layers - 1}], got {feature_index}")
         if rgb_size is not None and (rgb_size not in self.channels or rgb_size > self.size):
             raise ValueError(f"rgb_size must be a power of two in [4, {self.size}], got {rgb_size}")
         image, outs = self._synthesize(w_plus, noise, feature=feature, feature_index=feature_index,
-                                       feature_scale=feature_scale, keep_outs=return_features, rgb_size=rgb_size)
+                                       feature_scale=feature_scale, keep_outs=return_features, rgb_size=rgb_size,
+                                       style_offset=style_offset)
         image = image.contiguous()
         return (image, outs) if return_features else image
 
-    def forward_until(self, w_plus: Tensor, index: int = 5, noise: Sequence[Tensor] | None = None) -> Tensor:
+    def forward_until(self, w_plus: Tensor, index: int = 5, noise: Sequence[Tensor] | None = None,
+                      style_offset: Tensor | None = None) -> Tensor:
         """G_K(w): ``outs[index]`` computed from w alone, stopping there (no later layer, no RGB branch).
-        w_plus: [B, n_latent, style_dim]. Returns [B, C, r, r] contiguous, in the activation dtype."""
+        w_plus: [B, n_latent, style_dim]; style_offset: as for :meth:`forward` (only the conv layers
+        before ``index`` matter). Returns [B, C, r, r] contiguous, in the activation dtype."""
         if not 0 <= index <= self.num_layers:
             raise ValueError(f"index must be in [0, {self.num_layers}], got {index}")
-        out, _ = self._synthesize(w_plus, noise, stop_at=index)
+        out, _ = self._synthesize(w_plus, noise, stop_at=index, style_offset=style_offset)
         return out.contiguous()
 
     def style_modules(self) -> list[tuple[int, str, ModulatedConv]]:
@@ -399,6 +415,15 @@ class Generator(nn.Module):
                 rname, rgb = rgbs[c // 2]
                 out.append((c + 1, f"{rname}.conv", rgb.conv))
         return out
+
+    def _style_offsets(self, offset: Tensor | None, batch: int) -> list[Tensor | None]:
+        """A flat StyleSpace offset [B|1, N] -> one [B|1, C_i] slice per style layer (None: all None)."""
+        if offset is None:
+            return [None] * (self.num_layers + (self.num_layers + 1) // 2)
+        sizes = [m.in_ch for _, _, m in self.style_modules()]
+        if offset.dim() != 2 or offset.shape[1] != sum(sizes) or offset.shape[0] not in (1, batch):
+            raise ValueError(f"style_offset must be [B|1, {sum(sizes)}], got {tuple(offset.shape)}")
+        return list(torch.split(offset, sizes, dim=1))
 
     def _latent(self, w: Tensor) -> Tensor:
         if w.dim() == 2:
@@ -431,9 +456,11 @@ class Generator(nn.Module):
 
     def _synthesize(self, w_plus: Tensor, noise: Sequence[Tensor] | None, *, stop_at: int | None = None,
                     feature: Tensor | None = None, feature_index: int = 5, feature_scale: float | Tensor = 1.0,
-                    keep_outs: bool = False, rgb_size: int | None = None) -> tuple[Tensor, list[Tensor]]:
+                    keep_outs: bool = False, rgb_size: int | None = None,
+                    style_offset: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
         w = self._latent(w_plus)
         noises = self._noise(noise)
+        offsets = iter(self._style_offsets(style_offset, w.shape[0]))  # consumed in synthesis order
         if feature is not None and not isinstance(feature_scale, Tensor) and feature_scale == 0:
             feature = None
         convs = [self.conv1, *self.convs]
@@ -451,10 +478,11 @@ class Generator(nn.Module):
                 fresh = False
             if feature is not None and c == feature_index:
                 x, fresh = self._blend(x, feature, feature_scale), True
-            x = convs[c](x, w[:, c], noises[c], inplace_input=inference and fresh)
+            x = convs[c](x, w[:, c], noises[c], inplace_input=inference and fresh, style_offset=next(offsets))
             fresh = True
+            rgb_offset = next(offsets) if c % 2 == 0 else None
             if stop_at is None and c % 2 == 0:
-                skip = to_rgbs[c // 2](x, w[:, c + 1], skip)
+                skip = to_rgbs[c // 2](x, w[:, c + 1], skip, rgb_offset)
                 if rgb_size is not None and skip.shape[-1] == rgb_size:
                     return skip, outs
         if keep_outs:

@@ -17,14 +17,17 @@ from vidinvert.edit.conditional import restrict_and_condition
 from vidinvert.edit.directions import EditSpec, load_named
 from vidinvert.edit.layers import parse_layers, rows_mask
 from vidinvert.edit.style import reference_crop
+from vidinvert.edit.stylespace import StyleDirection
 from vidinvert.engine import Inverter
 from vidinvert.face import masks as face_masks
 from vidinvert.face.regions import RegionMasker, parse_regions
 from vidinvert.metrics import identity
+from vidinvert.models.stylespace import is_style_direction_path
 from vidinvert.pipeline.edits import EditPlan, StyleReference
 from vidinvert.pipeline.photo import make_photo_detector
 from vidinvert.pipeline.request import PHOTO, VIDEO, EditRequest, ModelChoice
 from vidinvert.pipeline.settings import JobSettings
+from vidinvert.pipeline.style_edits import precheck_style_edits, style_directions
 from vidinvert.weights import model_files
 
 log = logging.getLogger("vidinvert")
@@ -61,6 +64,8 @@ def load_context(s: JobSettings, kinds: set[str], *, inverter: Inverter | None =
     """Load the models once for inputs of ``kinds`` (``inverter``: reuse one already loaded)."""
     req = s.request
     if inverter is None:
+        if s.edit is not None:
+            precheck_style_edits(s.edit)  # an unknown channel or another generator's S file: before loading
         inverter = load_inverter(req.models)
     ctx = JobContext(inverter)
     device = inverter.compute.device
@@ -94,15 +99,23 @@ def edit_plan(s: JobSettings, inv: Inverter, masker) -> tuple[tuple, EditPlan]:
 
 
 def direction_specs(req: EditRequest, inv: Inverter) -> tuple[EditSpec, ...]:
-    """The direction edits, restricted to ``layers`` and made orthogonal to ``keep``, named by
-    the output tags."""
+    """The direction edits in the request's order (``attr``, ``direction``, the ``channel`` edit),
+    restricted to ``layers`` (w+ rows; S layers driven by them) and made orthogonal to ``keep``
+    (w+ only), named by the output tags. With ``combine`` one spec holds them all (the w+ part
+    first, then S on the edited styles)."""
     n, d = inv.n_latent, inv.style_dim
-    dirs = [load_named(name, n, d, req.weights_dir) for name in (*req.attr, *req.direction)]
-    if req.layers is not None or req.keep:
+    names = (*req.attr, *req.direction)
+    dirs = [load_named(name, n, d, req.weights_dir) for name in names if not is_style_direction_path(name)]
+    if dirs and (req.layers is not None or req.keep):
         kept = [load_named(k, n, d, req.weights_dir) for k in req.keep]
         dirs = restrict_and_condition(dirs, n_latent=n, layers=req.layers, keep=kept)
+    styles = style_directions(req, inv) if req.style_edits else []
+    w_iter, s_iter = iter(dirs), iter(styles)
+    parts = [next(s_iter) if is_style_direction_path(name) else next(w_iter) for name in names]
+    parts += list(s_iter)  # the channel edit
     if req.combine:
-        specs = (EditSpec("+".join(x.name for x in dirs), tuple(dirs), tuple(1.0 for _ in dirs)),)
+        specs = (EditSpec("+".join(x.name for x in parts), tuple(dirs), tuple(1.0 for _ in dirs), styles=tuple(styles)),)
     else:
-        specs = tuple(EditSpec(x.name, (x,), (1.0,)) for x in dirs)
+        specs = tuple(EditSpec(x.name, (), (), styles=(x,)) if isinstance(x, StyleDirection) else EditSpec(x.name, (x,), (1.0,))
+                      for x in parts)
     return tuple(dataclasses.replace(sp, name=tag) for sp, tag in zip(specs, req.tags))

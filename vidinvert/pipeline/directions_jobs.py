@@ -16,6 +16,7 @@ from vidinvert.errors import VidinvertError
 from vidinvert.pipeline.context import load_inverter
 from vidinvert.pipeline.preview import PreviewRequest, check_preview_request, run_preview
 from vidinvert.pipeline.request import ModelChoice
+from vidinvert.pipeline.style_edits import precheck_layout
 from vidinvert.weights import generator_file, load_generator
 
 # Options of ``discover`` that only shape the --preview sheet.
@@ -80,5 +81,79 @@ def run_preview_job(request: PreviewRequest, models: ModelChoice) -> dict:
     """``directions preview``: check the request, load the networks ``models`` names, draw the sheet
     (the summary of :func:`~vidinvert.pipeline.preview.run_preview`)."""
     models.check()
-    check_preview_request(dataclasses.replace(request, weights_dir=models.weights_dir or request.weights_dir))
+    request = dataclasses.replace(request, weights_dir=models.weights_dir or request.weights_dir)
+    check_preview_request(request)
+    precheck_layout(models.generator, request.weights_dir, request.channels, request.directions)
     return run_preview(load_inverter(models), request)
+
+
+@dataclass(frozen=True)
+class ChannelsRequest:
+    """``directions channels``: rank the StyleSpace channels by how much of their effect lies inside
+    ``region`` (face parts, :mod:`vidinvert.face.regions`), measured on ``samples`` sampled images
+    rendered at ``size`` px (None: 256, or the generator's size when smaller) with ``probes`` random
+    probes (:func:`~vidinvert.edit.channels.locate_channels`); ``top`` channels listed; ``layers``:
+    only the S layers driven by these w+ rows. ``models``: the generator (no encoder is loaded)."""
+
+    region: tuple[str, ...]
+    top: int = 20
+    samples: int = 8
+    probes: int = 16
+    seed: int = 0
+    size: int | None = None
+    layers: str | None = None
+    models: ModelChoice = field(default_factory=ModelChoice)
+
+    def check(self) -> None:
+        """What can be checked before the generator loads."""
+        from vidinvert.specs import parse_layers, parse_regions
+
+        self.models.check()
+        if self.models.encoder is not None or str(self.models.dtype) != "auto":
+            raise VidinvertError("directions channels loads the generator alone, in float32: leave out --encoder "
+                                 "and --dtype")
+        if not parse_regions(self.region):
+            raise VidinvertError("directions channels needs --region (e.g. mouth)")
+        for name in ("top", "samples", "probes"):
+            if int(getattr(self, name)) < 1:
+                raise VidinvertError(f"--{name} must be at least 1")
+        if self.seed < 0:
+            raise VidinvertError("--seed must not be negative")
+        if self.size is not None and (self.size < 4 or self.size & (self.size - 1)):
+            raise VidinvertError(f"--size must be a power of two (e.g. 256), got {self.size}")
+        if self.layers is not None:
+            parse_layers(self.layers, 1 << 20)
+
+
+def run_channels_job(request: ChannelsRequest) -> dict:
+    """Load the generator (and the parsing weights when found), the channels' standard deviations
+    (cached in the weights folder), and rank the channels. The summary: ``region``, ``mask_source``,
+    ``samples``, ``probes``, ``size``, ``seconds``, ``measured``, ``channels`` (the top ones, best
+    first: :meth:`~vidinvert.edit.channels.ChannelScore.as_dict`)."""
+    from vidinvert.device import resolve_compute
+    from vidinvert.edit.channels import locate_channels
+    from vidinvert.edit.layers import parse_layers
+    from vidinvert.edit.stylespace import load_style_stats
+    from vidinvert.face import masks as face_masks
+    from vidinvert.face.regions import RegionMasker, parse_regions
+    from vidinvert.weights import install_dir
+
+    request.check()
+    m = request.models
+    compute = resolve_compute(m.device, "fp32")
+    generator, _ = load_generator(generator_file(m.generator, m.weights_dir))
+    generator = generator.to(compute.device).eval().requires_grad_(False)
+    size = request.size or min(256, generator.size)
+    if size > generator.size:
+        raise VidinvertError(f"--size {size} exceeds the generator's {generator.size} px")
+    rows = parse_layers(request.layers, generator.n_latent) if request.layers is not None else None
+    regions = parse_regions(request.region)
+    parser = face_masks.load_parsing_masker(m.weights_dir, compute.device)
+    masker = RegionMasker(regions, parser, size=size)
+    stats = load_style_stats(generator, install_dir(m.weights_dir))
+    scores, info = locate_channels(generator, masker, stats.std, samples=request.samples, probes=request.probes,
+                                   seed=request.seed, render_size=size, rows=rows)
+    return {"region": list(regions), "mask_source": info["mask_source"], "samples": request.samples,
+            "probes": request.probes, "seed": request.seed, "size": size, "seconds": round(info["seconds"], 3),
+            "stats_seconds": round(stats.seconds, 3), "measured": info["measured"],
+            "skipped_layers": info["skipped_layers"], "channels": [c.as_dict() for c in scores[:request.top]]}

@@ -7,7 +7,8 @@ turns the (filtered) latents of a batch of aligned faces into each output's edit
 
     w'  = w + A_t · M · (w_ref − w)                 (style, when given; F unchanged)
     w~  = w' + 15 · S_t · d                           (the output's direction, S_t faded)
-    F~  = F + R ⊙ (G_K(w~) − G_K(w')) − (1 − B) · ρ_t · R ⊙ (F − G_K(w'))
+    s~  = s(w~) + S_t · Δs                            (the output's StyleSpace part, if any)
+    F~  = F + R ⊙ (G_K(s~) − G_K(w')) − (1 − B) · ρ_t · R ⊙ (F − G_K(w'))
 
 with R the region mask on the feature grid (1 without ``--region``) and ρ_t = |S_t| / max|S|
 times the frame's fade weight. Without style, region and B < 1 this is exactly eq. (1).
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from vidinvert.edit.directions import EditSpec
@@ -70,7 +72,7 @@ class EditPlan:
             return lat
         amount = style_amounts(self.style.strength, list(frames))
         w = style_mix(lat.w, self.style.w.to(lat.w.device), amount.to(lat.w.device), self.style.rows.to(lat.w.device))
-        return Latents(w, lat.f)
+        return Latents(w, lat.f, lat.ds)
 
     def edit_batch(self, inv: Inverter, lat: Latents, outputs: Sequence[tuple[str, EditSpec | None]],
                    frames: Sequence[tuple[int, float]], fades: Sequence[float],
@@ -87,6 +89,17 @@ class EditPlan:
                 out[name] = base
                 continue
             if g_k_w is None:
-                g_k_w = inv.feature_at_k(base.w)
-            out[name] = inv.edit(base, spec.delta(), strengths, g_k_w=g_k_w, mask16=region16, keep=keep, rho=rho)
+                g_k_w = inv.feature_at_k(base.w, base.ds)
+            out[name] = inv.edit(base, spec.delta(), strengths, g_k_w=g_k_w, mask16=region16, keep=keep, rho=rho,
+                                 style_delta=spec.style_delta())
         return out
+
+
+def style_offsets(edited: Sequence[Latents]) -> np.ndarray | None:
+    """The edits' style offsets as float32 ``[N, E, N_s]`` (zeros for an edit without one), or None
+    when no edit has one."""
+    if all(e.ds is None for e in edited):
+        return None
+    n_s = next(e.ds for e in edited if e.ds is not None).shape[1]
+    return torch.stack([torch.zeros(len(e), n_s) if e.ds is None else e.ds.detach().cpu().float()
+                        for e in edited], 1).numpy()

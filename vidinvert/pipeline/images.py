@@ -22,7 +22,7 @@ from vidinvert.engine import Inverter, Latents
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import atomic_path
 from vidinvert.imagefile import read_image, write_image
-from vidinvert.pipeline.edits import EditPlan
+from vidinvert.pipeline.edits import EditPlan, style_offsets
 from vidinvert.pipeline.records import write_records
 from vidinvert.pipeline.request import ALIGNED, EditRequest
 from vidinvert.pipeline.results import InputResult
@@ -80,7 +80,7 @@ def run_image_job(inverter: Inverter, job: ImageJob,
     from vidinvert.metrics.identity import paired_identity
 
     t0 = time.perf_counter()
-    all_w, all_f, all_we, all_fe = [], [], [], []
+    all_w, all_f, all_we, all_fe, all_se = [], [], [], [], []
     written: list[str] = []
     identity: list[dict[str, float]] = []
     timings = {"read": 0.0, "invert": 0.0, "edit": 0.0, "synthesize": 0.0, "write": 0.0}
@@ -110,6 +110,7 @@ def run_image_job(inverter: Inverter, job: ImageJob,
             timings["edit"] += time.perf_counter() - t
             all_we.append(torch.stack([r.w.cpu() for r in results], 1))
             all_fe.append(torch.stack([r.f.cpu() for r in results], 1))
+            all_se.append(style_offsets(results))
         else:
             results.append(lat)
         emb_src = embedder.embed(faces) if embedder is not None else None
@@ -141,6 +142,8 @@ def run_image_job(inverter: Inverter, job: ImageJob,
             arrays["w_edit"] = torch.cat(all_we).numpy()  # [N, n_edits, L, D]
             arrays["f_edit"] = torch.cat(all_fe).numpy()
             arrays["edits"] = np.array(list(job.tags) or [e.name for e in job.edits])
+            if all_se[0] is not None:
+                arrays["s_edit"] = np.concatenate(all_se)  # [N, n_edits, N_s] StyleSpace offsets
         with atomic_path(job.save_latents, overwrite=job.overwrite) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)

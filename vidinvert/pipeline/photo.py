@@ -37,7 +37,7 @@ from vidinvert.face.types import FaceSelect, parse_face_select
 from vidinvert.fileio import atomic_path, check_output
 from vidinvert.imagefile import check_photo_output, read_photo, write_photo
 from vidinvert.metrics.identity import measure_label, measure_of, paired_identity
-from vidinvert.pipeline.edits import EditPlan
+from vidinvert.pipeline.edits import EditPlan, style_offsets
 from vidinvert.pipeline.request import EditRequest
 from vidinvert.pipeline.settings import JobSettings
 from vidinvert.timespec import Keyframes
@@ -318,7 +318,7 @@ def _save_latents(path: Path, chosen: list[NumberedFace], lat: Latents, edited: 
                   image_size: tuple[int, int], source: Path, overwrite: bool) -> Path:
     """``.npz``: ``w`` [N,L,D], ``f`` [N,C,16,16] float32, ``quad`` [N,4,2], ``face_index`` [N],
     ``box`` [N,4], ``image_size`` (W,H), ``source``; with edits ``w_edit``/``f_edit`` [N,E,...] and
-    ``edits`` [E] names."""
+    ``edits`` [E] names, and with StyleSpace edits ``s_edit`` [N,E,N_s] (their style offsets)."""
     arrays = {
         "w": lat.w.detach().cpu().float().numpy(), "f": lat.f.detach().cpu().float().numpy(),
         "quad": np.stack([c.quad for c in chosen]).astype(np.float64),
@@ -330,6 +330,8 @@ def _save_latents(path: Path, chosen: list[NumberedFace], lat: Latents, edited: 
         arrays["w_edit"] = torch.stack([v.w.detach().cpu().float() for v in edited.values()], 1).numpy()
         arrays["f_edit"] = torch.stack([v.f.detach().cpu().float() for v in edited.values()], 1).numpy()
         arrays["edits"] = np.array(list(edited))
+        if (ds := style_offsets(list(edited.values()))) is not None:
+            arrays["s_edit"] = ds
     with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
     return path

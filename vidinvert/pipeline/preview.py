@@ -1,6 +1,8 @@
 """``vidinvert directions preview``: a labelled contact sheet of directions x strengths for one face.
 
-One row per direction, one column per strength. The face is a raw photo (detected and
+One row per direction, one column per strength. Rows are w+ directions (``--attr``, ``.npy``),
+StyleSpace directions (``.npz``) and single channels (``--channel L_C[=S]``, one row each: the cell
+of column c moves the channel by c * S standard deviations; default columns -10..10). The face is a raw photo (detected and
 FFHQ-aligned), an aligned crop (``no_align``) or one frame of a clip (``at``). It is inverted
 once; per direction only the edit (w~, the early-exit G_K(w~)) and the syntheses of all its
 strengths (one batch) run. ``preview_size`` renders the generator's intermediate skip RGB at that
@@ -32,6 +34,10 @@ from vidinvert.engine import Inverter, Latents
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import check_output, write_json
 from vidinvert.imagefile import is_image_path, read_image, write_image
+from vidinvert.models.stylespace import is_style_direction_path, parse_channels, read_style_direction
+
+#: Default columns of a sheet of StyleSpace rows: standard deviations per unit of S.
+STYLE_STRENGTHS = (-10.0, -5.0, 0.0, 5.0, 10.0)
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +46,9 @@ log = logging.getLogger(__name__)
 class PreviewRequest:
     """A contact sheet. ``attrs`` (names resolved like ``--attr``) and ``directions`` (files) give the
     rows, in that order; ``keep`` (names or files) conditions every row (see edit.conditional);
-    ``layers`` restricts every row (see edit.layers). ``strengths`` None: :func:`default_strengths`.
+    ``layers`` restricts every row (see edit.layers; S rows keep the layers its rows drive);
+    ``channels`` (``L_C[=S]``) add one StyleSpace row each, as ``.npz`` files in ``directions`` do.
+    ``strengths`` None: :func:`default_strengths` (w+ rows) or :data:`STYLE_STRENGTHS` (S rows).
     ``at``: the frame of a clip (``2.5s`` / ``75f``; default the first). ``layout``: default
     ``output`` with ``.json``."""
 
@@ -54,6 +62,7 @@ class PreviewRequest:
     preview_size: int | None = None
     layers: str | None = None
     keep: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
     face: str = "largest"
     detector: str = "auto"
     weights_dir: Path | None = None
@@ -67,8 +76,19 @@ class PreviewRequest:
 
 def check_preview_request(request: PreviewRequest) -> None:
     """Everything that can be checked before the models load: inputs, outputs, numbers."""
-    if not request.attrs and not request.directions:
-        raise VidinvertError("nothing to preview: give --attr NAME or --direction FILE.npy")
+    if not request.attrs and not request.directions and not request.channels:
+        raise VidinvertError("nothing to preview: give --attr NAME, --direction FILE.npy or --channel L_C")
+    parse_channels(request.channels)
+    styles = [p for p in request.directions if is_style_direction_path(p)]
+    for p in styles:
+        read_style_direction(p)
+    has_w = bool(request.attrs) or len(styles) < len(request.directions)
+    if request.keep and (styles or request.channels):
+        raise VidinvertError("--keep conditions w+ directions; it cannot be applied to StyleSpace rows "
+                             "(--channel or an .npz direction)")
+    if has_w and (styles or request.channels) and request.strengths is None:
+        raise VidinvertError("w+ and StyleSpace rows together need --strengths (their default columns differ: "
+                             "about +-3 per w+ row, +-10 standard deviations)")
     if not Path(request.input).exists():
         raise VidinvertError(f"input not found: {request.input}")
     if request.strengths is not None:
@@ -87,13 +107,27 @@ def check_preview_request(request: PreviewRequest) -> None:
 
 
 def preview_directions(request: PreviewRequest, n_latent: int, style_dim: int) -> list[Direction]:
-    """The rows: each direction loaded by the one rule, restricted to ``layers``, then conditioned on
+    """The w+ rows: each direction loaded by the one rule, restricted to ``layers``, then conditioned on
     ``keep`` (see :func:`vidinvert.edit.conditional.restrict_and_condition`)."""
     dirs = [load_direction(resolve_attr(a, request.weights_dir)[1], n_latent, style_dim, name=a)
             for a in request.attrs]
-    dirs += [load_direction(p, n_latent, style_dim) for p in request.directions]
+    dirs += [load_direction(p, n_latent, style_dim) for p in request.directions if not is_style_direction_path(p)]
+    if not dirs:
+        return []
     kept = [load_named(k, n_latent, style_dim, request.weights_dir) for k in request.keep]
     return restrict_and_condition(dirs, n_latent=n_latent, layers=request.layers, keep=kept)
+
+
+def preview_styles(request: PreviewRequest, inverter: Inverter) -> list:
+    """The StyleSpace rows (:class:`~vidinvert.edit.stylespace.StyleDirection`): each ``.npz``
+    direction, then each channel alone."""
+    from vidinvert.pipeline.style_edits import resolve_styles
+
+    files = [p for p in request.directions if is_style_direction_path(p)]
+    if not files and not request.channels:
+        return []
+    groups = [(c,) for c in parse_channels(request.channels)]
+    return resolve_styles(inverter, files, groups, layers=request.layers, weights_dir=request.weights_dir)
 
 
 def read_source(request: PreviewRequest) -> tuple[np.ndarray, dict]:
@@ -142,9 +176,10 @@ def face_crop(rgb: np.ndarray, request: PreviewRequest, size: int, device) -> to
 
 
 @torch.inference_mode()
-def render_rows(inverter: Inverter, crop: torch.Tensor, directions: list[Direction], strengths: tuple[float, ...],
+def render_rows(inverter: Inverter, crop: torch.Tensor, directions: list, strengths: tuple[float, ...],
                 preview_size: int | None = None) -> list[np.ndarray]:
-    """Invert ``crop`` once, then per direction edit and synthesize every strength in one batch.
+    """Invert ``crop`` once, then per direction (a w+ :class:`Direction` or a
+    :class:`~vidinvert.edit.stylespace.StyleDirection`) edit and synthesize every strength in one batch.
     Returns one uint8 ``[len(strengths), R, R, 3]`` array per direction (R = preview_size or size)."""
     latents = inverter.invert(crop)
     g_k_w = inverter.feature_at_k(latents.w)
@@ -153,7 +188,10 @@ def render_rows(inverter: Inverter, crop: torch.Tensor, directions: list[Directi
     rep = Latents(latents.w.expand(n, -1, -1), latents.f.expand(n, -1, -1, -1))
     rows = []
     for d in directions:
-        edited = inverter.edit(rep, d.vector * EDIT_STEP, s, g_k_w=g_k_w.expand(n, -1, -1, -1))
+        if isinstance(d, Direction):
+            edited = inverter.edit(rep, d.vector * EDIT_STEP, s, g_k_w=g_k_w.expand(n, -1, -1, -1))
+        else:
+            edited = inverter.edit(rep, None, s, g_k_w=g_k_w.expand(n, -1, -1, -1), style_delta=d.delta)
         rows.append(to_uint8(synthesize_at(inverter, edited, preview_size)))
     return rows
 
@@ -167,7 +205,8 @@ def synthesize_at(inverter: Inverter, latents: Latents, preview_size: int | None
     dev = inverter.compute.device
     with torch.inference_mode(), inverter.compute.autocast():
         img = inverter.generator(latents.w.to(dev), latents.f.to(dev), feature_index=inverter.feature_index,
-                                 noise=inverter.noise, rgb_size=preview_size)
+                                 noise=inverter.noise, rgb_size=preview_size,
+                                 style_offset=None if latents.ds is None else latents.ds.to(dev))
     return img.float()
 
 
@@ -177,7 +216,12 @@ def run_preview(inverter: Inverter, request: PreviewRequest) -> dict:
     check_preview_request(request)
     t0 = time.perf_counter()
     directions = preview_directions(request, inverter.n_latent, inverter.style_dim)
-    strengths = tuple(float(s) for s in request.strengths) if request.strengths else default_strengths(directions)
+    styles = preview_styles(request, inverter)
+    if request.strengths:
+        strengths = tuple(float(s) for s in request.strengths)
+    else:
+        strengths = default_strengths(directions) if directions else STYLE_STRENGTHS
+    directions = [*directions, *styles]
     rgb, origin = read_source(request)
     crop = face_crop(rgb, request, inverter.size, inverter.compute.device)
     t1 = time.perf_counter()
@@ -191,7 +235,8 @@ def run_preview(inverter: Inverter, request: PreviewRequest) -> dict:
     title = f"{Path(request.input).name}" + (f" @ frame {origin['frame']}" if origin["frame"] is not None else "")
     sheet, layout = compose_sheet(cells, [d.name for d in directions], strengths, title=f"{title} - {note}")
     layout.update(render_size=size, generator_size=inverter.size, source=origin,
-                  directions=[{"name": d.name, "source": d.source} for d in directions],
+                  directions=[{"name": d.name, "source": d.source,
+                               "space": "w+" if isinstance(d, Direction) else "stylespace"} for d in directions],
                   layers=request.layers, keep=list(request.keep))
     write_image(request.output, sheet, overwrite=request.overwrite)
     write_json(request.layout_path, layout)

@@ -329,9 +329,14 @@ class EditRequest(InvertRequest):
     attr: tuple[str, ...] = option(
         (), "Edit by name (a direction file found in the weights folders, e.g. smile); repeatable. "
         "`vidinvert weights` lists the published directions and how to get them.", panel=_EDIT)
-    direction: tuple[Path, ...] = option((), "Edit direction .npy file; repeatable.", panel=_EDIT)
-    strength: str = option("3", "Edit strength (w~ = w + 15*S*d, d unit-norm); videos: keyframes 0s:0,2s:3.",
-                           panel=_EDIT)
+    direction: tuple[Path, ...] = option(
+        (), "Edit direction file: .npy (w+) or .npz (StyleSpace, see `directions channels`); repeatable.",
+        panel=_EDIT)
+    channel: tuple[str, ...] = option(
+        (), "StyleSpace channel L_C[=S] (e.g. 6_501): move it by S (default 1) standard deviations per unit of "
+        "--strength; repeatable, all channels make one edit tagged chL_C+...", panel=_EDIT)
+    strength: str = option("3", "Edit strength (w~ = w + 15*S*d, d unit-norm; S edits: s~ = s + S*delta); videos: "
+                           "keyframes 0s:0,2s:3.", panel=_EDIT)
     combine: bool = option(False, "Sum several edits into one output.", panel=_EDIT)
     layers: str | None = option(
         None, "Move only these w+ rows: all | coarse (0-3) | middle (4-7) | fine (8-17) | A-B | A,B,C.", panel=_EDIT)
@@ -356,6 +361,7 @@ class EditRequest(InvertRequest):
         set_ = object.__setattr__
         set_(self, "attr", tuple(str(a) for a in self.attr))
         set_(self, "direction", tuple(Path(p).expanduser() for p in self.direction))
+        set_(self, "channel", tuple(str(c) for c in self.channel))
         set_(self, "keep", tuple(str(k) for k in self.keep))
         set_(self, "region", tuple(str(r) for r in self.region))
         for name in ("strength", "feature_keep", "style_strength"):
@@ -364,9 +370,24 @@ class EditRequest(InvertRequest):
 
     @property
     def edit_names(self) -> list[str]:
-        """The names of the direction edits (one output each, or one sum with ``combine``)."""
+        """The names of the direction edits (one output each, or one sum with ``combine``); every
+        ``channel`` together is one edit, named by its channels (``ch6_501+9_409=-2``)."""
         names = [*self.attr, *(p.stem for p in self.direction)]
+        if self.channel:
+            from vidinvert.models.stylespace import channels_tag, parse_channels
+
+            try:
+                names.append(channels_tag(parse_channels(self.channel)))
+            except VidinvertError:
+                names.append("ch" + "+".join(self.channel))  # check() names the bad one
         return ["+".join(names)] if self.combine and names else names
+
+    @property
+    def style_edits(self) -> bool:
+        """Whether an edit moves StyleSpace channels (``channel`` or an ``.npz`` direction)."""
+        from vidinvert.models.stylespace import is_style_direction_path
+
+        return bool(self.channel) or any(is_style_direction_path(p) for p in self.direction)
 
     @property
     def tags(self) -> list[str]:
@@ -379,7 +400,7 @@ class EditRequest(InvertRequest):
 
     @property
     def has_directions(self) -> bool:
-        return bool(self.attr or self.direction)
+        return bool(self.attr or self.direction or self.channel)
 
     def parsed_strength(self) -> float | Keyframes:
         """``strength`` -> a float or :class:`~vidinvert.timespec.Keyframes` (all values finite)."""
@@ -391,10 +412,11 @@ class EditRequest(InvertRequest):
         super().check()
         directions = self.has_directions
         if not directions and self.style is None:
-            raise VidinvertError("nothing to edit: give --attr NAME, --direction FILE.npy or --style PHOTO")
+            raise VidinvertError("nothing to edit: give --attr NAME, --direction FILE.npy, --channel L_C or --style PHOTO")
         for p in self.direction:
             if not p.is_file():
                 raise VidinvertError(f"--direction {p}: file not found")
+        self._check_style_space()
         self.parsed_strength()
         for name in ("layers", "keep"):
             if self.given(name) and not directions:
@@ -410,6 +432,19 @@ class EditRequest(InvertRequest):
         if self.given("feature_keep") and not directions:
             raise VidinvertError("--feature-keep acts on --attr/--direction edits (the style leaves F unchanged)")
         self._check_style()
+
+    def _check_style_space(self) -> None:
+        """``--channel`` syntax, every ``.npz`` direction readable and consistent, no ``--keep`` with
+        them (the layout is checked against the generator before the networks load)."""
+        from vidinvert.models.stylespace import is_style_direction_path, parse_channels, read_style_direction
+
+        parse_channels(self.channel)
+        for p in self.direction:
+            if is_style_direction_path(p):
+                read_style_direction(p)
+        if self.keep and self.style_edits:
+            raise VidinvertError("--keep conditions w+ directions; it cannot be applied to a StyleSpace edit "
+                                 "(--channel or an .npz direction): leave --keep out")
 
     def _check_style(self) -> None:
         from vidinvert.specs import parse_layers

@@ -79,7 +79,7 @@ def _edit_key(req: InvertRequest) -> tuple:
     """What an edit plan depends on (the request's edit fields and the files they name)."""
     if not isinstance(req, EditRequest):
         return ("invert",)
-    return (req.attr, tuple(_stamp(p) for p in req.direction), req.strength, req.combine, req.layers, req.keep,
+    return (req.attr, tuple(_stamp(p) for p in req.direction), req.channel, req.strength, req.combine, req.layers, req.keep,
             req.region, req.feature_keep, _stamp(req.style), req.style_strength, req.style_layers, req.no_align,
             str(req.detector))
 

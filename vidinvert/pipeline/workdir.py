@@ -45,7 +45,11 @@ def _fingerprint(job, inverter) -> str:
     edits = {}
     for o in job.outputs:
         if o.edit is not None:
-            edits[o.name] = hashlib.sha256(o.edit.delta().detach().to("cpu", torch.float32).numpy().tobytes()).hexdigest()
+            h = hashlib.sha256()
+            for part in (o.edit.delta(), o.edit.style_delta()):
+                if part is not None:
+                    h.update(part.detach().to("cpu", torch.float32).numpy().tobytes())
+            edits[o.name] = h.hexdigest()
     blob = {
         "format": WORK_FORMAT, "config": cfg, "face": to_jsonable(job.face), "range": str(job.time_range),
         "outputs": [[o.name, str(o.path)] for o in job.outputs], "edits": edits,

@@ -32,7 +32,8 @@ from vidinvert.weights.checkpoint import read_checkpoint
 
 log = logging.getLogger(__name__)
 
-__all__ = ["build_on_meta", "classify_state_dict", "load_arcface", "load_encoder", "load_generator", "strict_load"]
+__all__ = ["build_on_meta", "classify_state_dict", "load_arcface", "load_encoder", "load_generator",
+           "read_generator_layout", "strict_load"]
 
 MEAN_LATENT_SAMPLES = 10_000
 _SHOW_KEYS = 3
@@ -367,6 +368,20 @@ def load_generator(path: Path | str, map_location: Any = "cpu"):
     latent_avg = _broadcast_latent_avg(latent_avg, generator.n_latent, generator.style_dim, path)
     generator = _finish(generator, map_location)
     return generator, latent_avg.to(next(generator.parameters()).device)
+
+
+def read_generator_layout(path: Path | str):
+    """The StyleSpace layout (:class:`~vidinvert.models.stylespace.StyleLayout`) of the generator in
+    ``path``, read from its state dict's shapes without building the network (checks that need the
+    layout run before the models load)."""
+    from vidinvert.models.stylegan2 import default_channels
+    from vidinvert.models.stylespace import layout_for
+
+    path = Path(path).expanduser()
+    sd, _, _ = _generator_parts(read_checkpoint(path, map_location="cpu"), path)
+    config = infer_generator_config(sd)
+    channels = config.get("channels") or default_channels(config["size"], config["channel_multiplier"])
+    return layout_for(config["size"], channels, config["style_dim"])
 
 
 # ---------------------------------------------------------------------------------------------
