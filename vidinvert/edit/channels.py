@@ -10,8 +10,10 @@ each channel's squared image gradient inside the region is::
 with M_i the region mask of image i (face parsing when its weights are found, else the landmark
 region of the canonical FFHQ face: sampled images are FFHQ-aligned). All channels are measured at
 once with random probes (Hutchinson): for v ~ N(0, I) over the image, ``E[(v . (sqrt(M) J_c))^2] =
-sum M J_c^2``, so each probe costs two backward passes for every channel together; ``probes`` sets
-the precision (a ratio of two such estimates). ``effect_c`` is the linearized RMS change of a pixel
+sum M J_c^2`` (and likewise with sqrt(1 - M) outside; share = inside / (inside + outside));
+every probe of every image is a batch row with its own style offset, so one backward
+pass measures all channels for a batch of probes. ``probes`` sets the precision (a ratio of two such
+estimates, with the same probes). ``effect_c`` is the linearized RMS change of a pixel
 (on the [-1, 1] scale) when channel c moves by one standard deviation. Channels whose effect is below
 :data:`MIN_EFFECT` of the largest are not ranked (they do next to nothing), and neither are the
 layers above the render size (they do not reach the image rendered there).
@@ -55,23 +57,29 @@ class ChannelScore:
 
 
 def _probe_energies(generator, w: torch.Tensor, masks: torch.Tensor, render: int | None, probes: int,
-                    g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum over images and probes of (v.sqrt(M)J)^2 and (v.J)^2 per channel: two float64 ``[N]``."""
+                    g: torch.Generator, max_rows: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum over the images ``w`` ``[B, style_dim]`` and ``probes`` probes of (v.sqrt(M)J)^2 and
+    (v.sqrt(1-M)J)^2 per channel: two float64 ``[N]`` (inside, outside). Every (image, probe, side) is
+    one batch row with its own zero style offset, so one backward pass gives every row's gradient
+    (rows do not mix)."""
     n = generator_layout(generator).total
-    ds = torch.zeros(len(w), n, device=w.device, requires_grad=True)
-    wp = w[:, None].expand(-1, generator.n_latent, -1)
-    with torch.enable_grad():
-        img = generator(wp, rgb_size=render, style_offset=ds)
-        root = masks.to(img.device, img.dtype).sqrt()
-        e_in = torch.zeros(n, dtype=torch.float64, device=w.device)
-        e_all = torch.zeros_like(e_in)
-        for _ in range(probes):
-            v = torch.randn(img.shape, generator=g).to(img.device)
-            (g_in,) = torch.autograd.grad((img * v * root).sum(), ds, retain_graph=True)
-            (g_all,) = torch.autograd.grad((img * v).sum(), ds, retain_graph=True)
-            e_in += g_in.double().square().sum(0)
-            e_all += g_all.double().square().sum(0)
-    return e_in, e_all
+    e_in = torch.zeros(n, dtype=torch.float64, device=w.device)
+    e_out = torch.zeros_like(e_in)
+    jobs = [(i, p) for i in range(len(w)) for p in range(probes)]
+    per = max(1, max_rows // 2)
+    for k in range(0, len(jobs), per):
+        part = jobs[k:k + per]
+        idx = torch.tensor([i for i, _ in part] * 2, device=w.device)
+        ds = torch.zeros(len(idx), n, device=w.device, requires_grad=True)
+        with torch.enable_grad():
+            img = generator(w[idx][:, None].expand(-1, generator.n_latent, -1), rgb_size=render, style_offset=ds)
+            v = torch.randn((len(part), *img.shape[1:]), generator=g).to(img.device)
+            m = masks[idx[:len(part)]].to(img.device, img.dtype)
+            (grad,) = torch.autograd.grad((img * torch.cat([v * m.sqrt(), v * (1 - m).sqrt()])).sum(), ds)
+        sq = grad.double().square()
+        e_in += sq[:len(part)].sum(0)
+        e_out += sq[len(part):].sum(0)
+    return e_in, e_out
 
 
 def locate_channels(generator: torch.nn.Module, masker: RegionMasker, std: torch.Tensor, *, samples: int = 8,
@@ -105,7 +113,7 @@ def locate_channels(generator: torch.nn.Module, masker: RegionMasker, std: torch
                                                         align_corners=False, antialias=masks.shape[-1] > size)
         mask_mean += float(masks.mean()) * len(w)
         a, b = _probe_energies(generator, w, masks, size if size < generator.size else None, probes, g)
-        e_in, e_all = (a, b) if e_in is None else (e_in + a, e_all + b)
+        e_in, e_all = (a, a + b) if e_in is None else (e_in + a, e_all + a + b)
     pixels = 3 * size * size
     effect = (e_all / (samples * probes * pixels)).sqrt().float().cpu() * std.float().cpu()
     keep = torch.ones(layout.total, dtype=torch.bool)

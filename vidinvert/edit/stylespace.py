@@ -181,12 +181,14 @@ def load_style_stats(generator: torch.nn.Module, folder: Path | None, samples: i
 class StyleDirection:
     """A resolved S edit: ``delta`` float32 ``[N]``, the change of s at strength 1 in style units
     (already multiplied by the channels' standard deviations for a ``std`` source); ``name`` (output
-    tag), ``source`` (file or ``--channel``), ``channels`` (the ``L_C`` labels of a channel edit)."""
+    tag), ``source`` (file or ``--channel``), ``channels`` (the ``L_C`` labels of a channel edit),
+    ``units`` the source was given in (``std`` or ``style``)."""
 
     name: str
     delta: torch.Tensor
     source: str
     channels: tuple[str, ...] = ()
+    units: str = "style"
 
 
 def _checked_std(std: torch.Tensor, layout: StyleLayout) -> torch.Tensor:
@@ -206,7 +208,7 @@ def channel_direction(channels: Sequence[ChannelEdit], layout: StyleLayout, std:
             raise VidinvertError(f"channel {c.layer}_{c.channel} never varies (standard deviation 0): moving it "
                                  "by standard deviations does nothing")
         delta[i] = c.amount * std[i]
-    return StyleDirection(channels_tag(channels), delta, "--channel", tuple(c.label for c in channels))
+    return StyleDirection(channels_tag(channels), delta, "--channel", tuple(c.label for c in channels), "std")
 
 
 def file_direction(f: StyleDirectionFile, layout: StyleLayout, std: torch.Tensor | None,
@@ -223,7 +225,7 @@ def file_direction(f: StyleDirectionFile, layout: StyleLayout, std: torch.Tensor
         if std is None:
             raise ValueError("a std-unit S direction needs the style statistics")
         delta = delta * _checked_std(std, layout)
-    return StyleDirection(f.name, delta, str(f.path))
+    return StyleDirection(f.name, delta, str(f.path), units=f.units)
 
 
 def mask_style_rows(direction: StyleDirection, layout: StyleLayout, rows: Iterable[int]) -> StyleDirection:

@@ -9,6 +9,7 @@ from pathlib import Path
 from vidinvert.fileio import write_json
 from vidinvert.pipeline.request import VIDEO
 from vidinvert.pipeline.settings import JobSettings
+from vidinvert.pipeline.style_edits import describe_style_edits
 from vidinvert.runinfo import run_json_path, run_record
 
 
@@ -28,6 +29,8 @@ def write_records(s: JobSettings, ctx, p, outputs: dict[str, Path], rep: dict | 
             rep["report_figure"] = None if picture is None else str(picture)
     extra = {"report": {k: v for k, v in rep.items() if k != "per_frame"}} if rep else {}
     fields = {f.name: getattr(req, f.name) for f in dataclasses.fields(req) if f.name != "explicit"}
+    styles = describe_style_edits(ctx.edits, inv)
+    config = {**config, "stylespace": styles} if styles else config
     record = run_record(command=req.kind, config={"request": fields, **config, "edits": [t for t, _ in ctx.edits]},
                         weights={"encoder": inv.files.get("encoder"), "generator": inv.files.get("generator")},
                         timings=(rep or {}).get("stages", {}), extra=extra)

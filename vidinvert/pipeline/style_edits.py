@@ -92,4 +92,24 @@ def resolve_styles(inv: Inverter, files: Sequence[Path], channel_groups: Sequenc
     return out
 
 
-__all__ = ["check_layout", "check_style_edits", "precheck_layout", "precheck_style_edits", "resolve_styles", "style_directions"]
+def describe_style_edits(edits, inv: Inverter) -> dict | None:
+    """What ``run.json`` records of the S edits of ``edits`` (``(tag, EditSpec | None)``): per tag its
+    sources, channels and units, and the statistics the standard deviations came from; None without any."""
+    from vidinvert.edit.stylespace import STATS_SAMPLES, STATS_SEED
+
+    out: dict = {}
+    for tag, spec in edits:
+        if spec is not None and spec.styles:
+            out[tag] = {"sources": [d.source for d in spec.styles], "channels": [c for d in spec.styles
+                                                                                for c in d.channels],
+                        "units": [d.units for d in spec.styles]}
+    if not out:
+        return None
+    if any(u == "std" for v in out.values() for u in v["units"]):
+        out["stats"] = {"samples": STATS_SAMPLES, "seed": STATS_SEED,
+                        "generator_fingerprint": generator_fingerprint(inv.generator)}
+    return out
+
+
+__all__ = ["check_layout", "check_style_edits", "describe_style_edits", "precheck_layout", "precheck_style_edits",
+           "resolve_styles", "style_directions"]
