@@ -37,7 +37,8 @@ TORCH_FREE = ("vidinvert", "vidinvert.errors", "vidinvert.version", "vidinvert.c
               "vidinvert.imagefile", "vidinvert.weights", "vidinvert.weights.registry", "vidinvert.weights.directions",
               "vidinvert.pipeline.request", "vidinvert.pipeline.settings", "vidinvert.pipeline.plan",
               "vidinvert.pipeline.needs", "vidinvert.pipeline.results", "vidinvert.pipeline.job",
-              "vidinvert.pipeline.corpus_job", "vidinvert.cli.app", "vidinvert.cli.jobs", "vidinvert.cli.common")
+              "vidinvert.pipeline.corpus_job", "vidinvert.cli.app", "vidinvert.cli.jobs", "vidinvert.cli.common",
+              "vidinvert.models.stylespace")
 
 
 def _modules() -> dict[str, Path]:

@@ -113,11 +113,13 @@ class ModulatedConv(nn.Module):
                         ) -> tuple[Tensor, Tensor]:
         """Weight-only terms: the kernel square sums [O, I] and the weight as the convolution takes it
         ([O, I, k, k], or [I, O, k, k] transposed for upsampling) in ``memory_format``. Cached between calls
-        (keyed on the weight's storage, version, dtype and device) unless autograd needs them."""
+        (keyed on the weight's storage, version, dtype, device and grad mode) unless autograd needs them."""
         w = self.weight[0]
         if torch.is_grad_enabled() and self.weight.requires_grad:
             return weight_square_sums(w), (w.transpose(0, 1) if self.upsample else w)
-        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype, self.weight.device, memory_format)
+        # grad mode in the key: terms cached under inference_mode cannot be saved for a backward pass
+        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype, self.weight.device, memory_format,
+               torch.is_grad_enabled())
         if self._derived is None or self._derived[0] != key:
             wc = (w.transpose(0, 1) if self.upsample else w).contiguous(memory_format=memory_format)
             self._derived = (key, weight_square_sums(w), wc)

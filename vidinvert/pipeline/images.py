@@ -133,20 +133,16 @@ def run_image_job(inverter: Inverter, job: ImageJob,
         if progress:
             progress(len(paths))
     if job.save_latents is not None:
-        arrays = {
-            "w": torch.cat(all_w).numpy(),
-            "f": torch.cat(all_f).numpy(),
-            "names": np.array([str(p) for p in job.inputs]),
-        }
+        arrays = {"w": torch.cat(all_w).numpy(), "f": torch.cat(all_f).numpy(),
+                  "names": np.array([str(p) for p in job.inputs])}
         if all_we:
             arrays["w_edit"] = torch.cat(all_we).numpy()  # [N, n_edits, L, D]
             arrays["f_edit"] = torch.cat(all_fe).numpy()
             arrays["edits"] = np.array(list(job.tags) or [e.name for e in job.edits])
             if all_se[0] is not None:
                 arrays["s_edit"] = np.concatenate(all_se)  # [N, n_edits, N_s] StyleSpace offsets
-        with atomic_path(job.save_latents, overwrite=job.overwrite) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
+        with atomic_path(job.save_latents, overwrite=job.overwrite) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
         written.append(str(job.save_latents))
     timings["total"] = time.perf_counter() - t0
     n = len(job.inputs)
