@@ -9,7 +9,7 @@ Shapes::
                                   [--preview FACE.jpg [--preview-out dirs/preview.png]]
     vidinvert directions preview FACE.jpg|CLIP.mp4 (--attr NAME | --direction FILE.npy)... [--strengths -1,0,1]
                                  [--at 2.5s] [--no-align] [--preview-size 256] [--layers SPEC] [--keep NAME] -o grid.png
-    vidinvert directions channels --region mouth [--top 20] [--samples 8] [--probes 16] [--size 256] [--layers SPEC]
+    vidinvert directions channels --region mouth [--top 20] [--samples 4] [--probes 8] [--size 128] [--layers SPEC]
     vidinvert directions fit LATENTS... --labels CSV --out FILE.npy [--space wplus|w]
 """
 
@@ -111,12 +111,12 @@ def _channels_options(
         "--region", help="Face parts: mouth,eyes,brows,nose,skin,face,hair,neck (comma-separated or repeated; "
         "hair and neck need the parsing weights).", show_default=False)],
     top: Annotated[int, typer.Option("--top", min=1, help="How many channels to list, best first.")] = 20,
-    samples: Annotated[int, typer.Option("--samples", min=1, help="Sampled images the channels are measured on.")] = 8,
+    samples: Annotated[int, typer.Option("--samples", min=1, help="Sampled images the channels are measured on.")] = 4,
     probes: Annotated[int, typer.Option(
-        "--probes", min=1, help="Random probes per image (more: a more precise share; two backward passes each).")] = 16,
+        "--probes", min=1, help="Random probes per image (more: a more precise share; two backward passes each).")] = 8,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the sampled z and of the probes.")] = 0,
     size: Annotated[Optional[int], typer.Option(
-        "--size", help="Render size measured (default 256; layers above it are not measured).")] = None,
+        "--size", help="Render size measured (default 128; layers above it are not measured).")] = None,
     layers: Annotated[Optional[str], typer.Option(
         "--layers", help="Only the S layers driven by these w+ rows: coarse | middle | fine | A-B | A,B,C.")] = None,
 ) -> None: ...

@@ -10,13 +10,13 @@ each channel's squared image gradient inside the region is::
 with M_i the region mask of image i (face parsing when its weights are found, else the landmark
 region of the canonical FFHQ face: sampled images are FFHQ-aligned). All channels are measured at
 once with random probes (Hutchinson): for v ~ N(0, I) over the image, ``E[(v . (sqrt(M) J_c))^2] =
-sum M J_c^2`` (and likewise with sqrt(1 - M) outside; share = inside / (inside + outside));
-every probe of every image is a batch row with its own style offset, so one backward
-pass measures all channels for a batch of probes. ``probes`` sets the precision (a ratio of two such
-estimates, with the same probes). ``effect_c`` is the linearized RMS change of a pixel
-(on the [-1, 1] scale) when channel c moves by one standard deviation. Channels whose effect is below
-:data:`MIN_EFFECT` of the largest are not ranked (they do next to nothing), and neither are the
-layers above the render size (they do not reach the image rendered there).
+sum M J_c^2`` (and likewise with sqrt(1 - M) outside; share = inside / (inside + outside)): one
+forward pass per image with a zero style offset, then two backward passes per probe measure every
+channel at once. ``probes`` sets the precision (a ratio of two such estimates, with the same probes).
+``effect_c`` is the linearized RMS change of a pixel (on the [-1, 1] scale) when channel c moves by
+one standard deviation. Channels whose effect is below :data:`MIN_EFFECT` of the largest are not
+ranked (they do next to nothing), and neither are the layers above the render size (they do not reach
+the image rendered there).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from vidinvert.edit.stylespace import seeded_z
 from vidinvert.errors import VidinvertError
 from vidinvert.face.regions import RegionMasker
 from vidinvert.models.stylespace import StyleLayout, generator_layout
@@ -57,28 +58,23 @@ class ChannelScore:
 
 
 def _probe_energies(generator, w: torch.Tensor, masks: torch.Tensor, render: int | None, probes: int,
-                    g: torch.Generator, max_rows: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+                    g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum over the images ``w`` ``[B, style_dim]`` and ``probes`` probes of (v.sqrt(M)J)^2 and
-    (v.sqrt(1-M)J)^2 per channel: two float64 ``[N]`` (inside, outside). Every (image, probe, side) is
-    one batch row with its own zero style offset, so one backward pass gives every row's gradient
-    (rows do not mix)."""
+    (v.sqrt(1-M)J)^2 per channel: two float64 ``[N]`` (inside, outside). One forward pass with a zero
+    style offset per image, then two backward passes per probe through it (every channel at once)."""
     n = generator_layout(generator).total
     e_in = torch.zeros(n, dtype=torch.float64, device=w.device)
     e_out = torch.zeros_like(e_in)
-    jobs = [(i, p) for i in range(len(w)) for p in range(probes)]
-    per = max(1, max_rows // 2)
-    for k in range(0, len(jobs), per):
-        part = jobs[k:k + per]
-        idx = torch.tensor([i for i, _ in part] * 2, device=w.device)
-        ds = torch.zeros(len(idx), n, device=w.device, requires_grad=True)
-        with torch.enable_grad():
-            img = generator(w[idx][:, None].expand(-1, generator.n_latent, -1), rgb_size=render, style_offset=ds)
-            v = torch.randn((len(part), *img.shape[1:]), generator=g).to(img.device)
-            m = masks[idx[:len(part)]].to(img.device, img.dtype)
-            (grad,) = torch.autograd.grad((img * torch.cat([v * m.sqrt(), v * (1 - m).sqrt()])).sum(), ds)
-        sq = grad.double().square()
-        e_in += sq[:len(part)].sum(0)
-        e_out += sq[len(part):].sum(0)
+    ds = torch.zeros(len(w), n, device=w.device, requires_grad=True)
+    with torch.enable_grad():
+        img = generator(w[:, None].expand(-1, generator.n_latent, -1), rgb_size=render, style_offset=ds)
+        m = masks.to(img.device, img.dtype)
+        sides = (m.sqrt(), (1 - m).sqrt())
+        for _ in range(probes):
+            v = torch.randn(img.shape, generator=g).to(img.device)
+            for side, acc in zip(sides, (e_in, e_out)):
+                (grad,) = torch.autograd.grad(img, ds, grad_outputs=v * side, retain_graph=True)
+                acc += grad.double().square().sum(0)
     return e_in, e_out
 
 
@@ -98,8 +94,7 @@ def locate_channels(generator: torch.nn.Module, masker: RegionMasker, std: torch
         raise VidinvertError(f"--size {size}: give a power of two between 4 and {generator.size}")
     t0 = time.perf_counter()
     device = next(generator.parameters()).device
-    g = torch.Generator().manual_seed(int(seed))
-    z = torch.randn(samples, generator.style_dim, generator=g)
+    z, g = seeded_z(generator, samples, seed)  # the probes continue the same stream
     e_in = e_all = None
     mask_mean = 0.0
     for i in range(0, samples, batch):

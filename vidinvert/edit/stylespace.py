@@ -90,6 +90,13 @@ def generator_fingerprint(generator: torch.nn.Module) -> str:
 
 
 # ------------------------------------------------------------------------------------ statistics
+def seeded_z(generator: torch.nn.Module, samples: int, seed: int) -> tuple[torch.Tensor, torch.Generator]:
+    """``samples`` z ~ N(0, I) ``[samples, style_dim]`` (CPU) drawn from a CPU ``torch.Generator`` seeded
+    ``seed``, and that generator (to draw more from the same stream)."""
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randn(samples, generator.style_dim, generator=g), g
+
+
 @dataclass(frozen=True)
 class StyleStats:
     """Per-channel mean and standard deviation of s over the generator's style distribution:
@@ -114,8 +121,7 @@ def compute_style_stats(generator: torch.nn.Module, samples: int = STATS_SAMPLES
         raise VidinvertError(f"style statistics need at least 2 samples, got {samples}")
     t0 = time.perf_counter()
     device = next(generator.parameters()).device
-    g = torch.Generator().manual_seed(int(seed))
-    z = torch.randn(samples, generator.style_dim, generator=g)
+    z, _ = seeded_z(generator, samples, seed)
     total = sq = None
     for i in range(0, samples, chunk):
         w = generator.mapping(z[i:i + chunk].to(device))
@@ -246,4 +252,4 @@ def feature_layers_mask(layout: StyleLayout, feature_index: int) -> torch.Tensor
 
 __all__ = ["STATS_SAMPLES", "STATS_SEED", "StyleDirection", "StyleStats", "affine_image", "channel_direction",
            "compute_style_stats", "feature_layers_mask", "file_direction", "generator_fingerprint",
-           "load_style_stats", "mask_style_rows", "stats_path", "style_vectors"]
+           "load_style_stats", "mask_style_rows", "seeded_z", "stats_path", "style_vectors"]

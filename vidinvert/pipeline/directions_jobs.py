@@ -91,14 +91,14 @@ def run_preview_job(request: PreviewRequest, models: ModelChoice) -> dict:
 class ChannelsRequest:
     """``directions channels``: rank the StyleSpace channels by how much of their effect lies inside
     ``region`` (face parts, :mod:`vidinvert.face.regions`), measured on ``samples`` sampled images
-    rendered at ``size`` px (None: 256, or the generator's size when smaller) with ``probes`` random
+    rendered at ``size`` px (None: 128, or the generator's size when smaller) with ``probes`` random
     probes (:func:`~vidinvert.edit.channels.locate_channels`); ``top`` channels listed; ``layers``:
     only the S layers driven by these w+ rows. ``models``: the generator (no encoder is loaded)."""
 
     region: tuple[str, ...]
     top: int = 20
-    samples: int = 8
-    probes: int = 16
+    samples: int = 4
+    probes: int = 8
     seed: int = 0
     size: int | None = None
     layers: str | None = None
@@ -143,7 +143,7 @@ def run_channels_job(request: ChannelsRequest) -> dict:
     compute = resolve_compute(m.device, "fp32")
     generator, _ = load_generator(generator_file(m.generator, m.weights_dir))
     generator = generator.to(compute.device).eval().requires_grad_(False)
-    size = request.size or min(256, generator.size)
+    size = request.size or min(128, generator.size)
     if size > generator.size:
         raise VidinvertError(f"--size {size} exceeds the generator's {generator.size} px")
     rows = parse_layers(request.layers, generator.n_latent) if request.layers is not None else None
