@@ -160,3 +160,6 @@ def test_preview_rows_for_channels_and_s_files(tmp_path, tiny_weights, wdir, fac
     assert main(["directions", "preview", str(faces[0]), "--no-align", "--channel", "6_3", "--attr", "smile",
                  "-o", str(tmp_path / "mixed.png"), *_models(tiny_weights, wdir)]) == 1
     assert "--strengths" in capsys.readouterr().err
+    assert main(["directions", "preview", str(faces[0]), "--no-align", "--channel", "14_0", "-o",
+                 str(tmp_path / "bad.png"), *_models(tiny_weights, wdir)]) == 1
+    assert "layer 14 does not exist" in capsys.readouterr().err

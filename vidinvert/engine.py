@@ -148,8 +148,8 @@ class Inverter:
         w_edit = latents.w.clone() if delta is None else apply_edit(latents.w, delta, s)
         w_edit = torch.where(unchanged.view(-1, 1, 1), latents.w, w_edit)
         ds_edit = self._edited_offset(latents, style_delta, s, unchanged)
-        moves_g_k = delta is not None or bool(
-            style_delta[feature_layers_mask(self.style_layout, self.feature_index)].any())
+        early = feature_layers_mask(self.style_layout, self.feature_index)
+        moves_g_k = delta is not None or bool(style_delta[early.to(style_delta.device)].any())
         if not moves_g_k:  # nothing before K moves: G_K, hence F, unchanged
             g_k_w = self.feature_at_k(latents.w, latents.ds) if g_k_w is None else g_k_w
             g_k_edit = g_k_w
