@@ -330,7 +330,7 @@ class EditRequest(InvertRequest):
         (), "Edit by name (a direction file found in the weights folders, e.g. smile); repeatable. "
         "`vidinvert weights` lists the published directions and how to get them.", panel=_EDIT)
     direction: tuple[Path, ...] = option(
-        (), "Edit direction file: .npy (w+) or .npz (StyleSpace, see `directions channels`); repeatable.",
+        (), "Edit direction file: .npy (w+) or .npz (a StyleSpace direction); repeatable.",
         panel=_EDIT)
     channel: tuple[str, ...] = option(
         (), "StyleSpace channel L_C[=S] (e.g. 6_501): move it by S (default 1) standard deviations per unit of "
