@@ -189,3 +189,27 @@ def test_shape_checks_at_the_engine_boundaries_are_one_line(editor):
             call()
         assert "\n" not in str(e.value)
     assert inv.synthesize(good).shape == (1, 3, s, s)
+
+
+def test_a_preview_stops_the_generator_early_and_says_so(editor, media_files, direction):
+    """``preview_size``: no full-size synthesis runs (the reconstruction is already cached), the result
+    is flagged, and only the faces' paste areas differ from the exact render (the rest is the source)."""
+    media = editor.open(media_files["photo"])
+    settings = EditRequest(inputs=(), direction=(direction,), strength="2", face="all")
+    exact = editor.render(media, 0, settings)
+    calls = []
+    synthesize = editor.inverter.synthesize
+    editor.inverter.synthesize = lambda lat: calls.append(1) or synthesize(lat)
+    try:
+        rough = editor.render(media, 0, settings, preview_size=32)
+    finally:
+        editor.inverter.synthesize = synthesize
+    assert not calls and not rough.exact and any("32 px" in a for a in rough.approximated)
+    changed = (rough.outputs["smile"] != exact.outputs["smile"]).any(axis=2)
+    inside = np.zeros_like(changed)
+    for f in rough.faces:
+        x0, y0, x1, y1 = (int(round(v)) for v in f.box)
+        inside[max(y0, 0):y1 + 1, max(x0, 0):x1 + 1] = True
+    assert changed.any() and not (changed & ~inside).any()
+    with pytest.raises(VidinvertError, match="power of two"):
+        editor.render(media, 0, settings, preview_size=48)

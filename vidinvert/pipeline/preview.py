@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,10 +178,11 @@ def face_crop(rgb: np.ndarray, request: PreviewRequest, size: int, device) -> to
 
 @torch.inference_mode()
 def render_rows(inverter: Inverter, crop: torch.Tensor, directions: list, strengths: tuple[float, ...],
-                preview_size: int | None = None) -> list[np.ndarray]:
+                preview_size: int | None = None, progress: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
     """Invert ``crop`` once, then per direction (a w+ :class:`Direction` or a
     :class:`~vidinvert.edit.stylespace.StyleDirection`) edit and synthesize every strength in one batch.
-    Returns one uint8 ``[len(strengths), R, R, 3]`` array per direction (R = preview_size or size)."""
+    Returns one uint8 ``[len(strengths), R, R, 3]`` array per direction (R = preview_size or size);
+    ``progress(rows done, rows)`` after each row."""
     latents = inverter.invert(crop)
     g_k_w = inverter.feature_at_k(latents.w)
     n = len(strengths)
@@ -193,6 +195,8 @@ def render_rows(inverter: Inverter, crop: torch.Tensor, directions: list, streng
         else:
             edited = inverter.edit(rep, None, s, g_k_w=g_k_w.expand(n, -1, -1, -1), style_delta=d.delta)
         rows.append(to_uint8(synthesize_at(inverter, edited, preview_size)))
+        if progress is not None:
+            progress(len(rows), len(directions))
     return rows
 
 
@@ -210,9 +214,33 @@ def synthesize_at(inverter: Inverter, latents: Latents, preview_size: int | None
     return img.float()
 
 
-def run_preview(inverter: Inverter, request: PreviewRequest) -> dict:
+class EarlyExitSynthesis:
+    """An :class:`~vidinvert.engine.Inverter` whose ``synthesize`` stops the generator at ``rgb_size``
+    (its skip RGB, :func:`synthesize_at`) and upsamples it bilinearly to the full size: a cheap
+    preview of a synthesis, ``[B,3,S,S]`` float32. Everything else is the inverter's own.
+    ``rgb_size``: a power of two in ``[32, size)`` (below 32 the image would not yet hold the
+    feature code F, which enters at 16 px)."""
+
+    def __init__(self, inverter: Inverter, rgb_size: int) -> None:
+        if rgb_size < 32 or rgb_size >= inverter.size or rgb_size & (rgb_size - 1):
+            raise VidinvertError(f"preview size {rgb_size}: give a power of two from 32 to below {inverter.size}")
+        self.inverter, self.rgb_size = inverter, int(rgb_size)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inverter, name)
+
+    @torch.inference_mode()
+    def synthesize(self, latents: Latents) -> torch.Tensor:
+        self.inverter.check_latents("Inverter.synthesize", latents)
+        low = synthesize_at(self.inverter, latents, self.rgb_size)
+        size = self.inverter.size
+        return torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def run_preview(inverter: Inverter, request: PreviewRequest,
+                progress: Callable[[int, int], None] | None = None) -> dict:
     """Build the sheet and its layout; write both (atomically). Returns a summary (outputs, layout,
-    seconds per stage)."""
+    seconds per stage); ``progress(rows done, rows)`` as the rows are rendered."""
     check_preview_request(request)
     t0 = time.perf_counter()
     directions = preview_directions(request, inverter.n_latent, inverter.style_dim)
@@ -225,7 +253,7 @@ def run_preview(inverter: Inverter, request: PreviewRequest) -> dict:
     rgb, origin = read_source(request)
     crop = face_crop(rgb, request, inverter.size, inverter.compute.device)
     t1 = time.perf_counter()
-    cells = render_rows(inverter, crop, directions, strengths, request.preview_size)
+    cells = render_rows(inverter, crop, directions, strengths, request.preview_size, progress)
     t2 = time.perf_counter()
     from vidinvert.pipeline.contact_sheet import compose_sheet
 
@@ -246,5 +274,5 @@ def run_preview(inverter: Inverter, request: PreviewRequest) -> dict:
             "seconds": {"prepare": t1 - t0, "render": t2 - t1, "write": t3 - t2}}
 
 
-__all__ = ["PreviewRequest", "check_preview_request", "face_crop", "preview_directions", "read_source",
+__all__ = ["EarlyExitSynthesis", "PreviewRequest", "check_preview_request", "face_crop", "preview_directions", "read_source",
            "render_rows", "run_preview", "synthesize_at"]

@@ -47,6 +47,7 @@ from vidinvert.face import masks as face_masks
 from vidinvert.imagefile import is_image_path
 from vidinvert.pipeline.context import JobContext, edit_plan, load_inverter
 from vidinvert.pipeline.needs import check_needed_files
+from vidinvert.pipeline.preview import EarlyExitSynthesis
 from vidinvert.pipeline.request import PHOTO, VIDEO, EditRequest, InvertRequest
 from vidinvert.pipeline.session_clip import FACE_FIELDS, ClipRenderer
 from vidinvert.pipeline.session_photo import PhotoRenderer
@@ -139,20 +140,28 @@ class Editor:
 
     # --------------------------------------------------------------------------------- render
     def render(self, media: Media, frame: int, settings: InvertRequest, *, exact: bool = True,
-               progress: Progress | None = None, cancel: threading.Event | None = None) -> Rendered:
+               preview_size: int | None = None, progress: Progress | None = None,
+               cancel: threading.Event | None = None) -> Rendered:
         """Frame ``frame`` of ``media`` with ``settings``, as the job writes it (see the module docstring).
         ``progress(stage, done, total)`` reports the prefix pass; setting ``cancel`` stops it
-        (:class:`RenderCancelled`)."""
+        (:class:`RenderCancelled`). ``preview_size`` (a power of two from 32 to below the generator's
+        size): a cheap preview, the syntheses stopped at that resolution and upscaled
+        (:class:`~vidinvert.pipeline.preview.EarlyExitSynthesis`); ``exact`` is then False."""
         s = self._settings(media, settings)
         with self.lock:
             media.check_frame(frame)
             t0 = time.perf_counter()
             ctx = self._context(s, media.kind)
             t_plan = time.perf_counter() - t0
+            synth = self.inverter if preview_size is None else EarlyExitSynthesis(self.inverter, preview_size)
             if media.kind == PHOTO:
-                out = self.photos.render(media, s, ctx)
+                out = self.photos.render(media, s, ctx, synth)
             else:
-                out = self.clips.render(media, frame, s, ctx, exact=exact, progress=progress, cancel=cancel)
+                out = self.clips.render(media, frame, s, ctx, exact=exact, progress=progress, cancel=cancel,
+                                        synth=synth)
+            if preview_size is not None:
+                out.exact = False
+                out.approximated += (f"the syntheses stopped at {preview_size} px and upscaled",)
             out.timings = {"plan": round(t_plan, 4), **out.timings,
                            "total": round(time.perf_counter() - t0, 4)}
             return out

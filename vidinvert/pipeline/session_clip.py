@@ -172,8 +172,11 @@ class ClipRenderer:
 
     # ------------------------------------------------------------------------------- render
     def render(self, media: Media, frame: int, s: JobSettings, ctx: JobContext, *, exact: bool,
-               progress: Progress | None, cancel: threading.Event | None) -> Rendered:
+               progress: Progress | None, cancel: threading.Event | None, synth: Inverter | None = None) -> Rendered:
+        """Frame ``frame`` (see the session); ``synth``: the inverter whose ``synthesize`` makes the
+        images (an early-exit preview; default the session's)."""
         t0 = time.perf_counter()
+        synth = synth or self.inv
         self.check_numbers(media, s, progress, cancel)
         key, st = self.stage(media, s)
         req = s.request
@@ -181,7 +184,7 @@ class ClipRenderer:
         fine = bool(req.fine_mean)
         approximated: list[str] = []
         if not exact and frame not in st.position:
-            return self._approximate(media, frame, s, ctx, t0)
+            return self._approximate(media, frame, s, ctx, t0, synth)
         k = st.locate(frame, progress, cancel)
         c, p = divmod(k, CHUNK_FRAMES)
         if (r or fine) and not exact:
@@ -190,7 +193,7 @@ class ClipRenderer:
         if r or fine:
             st.advance((c + 1) * CHUNK_FRAMES + max(r, 1), progress, cancel)
         t_faces = time.perf_counter()
-        run = self._video_run(media, s, ctx)
+        run = self._video_run(media, s, ctx, synth)
         wanted = _wanted_positions(st, c, p, r, fine)
         chunks = {j: self._chunk(st, j, wanted.get(j, set()), p if j == c else None) for j in wanted}
         self._invert(key, run, chunks, wanted, progress, cancel)
@@ -202,7 +205,7 @@ class ClipRenderer:
         sel = sorted(target)
         crops, edited = None, {}
         if sel:
-            rkey = (key, r, fine, frame)
+            rkey = (key, r, fine, frame, getattr(synth, "rgb_size", None))
             recon = run.render_batch(outputs, chunk, sel, target, recon=self.recons.get(rkey), metrics=False)
             self.recons.put(rkey, recon)
             src, edited_t = run.last_batch
@@ -216,13 +219,13 @@ class ClipRenderer:
                                  "render": round(t_end - t_inv, 4), **{k: round(v, 4) for k, v in run.clock.seconds.items()}},
                         exact=not approximated, approximated=tuple(approximated), notes=notes)
 
-    def _video_run(self, media: Media, s: JobSettings, ctx: JobContext) -> VideoRun:
+    def _video_run(self, media: Media, s: JobSettings, ctx: JobContext, synth: Inverter) -> VideoRun:
         edits = ctx.edits or (("inverted", None),)
         outs = tuple(OutputSpec(tag, Path(f"{tag}.mkv"), spec) for tag, spec in edits)
         job = VideoJob.from_settings(s, media.path, outs, compute=self.inv.compute, image_size=self.inv.size,
                                      frames_dir=None, save_latents=None)
         cfg = dataclasses.replace(job.config, batch_size=1, side_by_side=False, frames_dir=None)
-        return VideoRun(self.inv, dataclasses.replace(job, config=cfg), masker=self.masker, plan=ctx.plan,
+        return VideoRun(synth, dataclasses.replace(job, config=cfg), masker=self.masker, plan=ctx.plan,
                         detector=self.detector)
 
     @staticmethod
@@ -250,7 +253,8 @@ class ClipRenderer:
             if progress is not None:
                 progress("invert", n, len(todo))
 
-    def _approximate(self, media: Media, frame: int, s: JobSettings, ctx: JobContext, t0: float) -> Rendered:
+    def _approximate(self, media: Media, frame: int, s: JobSettings, ctx: JobContext, t0: float,
+                     synth: Inverter) -> Rendered:
         """Frame ``frame`` from its own detection alone (no tracking history, crop smoothing, fades or
         latent filters): a fast preview while scrubbing, flagged as such."""
         with RandomAccessVideo(media.path) as ra:
@@ -260,7 +264,7 @@ class ClipRenderer:
                                    pixel_aspect=pixel_aspect)
         (ff,) = list(aligner.run(iter([item])))
         st = _OneFrame(ff)
-        run = self._video_run(media, s, ctx)
+        run = self._video_run(media, s, ctx, synth)
         chunk = Chunk(0, [ff])
         for kk in chunk.keys:
             chunk.latents[kk] = self.inv.invert(run._crops(chunk, [kk])).cpu()

@@ -74,21 +74,25 @@ class PhotoRenderer:
         found, _ = self._found(media, s)
         return [FaceInfo.of(c.number, c.number, c.quad, "detected", 1.0) for c in found.chosen]
 
-    def render(self, media: Media, s: JobSettings, ctx: JobContext) -> Rendered:
+    def render(self, media: Media, s: JobSettings, ctx: JobContext, synth: Inverter | None = None) -> Rendered:
+        """The photo with ``s`` (see the session); ``synth``: the inverter whose ``synthesize`` makes the
+        images (an early-exit preview: the reconstruction is then made the same way)."""
         found, t_faces = self._found(media, s)
         t0 = time.perf_counter()
+        synth = synth or self.inv
+        recon = found.recon if synth is self.inv else synth.synthesize(found.latents)
         invert = s.request.kind == "invert"
         tags = [INVERSION] if invert else [tag for tag, _ in ctx.edits]
         plan = ctx.plan if ctx.plan is not None else EditPlan(strength=s.strength)
         edits = [sp for _, sp in ctx.edits if sp is not None]
-        _, edited, region = photo_edits(self.inv, found.src, found.chosen, found.latents,
+        _, edited, region = photo_edits(synth, found.src, found.chosen, found.latents,
                                         [t for t in tags if t != INVERSION], edits, plan)
         t1 = time.perf_counter()
         cfg = self._config(s)
         outputs, samples = {}, {}
         for tag in tags:
-            img = found.recon if tag == INVERSION else edited[tag]
-            rgb = paste_photo(found.photo, found.chosen, found.quads, found.src, found.recon, img, region,
+            img = recon if tag == INVERSION else edited[tag]
+            rgb = paste_photo(found.photo, found.chosen, found.quads, found.src, recon, img, region,
                               inversion=tag == INVERSION, cfg=cfg, masker=self.masker)
             outputs["inverted" if invert else tag] = rgb
             samples["inverted" if invert else tag] = photo_samples(found.photo, rgb)
