@@ -71,6 +71,36 @@ def build_request(cls: type[InvertRequest], options: dict, explicit: frozenset[s
     return cls(inputs=tuple(options["inputs"]), **values, explicit=explicit)
 
 
+def request_argv(request: InvertRequest) -> list[str]:
+    """The command line that parses back into ``request``: ``[kind, inputs..., options...]`` (the
+    inverse of :func:`build_request`). An option is written when it was given (``explicit`` or not
+    its default); repeatable options once per value; ``--x/--no-x`` flags as either."""
+    args = [request.kind, *(str(p) for p in request.inputs)]
+    for f in type(request).option_fields():
+        value = getattr(request, f.name)
+        if not request.given(f.name) or value is None:
+            continue
+        flags = f.metadata["flags"] or ("--" + f.name.replace("_", "-"),)
+        flag = flags[0]
+        if isinstance(value, bool):
+            on, _, off = flag.partition("/")
+            if value or off:
+                args.append(on if value else off)
+        elif isinstance(value, tuple):
+            for v in value:
+                args += [flag, str(v)]
+        else:
+            args += [flag, str(value)]
+    return args
+
+
+def command_line(request: InvertRequest) -> str:
+    """``vidinvert edit ...``: the shell command that runs ``request`` (see :func:`request_argv`)."""
+    import shlex
+
+    return shlex.join(["vidinvert", *request_argv(request)])
+
+
 def _run(kind: str, options: dict) -> common.Shown:
     """Build the request from the parsed options (``explicit``: those the user gave) and run it; each
     input's table and files are printed as it finishes, the whole result at the end (``--json``)."""
