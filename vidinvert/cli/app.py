@@ -46,9 +46,19 @@ def _root(
 
 def _register_commands() -> None:
     # Each module adds its commands to ``app``; imports are cheap (heavy imports happen inside commands).
-    from vidinvert.cli import directions_cmd, doctor, eval_cmd, info, jobs, manifest_cmd, train_cmd, weights_cmd
+    from vidinvert.cli import (
+        directions_cmd,
+        doctor,
+        eval_cmd,
+        info,
+        jobs,
+        manifest_cmd,
+        studio_cmd,
+        train_cmd,
+        weights_cmd,
+    )
 
-    for module in (jobs, info, eval_cmd, train_cmd, directions_cmd, weights_cmd, doctor, manifest_cmd):
+    for module in (jobs, info, eval_cmd, train_cmd, directions_cmd, weights_cmd, doctor, manifest_cmd, studio_cmd):
         module.register(app)
 
 
