@@ -22,8 +22,7 @@ def make_media(root: Path, tiny_weights) -> dict:
     dirs.mkdir()
     np.save(dirs / "sefa_L0-9_r00.npy", rng.standard_normal((10, 64)).astype(np.float32))
     np.save(root / "upload.npy", rng.standard_normal(64).astype(np.float32))
-    clip = make_face_clip(media / "one.mp4", n_frames=9, size=(176, 144))
-    short = make_face_clip(media / "short.mp4", n_frames=3, size=(176, 144))
+    clip = make_face_clip(media / "one.mp4", n_frames=3, size=(176, 144))
     empty = make_face_clip(media / "empty.mp4", n_frames=3, size=(96, 80),
                            frame_fn=lambda i: np.full((80, 96, 3), 120, np.uint8))
     photo = np.full((200, 420, 3), 120, np.uint8)
@@ -32,7 +31,7 @@ def make_media(root: Path, tiny_weights) -> dict:
     Image.fromarray(photo).save(media / "pair.png")
     Image.fromarray(face_patch(160)).save(root / "ref.png")
     (media / "notes.mp4").write_text("not a video\n")
-    return {"root": root, "media": media, "weights": weights, "clip": clip, "short": short, "empty": empty, "photo": media / "pair.png",
+    return {"root": root, "media": media, "weights": weights, "clip": clip, "empty": empty, "photo": media / "pair.png",
             "sefa": dirs / "sefa_L0-9_r00.npy", "upload": root / "upload.npy", "ref": root / "ref.png",
             "smile": weights / "smile.npy", "encoder": str(tiny_weights["encoder"]),
             "generator": str(tiny_weights["generator"])}

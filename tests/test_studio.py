@@ -34,7 +34,7 @@ def handlers(files, tmp_path_factory):
 
 
 def _values(files, **controls) -> dict:
-    return {"media": str(files["clip"]), "frame": 4, "face": "largest", "direction": f"file:{files['sefa']}",
+    return {"media": str(files["clip"]), "frame": 1, "face": "largest", "direction": f"file:{files['sefa']}",
             "strength": 3, "layers": "", "keep": [], "region": [], "feature_keep": 1, "style": "",
             "style_strength": 1, "style_layers": "all", "paste": "delta", "color_match": False, "start": None,
             "end": None, **controls}
@@ -83,7 +83,7 @@ def test_each_control_renders_as_its_edit_option(files, handlers):
         got = png(out["after"])
         ref_req = (EditRequest(inputs=(), detector="dlib", **options) if options is not None
                    else InvertRequest(inputs=(), detector="dlib"))
-        ref = editor.render(media, 4, ref_req)
+        ref = editor.render(media, 1, ref_req)
         assert ref.exact and np.array_equal(got, ref.preview), controls
         assert before is None or not np.array_equal(got, before), controls  # the control changed the render
         before = got
@@ -96,6 +96,8 @@ def test_each_control_renders_as_its_edit_option(files, handlers):
 
 def test_a_slider_shows_a_labelled_preview_then_the_exact_render(files, handlers):
     v = _values(files, strength=-1.3)
+    assert len(list(handlers.steer(v, "strength", "s0"))) == 1  # a 64 px generator: the exact render at once
+    handlers.studio.preview_from = 64
     preview, exact = list(handlers.steer(v, "strength", "s1"))
     assert preview["timing"].startswith("preview (") and "stopped at 32 px" in preview["timing"]
     assert exact["timing"].startswith("exact render")
@@ -111,6 +113,7 @@ def test_a_slider_shows_a_labelled_preview_then_the_exact_render(files, handlers
         yield from gen
 
     assert len(list(moved_on())) == 1
+    handlers.studio.preview_from = 256
 
 
 def test_the_command_line_parses_back_into_the_request(tmp_path):
@@ -150,7 +153,7 @@ def test_cancel_stops_the_render_and_removes_the_partial_output(files, handlers)
     from vidinvert.studio.controls import Controls
 
     studio = handlers.studio
-    media = studio.open(files["short"])
+    media = studio.open(files["clip"])
     controls = Controls(direction=f"file:{files['sefa']}")
     target = studio.render_request(media, controls).output
     seen = []
@@ -166,8 +169,8 @@ def test_cancel_stops_the_render_and_removes_the_partial_output(files, handlers)
     assert seen and not target.exists()
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".") or "tmp" in p.name], \
         list(target.parent.iterdir())
-    assert "after" in handlers.view(_values(files, media=str(files["short"]), frame=1))  # the page stays usable
-    out = handlers.command(_values(files, media=str(files["short"]), start=1, end=2))
+    assert "after" in handlers.view(_values(files, media=str(files["clip"]), frame=1))  # the page stays usable
+    out = handlers.command(_values(files, media=str(files["clip"]), start=1, end=2))
     assert f"--output {target} " in out["command"] and "--start 1f --end 2f" in out["command"], out
 
 
@@ -178,7 +181,7 @@ def test_errors_are_one_line_on_the_page(files, handlers, tmp_path):
     cases = [
         (handlers.view(_values(files, media=str(files["media"] / "notes.mp4"))), "notes.mp4"),
         (handlers.view(_values(files, layers="rows 3 to 5")), "--layers"),
-        (handlers.view(_values(files, frame=40)), "has frames 0..8"),
+        (handlers.view(_values(files, frame=40)), "has frames 0..2"),
         (handlers.view(_values(files, media=str(tmp_path / "elsewhere.mp4"))), "not in the input's folder"),
         (handlers.upload(str(files["ref"]), "direction"), "not a direction file"),
     ]
@@ -279,3 +282,14 @@ def test_the_command_refuses_a_remote_host_without_allow_remote(files, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--allow-remote" in err[0]
     assert main(["studio", "--help"]) == 0 and "--max-upload-mb" in capsys.readouterr().out
+
+
+def test_the_face_picker_offers_what_face_can_name(files, handlers):
+    studio = handlers.studio
+    photo = studio.open(files["photo"])
+    choices, drawn = studio.frame_faces(photo, 0)
+    assert choices == ["largest", "center", "all", "0", "1"]  # two faces, numbered from the left
+    changed = (drawn != photo.info.rgb).any(axis=2)
+    for f in studio.editor.faces(photo, 0):  # each face's box is drawn
+        x0, y0, x1, y1 = (int(round(v)) for v in f.box)
+        assert changed[max(y0, 0):y1 + 1, max(x0, 0):x1 + 1].any()

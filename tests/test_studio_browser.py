@@ -213,6 +213,10 @@ def test_the_page_shows_the_exact_render_and_renders_the_shown_command(studio, b
     page.wait_exact("--region mouth")
     assert np.array_equal(page.after(), render(strength="1.8", face="0", region=("mouth",)))
     page.shot("studio-view")
+    p.locator("#end input").fill("2")  # render frames 0..1
+    p.locator("#end input").press("Enter")
+    page.wait_exact("--end 2f")
+    assert np.array_equal(page.after(), render(strength="1.8", face="0", region=("mouth",), end="2f"))
 
     command = p.locator("#command textarea").input_value()
     p.locator("#render").click()
@@ -254,3 +258,21 @@ def test_the_server_refuses_traversal_and_foreign_origins(studio, files):
     assert _status(base, "/config", {"Origin": "http://evil.example"}) == 403
     assert _status(base, "/", {"Host": "evil.example"}) == 403
     assert not AUDIT.foreign, AUDIT.foreign
+
+
+def test_a_remote_studio_needs_its_access_token(files):
+    """``--host 0.0.0.0 --allow-remote``: no request passes without the token printed at start; the
+    first address (``?token=``) sets a same-site cookie that later requests carry."""
+    from vidinvert.studio.guard import COOKIE
+    from vidinvert.studio.server import start
+
+    with start(studio_request(files, host="0.0.0.0", allow_remote=True)) as remote:
+        assert remote.token and remote.url.endswith(f"/?token={remote.token}")
+        local = remote.base.replace("0.0.0.0", "127.0.0.1")
+        assert _status(local, "/") == 401 and _status(local, "/config") == 401
+        assert _status(local, f"/?token={remote.token[:-1]}x") == 401
+        with urllib.request.urlopen(f"{local}/?token={remote.token}", timeout=30) as r:
+            cookie = r.headers["Set-Cookie"]
+        assert cookie.startswith(f"{COOKIE}={remote.token}") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert _status(local, "/config", {"Cookie": f"{COOKIE}={remote.token}"}) == 200
+        assert _status(local, "/config", {"Cookie": f"{COOKIE}={remote.token}", "Origin": "http://evil.example"}) == 403

@@ -58,9 +58,9 @@ def _as_int(value: Any) -> int | None:
 class Handlers:
     """The page's callbacks over one :class:`~vidinvert.studio.studio.Studio`."""
 
-    def __init__(self, studio: Studio) -> None:
+    def __init__(self, studio: Studio, images: Path | None = None) -> None:
         self.studio = studio
-        self.images = ShownImages(studio.temp / "shown")
+        self.images = ShownImages(images or studio.temp / "shown")
         self._inputs: dict[tuple[str, str], tuple[float, Any]] = {}
         self._inputs_lock = threading.Lock()
         self._last: tuple[tuple, dict] | None = None
@@ -121,6 +121,9 @@ class Handlers:
     def steer(self, v: dict, control: str, session: str = "") -> Iterator[dict]:
         """A slider's change: the preview, then (unless the slider has moved on) the exact render."""
         since = time.monotonic()
+        if not self._guarded(lambda: self.studio.previews):
+            yield self.view(v)
+            return
         first = self._guarded(self._view, v, preview=True)
         yield first
         if "after" not in first or self._moved_on(session, control, v.get(control), since):
@@ -138,7 +141,7 @@ class Handlers:
             yield {"status": error_text(exc)}
             return
         yield from self.steer(v, "frame", session)
-        yield self._guarded(lambda: {"face": {"choices": self.studio.face_choices(media, frame)}})
+        yield self._faces(media, frame)
 
     def open(self, v: dict) -> Iterator[dict]:
         """Open the chosen clip or photo: frame slider, time, faces, the first frame, then its render."""
@@ -153,9 +156,15 @@ class Handlers:
                "before": str(self.images.write(rgb, "before")), "time": _frame_text(media, 0),
                "region": {"choices": regions}, "status": "", "range": {"visible": media.kind == "video"},
                "video": {"visible": media.kind == "video"}, "photo": {"visible": media.kind != "video"}}
-        out = self.view({**v, "frame": 0})
-        yield out
-        yield self._guarded(lambda: {"face": {"choices": self.studio.face_choices(media, 0)}})
+        yield self.view({**v, "frame": 0})
+        yield self._faces(media, 0)
+
+    def _faces(self, media: Media, frame: int) -> dict:
+        """The face picker's choices and the frame with its faces numbered."""
+        def faces() -> dict:
+            choices, drawn = self.studio.frame_faces(media, frame)
+            return {"face": {"choices": choices}, "faces": str(self.images.write(drawn, "faces"))}
+        return self._guarded(faces)
 
     def command(self, v: dict) -> dict:
         """The command line for the page's values (the range changed)."""

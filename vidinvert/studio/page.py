@@ -39,6 +39,8 @@ def _inputs_column(h: Handlers, ui: dict) -> None:
                                  type="filepath", elem_id="upload-input", height=90)
     ui["frame"] = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id="frame")
     ui["time"] = gr.Markdown(elem_id="time")
+    ui["faces"] = gr.Image(label="Faces of this frame, numbered as --face numbers them", format="png",
+                           type="filepath", interactive=False, buttons=["fullscreen"], height=200, elem_id="faces")
     ui["face"] = gr.Radio(["largest", "center", "all"], value="largest", label=_label("face", "Face"),
                           info="Numbers: the faces of the first frame with faces, from the left", elem_id="face")
 
@@ -149,15 +151,13 @@ def _wire_view(h: Handlers, w: _Wiring) -> None:
     for name in SLIDERS:
         ui[name].change(w.stream(lambda v, s, name=name: h.steer(v, name, s)), inputs=view_in, outputs=view_out,
                         trigger_mode="always_last", concurrency_id="view", api_visibility="private")
-    ui["frame"].change(w.stream(h.frame), inputs=view_in, outputs=[*view_out, ui["before"], ui["time"], ui["face"]],
+    ui["frame"].change(w.stream(h.frame), inputs=view_in, outputs=[*view_out, *w.comps(("before", "time", "face", "faces"))],
                        trigger_mode="always_last", concurrency_id="view", api_visibility="private")
-    for name in ("face", "direction", "layers", "keep", "region", "paste", "color_match", "style", "style_layers"):
+    for name in ("face", "direction", "layers", "keep", "region", "paste", "color_match", "style", "style_layers",
+                 "start", "end"):  # (the range: a frame's face stage starts at the range's start)
         ui[name].change(w.plain(h.view), inputs=view_in, outputs=view_out, trigger_mode="always_last",
                         concurrency_id="view", api_visibility="private")
-    for name in ("start", "end"):
-        ui[name].change(w.plain(h.command), inputs=view_in, outputs=[ui["command"], ui["status"]],
-                        trigger_mode="always_last", api_visibility="private")
-    opened = [*view_out, *w.comps(("frame", "before", "time", "region", "range", "face", "video", "photo"))]
+    opened = [*view_out, *w.comps(("frame", "before", "time", "region", "range", "face", "faces", "video", "photo"))]
     ui["media"].change(w.stream(lambda v, s: h.open(v)), inputs=view_in, outputs=opened, concurrency_id="view",
                        api_visibility="private")
 
@@ -192,8 +192,8 @@ def _wire_rest(h: Handlers, w: _Wiring, page: gr.Blocks) -> None:
     ui["sheet"].select(pick, inputs=[ui["sheet_state"]], outputs=w.comps(("direction", "strength", "status")),
                        api_visibility="private")
     page.load(w.stream(lambda v, s: h.load(v)), inputs=view_in,
-              outputs=w.comps((*VIEW_OUTPUTS, "frame", "before", "time", "region", "range", "face", "video", "photo",
-                               "sheet", "sheet_state")),
+              outputs=w.comps((*VIEW_OUTPUTS, "frame", "before", "time", "region", "range", "face", "faces", "video",
+                               "photo", "sheet", "sheet_state")),
               concurrency_id="view", api_visibility="private")
 
 

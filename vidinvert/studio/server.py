@@ -105,7 +105,7 @@ def start(request: StudioRequest, *, editor=None) -> RunningStudio:
     from vidinvert.studio.studio import Studio
 
     studio = Studio(request, temp, editor=editor)
-    handlers = Handlers(studio)
+    handlers = Handlers(studio, images=temp / "gradio" / "shown")
     page, ui = build_page(handlers)
     page.queue(default_concurrency_limit=1)
     app = gr.mount_gradio_app(FastAPI(docs_url=None, redoc_url=None, openapi_url=None), page, path="/",

@@ -6,7 +6,8 @@ cancel, and say the equivalent ``vidinvert edit`` command line.
 Frames come from the editing session (:class:`~vidinvert.pipeline.session.Editor`): the shown frame's
 inversion is cached there, so a change re-runs only what it must. A preview stops the generator at
 :data:`PREVIEW_RGB` px and upscales (and skips the prefix pass of frames the face stage has not yet
-reached); it is labelled so. The models load on first use: missing weights are one line on the page
+reached); it is labelled so. Generators below :data:`PREVIEW_FROM` px get no preview (their exact
+render is as fast). The models load on first use: missing weights are one line on the page
 (which file, where it goes) and the next action tries again.
 """
 
@@ -39,6 +40,8 @@ __all__ = ["PREVIEW_RGB", "RenderDone", "RenderProgress", "Studio", "View"]
 
 #: The drag preview's synthesis resolution (the generator stopped there, then upscaled).
 PREVIEW_RGB = 64
+#: Generators from this size on get drag previews (below it the exact render is as cheap).
+PREVIEW_FROM = 256
 #: Side of each aligned crop in the page's crop strip (px).
 CROP_VIEW = 256
 #: The ``--face`` words offered beside the numbers.
@@ -104,6 +107,12 @@ class Studio:
         self._load_lock = threading.Lock()
         self._media: dict[Path, Media] = {}
         self.cancel = threading.Event()
+        self.preview_from = PREVIEW_FROM
+
+    @property
+    def previews(self) -> bool:
+        """Whether a dragged slider shows a preview first (generators of :attr:`preview_from` px and up)."""
+        return self.editor.inverter.size >= self.preview_from
 
     # ----------------------------------------------------------------------------- models
     @property
@@ -164,12 +173,12 @@ class Studio:
         with RandomAccessVideo(media.path) as ra:
             return ra.get(int(frame)).rgb
 
-    def face_choices(self, media: Media, frame: int) -> list[str]:
-        """What ``--face`` can name here: the words, then the numbers of the faces seen (a clip's are
-        numbered on its first frame with faces)."""
+    def frame_faces(self, media: Media, frame: int) -> tuple[list[str], np.ndarray]:
+        """What ``--face`` can name here (the words, then the numbers of the faces seen: a clip's are
+        numbered on its first frame with faces) and the frame with every face's box and number drawn."""
         faces = self.editor.faces(media, frame)
         numbers = sorted({f.number for f in faces if f.number is not None})
-        return [*FACE_WORDS, *(str(n) for n in numbers)]
+        return [*FACE_WORDS, *(str(n) for n in numbers)], draw_faces(self.source_frame(media, frame), faces)
 
     def region_choices(self) -> list[str]:
         """The face parts ``--region`` can use with the weights present (hair and neck need parsing)."""
@@ -266,6 +275,24 @@ def _range(media: Media, start: int | None, end: int | None) -> dict:
             raise VidinvertError(f"the range's end (frame {end}) must come after its start (frame {start})")
         out["end"] = f"{end}f"
     return out
+
+
+def draw_faces(rgb: np.ndarray, faces: list[FaceInfo]) -> np.ndarray:
+    """A copy of ``rgb`` with each face's crop box and ``--face`` number (``track N`` for a face that
+    appears after the first frame with faces) drawn in."""
+    from PIL import ImageDraw
+
+    img = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(img)
+    width = max(1, round(max(rgb.shape[:2]) / 300))
+    for f in faces:
+        if f.box is None:
+            continue
+        x0, y0, x1, y1 = f.box
+        draw.rectangle([x0, y0, x1, y1], outline=(255, 200, 0), width=width)
+        label = str(f.number) if f.number is not None else f"track {f.track}"
+        draw.text((max(x0, 0) + 3, max(y0, 0) + 2), label, fill=(255, 200, 0))
+    return np.asarray(img)
 
 
 def crop_strip(shown: Rendered) -> np.ndarray | None:
