@@ -102,7 +102,7 @@ def bench(kind: str, clip: Path, d: Path, changes: int) -> dict:
         page.wait_for_function(EXACT, arg="--direction", timeout=600_000)
         first_render = time.perf_counter() - t0
         page.evaluate(OBSERVE)
-        rows = [change_strength(page, 1.0 + 0.5 * i) for i in range(changes)]
+        rows = [change_strength(page, -1.0 - 0.5 * i) for i in range(changes)]  # never the default, 3
         browser.close()
     exact = [r["exact_ms"] for r in rows]
     shares = [_server_seconds(r["preview_label"]) / _server_seconds(r["exact_label"]) for r in rows

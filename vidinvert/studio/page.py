@@ -177,7 +177,8 @@ def _wire_rest(h: Handlers, w: _Wiring, page: gr.Blocks) -> None:
     ui["render_btn"].click(render, inputs=view_in,
                            outputs=w.comps(("video", "photo", "download", "rendered_command", "progress", "status",
                                             "command")),
-                           concurrency_limit=1, concurrency_id="render", api_visibility="private")
+                           concurrency_limit=1, concurrency_id="render", trigger_mode="multiple",
+                           api_visibility="private")  # a second click waits in the queue, its position shown
     ui["cancel_btn"].click(lambda: w.out(h.cancel()), inputs=None, outputs=[ui["progress"]], queue=False,
                            api_visibility="private")
 
