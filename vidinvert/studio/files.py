@@ -21,7 +21,7 @@ __all__ = ["ShownImages", "is_under", "media_in", "png_bytes", "save_upload"]
 #: Files listed from one folder at most.
 LISTED = 500
 #: What each upload kind may be (by suffix).
-UPLOAD_SUFFIXES = {"direction": frozenset({".npy"}), "style": frozenset(IMAGE_SUFFIXES),
+UPLOAD_SUFFIXES = {"direction": frozenset({".npy", ".npz"}), "style": frozenset(IMAGE_SUFFIXES),
                    "input": frozenset(VIDEO_SUFFIXES | IMAGE_SUFFIXES)}
 
 

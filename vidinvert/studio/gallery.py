@@ -44,7 +44,7 @@ def sefa_files(roots: list[Path]) -> list[Path]:
 
 def direction_choices(roots: list[Path], weights_dir: Path | None, uploads: Path) -> list[tuple[str, str]]:
     """``(label, value)`` of every direction the page offers: ``--attr`` names found in the weights
-    folders, discovered ``sefa_*`` files under ``roots``, uploaded ``.npy`` files (values: see
+    folders, discovered ``sefa_*`` files under ``roots``, uploaded ``.npy`` / ``.npz`` files (values: see
     :func:`~vidinvert.studio.controls.direction_value`)."""
     names = available_directions(weights_dir)
     out = [(f"{name} (--attr)", direction_value("attr", name)) for name in sorted(names)]
@@ -54,7 +54,7 @@ def direction_choices(roots: list[Path], weights_dir: Path | None, uploads: Path
             out.append((f"{p.stem} ({p.parent.name}/)", direction_value("file", p)))
             seen.add(p)
     if uploads.is_dir():
-        for p in sorted(uploads.glob("*.npy")):
+        for p in sorted([*uploads.glob("*.npy"), *uploads.glob("*.npz")]):
             if p.resolve() not in seen:
                 out.append((f"{p.stem} (uploaded)", direction_value("file", p.resolve())))
     return out

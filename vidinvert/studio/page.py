@@ -51,7 +51,8 @@ def _edit_column(h: Handlers, ui: dict) -> None:
     with gr.Accordion("Edit", open=True):
         ui["direction"] = gr.Dropdown(choices, value=choices[0][1] if choices else None,
                                       label=_label("direction", "Direction"), elem_id="direction")
-        ui["upload_direction"] = gr.File(label=f"Upload a direction (.npy, up to {limit:g} MB)", file_types=[".npy"],
+        ui["upload_direction"] = gr.File(label=f"Upload a direction (.npy w+, .npz StyleSpace; up to {limit:g} MB)",
+                                         file_types=[".npy", ".npz"],
                                          type="filepath", elem_id="upload-direction", height=90)
         ui["strength"] = gr.Slider(-10, 10, value=3, step=0.1, label=_label("strength", "Strength"),
                                    elem_id="strength")
@@ -74,7 +75,8 @@ def _edit_column(h: Handlers, ui: dict) -> None:
     with gr.Accordion("Paste", open=False):
         ui["paste"] = gr.Radio(["delta", "full"], value="delta", label=_label("paste", "Paste"), elem_id="paste")
         ui["color_match"] = gr.Checkbox(False, label=_label("color_match", "Colour match"), elem_id="color-match")
-    gr.Markdown("Strength keyframes (`--strength 0s:0,2s:3`) are not on the page: edit the command line by hand.")
+    gr.Markdown("Strength keyframes (`--strength 0s:0,2s:3`) and StyleSpace channels (`--channel`) are not on the "
+                "page: edit the command line by hand.")
 
 
 def _view_column(ui: dict) -> None:
