@@ -167,6 +167,28 @@ _SPECS = [
     _boundary("Eyeglasses", "227c8edae45f8cf06a0578e8422ef2dc59de6fb741d55280746a63fd40d2936c"),
     _boundary("Heavy_Makeup", "dbd6336240825cf1a8077c5e40bde544ebd6b7c300ee76e28991e8e2d892030d"),
     WeightSpec(
+        name="clip-vit-b32",
+        filename="clip-vit-b32-openai.safetensors",
+        url="https://huggingface.co/timm/vit_base_patch32_clip_224.openai/resolve/main/open_clip_model.safetensors",
+        sha256=None,
+        license="MIT (OpenAI CLIP: code and released weights)",
+        research_only=False,
+        format="clip-state-dict",
+        description="OpenAI CLIP ViT-B/32 in open_clip's state-dict layout: text edits (--text) and stylespace-stats",
+        homepage="https://github.com/openai/CLIP",
+    ),
+    WeightSpec(
+        name="styleclip-fs3-ffhq",
+        filename="fs3.npy",
+        url="https://github.com/orpatashnik/StyleCLIP/raw/main/global_directions/npy/ffhq/fs3.npy",
+        sha256=None,  # not fetched here yet; its git blob id begins ef9dc0a4
+        license="MIT (orpatashnik/StyleCLIP)",
+        research_only=False,
+        format="styleclip-relevance",
+        description="StyleCLIP's relevance matrix for the FFHQ generator (global directions), float (5376, 512)",
+        homepage="https://github.com/orpatashnik/StyleCLIP",
+    ),
+    WeightSpec(
         name="lpips-alexnet",
         filename="alexnet-owt-7be5be79.pth",
         url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
