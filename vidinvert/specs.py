@@ -1,7 +1,8 @@
 """The small grammars of option values, torch-free (the request checks them before anything loads).
 
 - ``--layers`` / ``--style-layers``: ``all | coarse | middle | fine | A-B | A,B,C`` -> w+ rows;
-- ``--region``: face parts, comma-separated or repeated -> names.
+- ``--region``: face parts, comma-separated or repeated -> names;
+- ``--text``: a prompt -> its output tag.
 
 The implementations (:mod:`vidinvert.edit.layers`, :mod:`vidinvert.face.regions`) use these same
 functions, so a spec the request accepts is one the job understands.
@@ -9,6 +10,7 @@ functions, so a spec the request accepts is one the job understands.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 
@@ -77,3 +79,26 @@ def parse_regions(text: str | Sequence[str] | None) -> tuple[str, ...]:
             if name not in out:
                 out.append(name)
     return tuple(out)
+
+
+#: ``--text``: the neutral phrase a prompt is measured against, and the channel threshold β (StyleCLIP's defaults).
+TEXT_NEUTRAL = "a face"
+TEXT_BETA = 0.15
+#: Output tags from prompts: at most this many characters.
+TAG_CHARS = 40
+
+
+def prompt_tag(prompt: str, others: Sequence[str] = ()) -> str:
+    """An output tag from a prompt: lowercase ``[a-z0-9-]``, at most :data:`TAG_CHARS` characters, plus a
+    short hash of the whole prompt when shortened or when another prompt of ``others`` would give the
+    same tag (``"a face with a beard"`` -> ``a-face-with-a-beard``)."""
+    def slug(p: str) -> str:
+        return re.sub(r"-+", "-", re.sub(r"[^a-z0-9]+", "-", p.lower())).strip("-") or "text"
+
+    base = slug(prompt)
+    short = base[:TAG_CHARS].rstrip("-")
+    collides = any(slug(o)[:TAG_CHARS].rstrip("-") == short and o != prompt for o in others)
+    if short == base and not collides:
+        return base
+    digest = hashlib.sha1(prompt.encode("utf-8")).hexdigest()[:6]
+    return f"{short[:TAG_CHARS - 7].rstrip('-')}-{digest}"

@@ -22,9 +22,10 @@ from typing import Annotated, List, Optional
 import typer
 
 from vidinvert.choices import FitSpace
-from vidinvert.cli import common
+from vidinvert.cli import common, text_cmd
 from vidinvert.errors import VidinvertError
 from vidinvert.pipeline.request import ModelChoice
+from vidinvert.specs import TEXT_BETA, TEXT_NEUTRAL
 
 LayersOpt = Annotated[str, typer.Option(
     "--layers", help="w+ rows: all | coarse (0-3) | middle (4-7) | fine (8-17) | A-B | A,B,C.")]
@@ -91,6 +92,11 @@ def _preview_options(
     channel: Annotated[Optional[List[str]], typer.Option(
         "--channel", help="A StyleSpace channel L_C[=S] (one row each: column c moves it c*S standard deviations); "
         "repeatable.")] = None,
+    text: Annotated[Optional[List[str]], typer.Option(
+        "--text", help="An edit in words (one row each, columns are alpha) to compare wordings; repeatable.")] = None,
+    text_neutral: Annotated[str, typer.Option("--text-neutral", help="--text is measured against this phrase.")] = TEXT_NEUTRAL,
+    text_beta: Annotated[float, typer.Option("--text-beta", help="--text channel threshold in (0, 1).")] = TEXT_BETA,
+    text_matrix: Annotated[Optional[Path], typer.Option("--text-matrix", help="--text relevance matrix.")] = None,
     strengths: Annotated[Optional[str], typer.Option(
         "--strengths", help="Columns: comma-separated strengths (default: 5 values, about +-3 per edited row at the ends).")] = None,
     at: AtOpt = None,
@@ -176,8 +182,9 @@ def preview(**o) -> common.Shown:
         input=o["input"], output=o["output"], attrs=tuple(o["attr"] or ()), directions=tuple(o["direction"] or ()),
         strengths=parse_strength_list(o["strengths"]) if o["strengths"] is not None else None, at=o["at"],
         no_align=o["no_align"], preview_size=o["preview_size"], layers=o["layers"], keep=tuple(o["keep"] or ()),
-        channels=tuple(o["channel"] or ()),
-        face=o["face"], detector=o["detector"], weights_dir=o["weights_dir"], overwrite=o["overwrite"])
+        channels=tuple(o["channel"] or ()), texts=tuple(o["text"] or ()), text_neutral=o["text_neutral"],
+        text_beta=o["text_beta"], text_matrix=o["text_matrix"], face=o["face"], detector=o["detector"],
+        weights_dir=o["weights_dir"], overwrite=o["overwrite"])
     summary = run_preview_job(request, _models(o))
     return common.Shown(summary, lambda: _render_preview(summary))
 
@@ -204,14 +211,15 @@ def register(app: typer.Typer) -> None:
     """Add the ``directions`` group (discover, preview, channels, fit) to the app."""
     group = common.command_group(
         name="directions",
-        help="Edit directions: discover them without data, preview them, find StyleSpace channels, or fit one "
-        "from labelled latents.",
+        help="Edit directions: discover them without data, preview them, find StyleSpace channels, make them from "
+        "words, or fit one from labelled latents.",
         no_args_is_help=True,
     )
     common.command(group, "discover")(common.options_of(_discover_options, common.model_options)(discover))
     common.command(group, "preview")(common.options_of(_preview_options, common.model_options)(preview))
     common.command(group, "channels")(common.options_of(_channels_options, common.model_options)(channels))
     common.command(group, "fit")(fit)
+    text_cmd.add_commands(group)
     app.add_typer(group, name="directions")
 
 

@@ -17,22 +17,15 @@ A prompt becomes a StyleSpace direction with no per-image optimisation:
 
 from __future__ import annotations
 
-import hashlib
-import re
-
 import torch
 
 from vidinvert.errors import VidinvertError
+from vidinvert.specs import TAG_CHARS, TEXT_BETA, TEXT_NEUTRAL, prompt_tag  # noqa: F401  (torch-free, re-exported)
 
-#: The neutral phrase of a text direction (StyleCLIP's demo: "face" for FFHQ).
-NEUTRAL = "a face"
-#: The channel threshold β (StyleCLIP's demo default); values in (0, 1).
-BETA = 0.15
-#: The strength α of a text edit (StyleCLIP's demo default) and a sensible range.
+#: The neutral phrase of a text direction (StyleCLIP's demo: "face" for FFHQ) and the channel threshold β.
+NEUTRAL, BETA = TEXT_NEUTRAL, TEXT_BETA
+#: The strength α of a text edit (StyleCLIP's demo default; about -10..10 is the useful range).
 ALPHA = 4.1
-ALPHA_RANGE = (-10.0, 10.0)
-#: Output tags from prompts: at most this many characters.
-TAG_CHARS = 40
 
 
 def templates() -> tuple[str, ...]:
@@ -87,19 +80,3 @@ def style_change(r: torch.Tensor, kept: torch.Tensor, std: torch.Tensor) -> torc
                              " give a lower --text-beta")
     peak = r[kept].abs().max()
     return torch.where(kept, r / peak, torch.zeros_like(r)) * std
-
-
-def prompt_tag(prompt: str, others: tuple[str, ...] = ()) -> str:
-    """An output tag from a prompt: lowercase ``[a-z0-9-]``, at most :data:`TAG_CHARS` characters, plus a
-    short hash of the whole prompt when shortened or when another prompt of ``others`` would give the
-    same tag (``"a face with a beard"`` -> ``a-face-with-a-beard``)."""
-    def slug(p: str) -> str:
-        return re.sub(r"-+", "-", re.sub(r"[^a-z0-9]+", "-", p.lower())).strip("-") or "text"
-
-    base = slug(prompt)
-    short = base[:TAG_CHARS].rstrip("-")
-    collides = any(slug(o)[:TAG_CHARS].rstrip("-") == short and o != prompt for o in others)
-    if short == base and not collides:
-        return base
-    digest = hashlib.sha1(prompt.encode("utf-8")).hexdigest()[:6]
-    return f"{short[:TAG_CHARS - 7].rstrip('-')}-{digest}"

@@ -28,6 +28,7 @@ from vidinvert.pipeline.photo import make_photo_detector
 from vidinvert.pipeline.request import PHOTO, VIDEO, EditRequest, ModelChoice
 from vidinvert.pipeline.settings import JobSettings
 from vidinvert.pipeline.style_edits import precheck_style_edits, style_directions
+from vidinvert.pipeline.text_edits import precheck_text, request_text_styles
 from vidinvert.weights import model_files
 
 log = logging.getLogger("vidinvert")
@@ -66,6 +67,8 @@ def load_context(s: JobSettings, kinds: set[str], *, inverter: Inverter | None =
     if inverter is None:
         if s.edit is not None:
             precheck_style_edits(s.edit)  # an unknown channel or another generator's S file: before loading
+            e = s.edit
+            precheck_text(e.text, e.text_neutral, e.text_matrix, e.generator, e.weights_dir)
         inverter = load_inverter(req.models)
     ctx = JobContext(inverter)
     device = inverter.compute.device
@@ -113,6 +116,9 @@ def direction_specs(req: EditRequest, inv: Inverter) -> tuple[EditSpec, ...]:
     w_iter, s_iter = iter(dirs), iter(styles)
     parts = [next(s_iter) if is_style_direction_path(name) else next(w_iter) for name in names]
     parts += list(s_iter)  # the channel edit
+    text = request_text_styles(req, inv) if req.text else []
+    parts += text
+    styles = [*styles, *text]
     if req.combine:
         specs = (EditSpec("+".join(x.name for x in parts), tuple(dirs), tuple(1.0 for _ in dirs), styles=tuple(styles)),)
     else:

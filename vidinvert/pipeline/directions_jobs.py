@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidinvert.edit.discover import DiscoverRequest, DiscoverResult, plan_discover, run_discover
+from vidinvert.edit.text import check_beta
 from vidinvert.errors import VidinvertError
 from vidinvert.pipeline.context import load_inverter
 from vidinvert.pipeline.preview import PreviewRequest, check_preview_request, run_preview
 from vidinvert.pipeline.request import ModelChoice
 from vidinvert.pipeline.style_edits import precheck_layout
+from vidinvert.pipeline.text_edits import precheck_text
 from vidinvert.weights import generator_file, load_generator
 
 # Options of ``discover`` that only shape the --preview sheet.
@@ -84,6 +86,9 @@ def run_preview_job(request: PreviewRequest, models: ModelChoice) -> dict:
     request = dataclasses.replace(request, weights_dir=models.weights_dir or request.weights_dir)
     check_preview_request(request)
     precheck_layout(models.generator, request.weights_dir, request.channels, request.directions)
+    precheck_text(request.texts, request.text_neutral, request.text_matrix, models.generator, request.weights_dir)
+    if request.texts:
+        check_beta(request.text_beta)
     return run_preview(load_inverter(models), request)
 
 

@@ -15,7 +15,7 @@ from vidinvert.choices import Detector
 from vidinvert.errors import VidinvertError
 from vidinvert.pipeline.request import PHOTO, VIDEO, EditRequest, InvertRequest
 from vidinvert.weights.directions import registry_name, resolve_attr
-from vidinvert.weights.registry import REGISTRY, find, generator_file, install_dir, resolve_file
+from vidinvert.weights.registry import REGISTRY, find, generator_file, install_dir, require, resolve_file
 
 FACES_EXTRA = "pip install 'vidinvert[faces]' (dlib)"
 
@@ -80,6 +80,30 @@ def _detector_missing(req: InvertRequest) -> str | None:
     return f"face detector: {FACES_EXTRA}, or retinaface ({REGISTRY['retinaface'].filename})"
 
 
+def _text_files(req: EditRequest) -> list[Missing]:
+    """``--text`` needs CLIP and a relevance matrix (StyleCLIP's unless ``--text-matrix``)."""
+    if not req.text:
+        return []
+    out = []
+    for entry, needed in (("clip-vit-b32", True), ("styleclip-fs3-ffhq", req.text_matrix is None)):
+        if needed and find(entry, req.weights_dir) is None:
+            spec = REGISTRY[entry]
+            try:
+                require(entry, req.weights_dir)
+            except VidinvertError as exc:
+                out.append(Missing(f"--text file {entry}", spec.filename, entry, error=exc))
+    return out
+
+
+def text_extra_missing(req: InvertRequest) -> str | None:
+    """``--text`` without the open_clip library: the extra to install."""
+    import importlib.util
+
+    if isinstance(req, EditRequest) and req.text and importlib.util.find_spec("open_clip") is None:
+        return "text edits (--text) need CLIP: pip install 'vidinvert[text]'"
+    return None
+
+
 def missing_files(req: InvertRequest, kinds: set[str]) -> tuple[list[Missing], str | None]:
     """The model and direction files ``req`` lacks for inputs of ``kinds``, and what the face
     detector lacks (None when nothing)."""
@@ -88,6 +112,7 @@ def missing_files(req: InvertRequest, kinds: set[str]) -> tuple[list[Missing], s
     detector = None
     if isinstance(req, EditRequest):
         missing += [m for n in dict.fromkeys((*req.attr, *req.keep)) if (m := _direction(n, req.weights_dir))]
+        missing += _text_files(req)
     needs_faces = bool(kinds & {VIDEO, PHOTO}) or (isinstance(req, EditRequest) and req.style is not None
                                                      and not req.no_align)
     if needs_faces:
@@ -100,6 +125,9 @@ def check_needed_files(req: InvertRequest, kinds: set[str]) -> None:
     fetches them (at most three short detail lines); nothing when all are there. One missing file
     alone is its own lookup's one-line error (where to place it, how to fetch it), and so is a direction
     name that no file here and no download provides (with the names that have a file)."""
+    extra = text_extra_missing(req)
+    if extra is not None:
+        raise VidinvertError(extra)
     missing, detector = missing_files(req, kinds)
     if not missing and detector is None:
         return

@@ -36,6 +36,7 @@ from vidinvert.errors import VidinvertError
 from vidinvert.fileio import check_output, write_json
 from vidinvert.imagefile import is_image_path, read_image, write_image
 from vidinvert.models.stylespace import is_style_direction_path, parse_channels, read_style_direction
+from vidinvert.specs import TEXT_BETA, TEXT_NEUTRAL
 
 #: Default columns of a sheet of StyleSpace rows: standard deviations per unit of S.
 STYLE_STRENGTHS = (-10.0, -5.0, 0.0, 5.0, 10.0)
@@ -48,7 +49,8 @@ class PreviewRequest:
     """A contact sheet. ``attrs`` (names resolved like ``--attr``) and ``directions`` (files) give the
     rows, in that order; ``keep`` (names or files) conditions every row (see edit.conditional);
     ``layers`` restricts every row (see edit.layers; S rows keep the layers its rows drive);
-    ``channels`` (``L_C[=S]``) add one StyleSpace row each, as ``.npz`` files in ``directions`` do.
+    ``channels`` (``L_C[=S]``) add one StyleSpace row each, as ``.npz`` files in ``directions`` do, and so
+    does each prompt of ``texts`` (StyleCLIP global directions; columns are α), to compare wordings.
     ``strengths`` None: :func:`default_strengths` (w+ rows) or :data:`STYLE_STRENGTHS` (S rows).
     ``at``: the frame of a clip (``2.5s`` / ``75f``; default the first). ``layout``: default
     ``output`` with ``.json``."""
@@ -64,6 +66,10 @@ class PreviewRequest:
     layers: str | None = None
     keep: tuple[str, ...] = ()
     channels: tuple[str, ...] = ()
+    texts: tuple[str, ...] = ()
+    text_neutral: str = TEXT_NEUTRAL
+    text_beta: float = TEXT_BETA
+    text_matrix: Path | None = None
     face: str = "largest"
     detector: str = "auto"
     weights_dir: Path | None = None
@@ -77,17 +83,20 @@ class PreviewRequest:
 
 def check_preview_request(request: PreviewRequest) -> None:
     """Everything that can be checked before the models load: inputs, outputs, numbers."""
-    if not request.attrs and not request.directions and not request.channels:
-        raise VidinvertError("nothing to preview: give --attr NAME, --direction FILE.npy or --channel L_C")
+    if not request.attrs and not request.directions and not request.channels and not request.texts:
+        raise VidinvertError("nothing to preview: give --attr NAME, --direction FILE.npy, --channel L_C or --text PROMPT")
+    for t in request.texts:
+        if not str(t).strip():
+            raise VidinvertError("--text: an empty prompt")
     parse_channels(request.channels)
     styles = [p for p in request.directions if is_style_direction_path(p)]
     for p in styles:
         read_style_direction(p)
     has_w = bool(request.attrs) or len(styles) < len(request.directions)
-    if request.keep and (styles or request.channels):
+    if request.keep and (styles or request.channels or request.texts):
         raise VidinvertError("--keep conditions w+ directions; it cannot be applied to StyleSpace rows "
                              "(--channel or an .npz direction)")
-    if has_w and (styles or request.channels) and request.strengths is None:
+    if has_w and (styles or request.channels or request.texts) and request.strengths is None:
         raise VidinvertError("w+ and StyleSpace rows together need --strengths (their default columns differ: "
                              "about +-3 per w+ row, +-10 standard deviations)")
     if not Path(request.input).exists():
@@ -123,12 +132,15 @@ def preview_styles(request: PreviewRequest, inverter: Inverter) -> list:
     """The StyleSpace rows (:class:`~vidinvert.edit.stylespace.StyleDirection`): each ``.npz``
     direction, then each channel alone."""
     from vidinvert.pipeline.style_edits import resolve_styles
+    from vidinvert.pipeline.text_edits import text_styles
 
     files = [p for p in request.directions if is_style_direction_path(p)]
-    if not files and not request.channels:
+    if not files and not request.channels and not request.texts:
         return []
     groups = [(c,) for c in parse_channels(request.channels)]
-    return resolve_styles(inverter, files, groups, layers=request.layers, weights_dir=request.weights_dir)
+    out = resolve_styles(inverter, files, groups, layers=request.layers, weights_dir=request.weights_dir)
+    return out + text_styles(request.texts, inverter, neutral=request.text_neutral, beta=request.text_beta,
+                             text_matrix=request.text_matrix, weights_dir=request.weights_dir, layers=request.layers)
 
 
 def read_source(request: PreviewRequest) -> tuple[np.ndarray, dict]:

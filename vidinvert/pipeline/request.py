@@ -24,6 +24,7 @@ from typing import Any
 
 from vidinvert.choices import Codec, Detector, Dtype, ModelChoice, OnDamage, PasteMode, Preset, parse_device
 from vidinvert.errors import VidinvertError
+from vidinvert.specs import TEXT_BETA, TEXT_NEUTRAL
 from vidinvert.timespec import Keyframes, TimeRange, check_unit_schedule, parse_strength
 
 __all__ = ["ALIGNED", "PHOTO", "VIDEO", "EditRequest", "InvertRequest", "ModelChoice", "option"]
@@ -31,6 +32,8 @@ __all__ = ["ALIGNED", "PHOTO", "VIDEO", "EditRequest", "InvertRequest", "ModelCh
 # Input kinds: a video clip, an FFHQ-aligned square image (``--no-align``), a raw photo.
 VIDEO, ALIGNED, PHOTO = "video", "aligned image", "photo"
 KINDS = frozenset({VIDEO, ALIGNED, PHOTO})
+#: ``--strength`` of edits that are all ``--text`` ones when it is not given (StyleCLIP's demo default alpha).
+TEXT_STRENGTH = 4.1
 #: Frames per chunk of the video job (the unit of streaming, resuming and latent smoothing).
 CHUNK_FRAMES = 32
 
@@ -335,6 +338,16 @@ class EditRequest(InvertRequest):
     channel: tuple[str, ...] = option(
         (), "StyleSpace channel L_C[=S] (e.g. 6_501): move it by S (default 1) standard deviations per unit of "
         "--strength; repeatable, all channels make one edit tagged chL_C+...", panel=_EDIT)
+    text: tuple[str, ...] = option(
+        (), "An edit described in words (StyleCLIP's global directions), e.g. \"a face with a beard\"; repeatable. "
+        "Needs CLIP and a relevance matrix (`vidinvert weights`); --strength is alpha (default 4.1 when the edits "
+        "are text only).", panel=_EDIT)
+    text_neutral: str = option(TEXT_NEUTRAL, "--text is measured against this phrase: the direction of e(text) - "
+                               "e(neutral).", panel=_EDIT)
+    text_beta: float = option(TEXT_BETA, "--text channel threshold beta in (0, 1): channels less relevant stay; higher, "
+                              "fewer channels move.", panel=_EDIT)
+    text_matrix: Path | None = option(None, "--text relevance matrix (default StyleCLIP's fs3.npy for the FFHQ 1024 "
+                                      "generator; `vidinvert directions stylespace-stats` makes one).", panel=_EDIT)
     strength: str = option("3", "Edit strength (w~ = w + 15*S*d, d unit-norm; S edits: s~ = s + S*delta); videos: "
                            "keyframes 0s:0,2s:3.", panel=_EDIT)
     combine: bool = option(False, "Sum several edits into one output.", panel=_EDIT)
@@ -362,6 +375,8 @@ class EditRequest(InvertRequest):
         set_(self, "attr", tuple(str(a) for a in self.attr))
         set_(self, "direction", tuple(Path(p).expanduser() for p in self.direction))
         set_(self, "channel", tuple(str(c) for c in self.channel))
+        set_(self, "text", tuple(str(t) for t in self.text))
+        set_(self, "text_matrix", None if self.text_matrix is None else Path(self.text_matrix).expanduser())
         set_(self, "keep", tuple(str(k) for k in self.keep))
         set_(self, "region", tuple(str(r) for r in self.region))
         for name in ("strength", "feature_keep", "style_strength"):
@@ -380,6 +395,10 @@ class EditRequest(InvertRequest):
                 names.append(channels_tag(parse_channels(self.channel)))
             except VidinvertError:
                 names.append("ch" + "+".join(self.channel))  # check() names the bad one
+        if self.text:
+            from vidinvert.specs import prompt_tag
+
+            names += [prompt_tag(t, self.text) for t in self.text]
         return ["+".join(names)] if self.combine and names else names
 
     @property
@@ -387,7 +406,7 @@ class EditRequest(InvertRequest):
         """Whether an edit moves StyleSpace channels (``channel`` or an ``.npz`` direction)."""
         from vidinvert.models.stylespace import is_style_direction_path
 
-        return bool(self.channel) or any(is_style_direction_path(p) for p in self.direction)
+        return bool(self.channel or self.text) or any(is_style_direction_path(p) for p in self.direction)
 
     @property
     def tags(self) -> list[str]:
@@ -400,10 +419,13 @@ class EditRequest(InvertRequest):
 
     @property
     def has_directions(self) -> bool:
-        return bool(self.attr or self.direction or self.channel)
+        return bool(self.attr or self.direction or self.channel or self.text)
 
     def parsed_strength(self) -> float | Keyframes:
-        """``strength`` -> a float or :class:`~vidinvert.timespec.Keyframes` (all values finite)."""
+        """``strength`` -> a float or :class:`~vidinvert.timespec.Keyframes` (all values finite);
+        :data:`TEXT_STRENGTH` when not given and every edit is a ``--text`` one."""
+        if self.text and not (self.attr or self.direction or self.channel) and not self.given("strength"):
+            return TEXT_STRENGTH
         return parse_strength(self.strength)
 
     def check(self) -> None:
@@ -412,11 +434,13 @@ class EditRequest(InvertRequest):
         super().check()
         directions = self.has_directions
         if not directions and self.style is None:
-            raise VidinvertError("nothing to edit: give --attr NAME, --direction FILE.npy, --channel L_C or --style PHOTO")
+            raise VidinvertError("nothing to edit: give --attr NAME, --direction FILE.npy, --channel L_C, --text PROMPT "
+                                 "or --style PHOTO")
         for p in self.direction:
             if not p.is_file():
                 raise VidinvertError(f"--direction {p}: file not found")
         self._check_style_space()
+        self._check_text()
         self.parsed_strength()
         for name in ("layers", "keep"):
             if self.given(name) and not directions:
@@ -444,7 +468,25 @@ class EditRequest(InvertRequest):
                 read_style_direction(p)
         if self.keep and self.style_edits:
             raise VidinvertError("--keep conditions w+ directions; it cannot be applied to a StyleSpace edit "
-                                 "(--channel or an .npz direction): leave --keep out")
+                                 "(--channel, --text or an .npz direction): leave --keep out")
+
+    def _check_text(self) -> None:
+        """``--text`` prompts not empty, ``--text-beta`` in (0, 1), the text options only with ``--text``
+        (the prompts' CLIP token counts are checked before the networks load)."""
+        for t in self.text:
+            if not t.strip():
+                raise VidinvertError("--text: an empty prompt; describe the edit, e.g. \"a face with a beard\"")
+        if not str(self.text_neutral).strip():
+            raise VidinvertError("--text-neutral: empty; the default is \"a face\"")
+        b = _finite("text_beta", self.text_beta)
+        if not 0.0 < b < 1.0:
+            raise VidinvertError(f"--text-beta {b:g}: give a number between 0 and 1 (exclusive), e.g. 0.15")
+        if not self.text:
+            for name in ("text_neutral", "text_beta", "text_matrix"):
+                if self.given(name):
+                    raise VidinvertError(f"--{name.replace('_', '-')} shapes a --text edit: give --text PROMPT")
+        if self.text_matrix is not None and not self.text_matrix.is_file():
+            raise VidinvertError(f"--text-matrix {self.text_matrix}: file not found")
 
     def _check_style(self) -> None:
         from vidinvert.specs import parse_layers

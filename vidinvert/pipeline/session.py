@@ -82,7 +82,7 @@ def _edit_key(req: InvertRequest) -> tuple:
         return ("invert",)
     return (req.attr, tuple(_stamp(p) for p in req.direction), req.channel, req.strength, req.combine, req.layers, req.keep,
             req.region, req.feature_keep, _stamp(req.style), req.style_strength, req.style_layers, req.no_align,
-            str(req.detector))
+            str(req.detector), req.text, req.text_neutral, req.text_beta, _stamp(req.text_matrix))
 
 
 class Editor:
