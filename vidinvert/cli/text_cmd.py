@@ -61,8 +61,8 @@ def stylespace_stats(
 
     Each channel is moved by -5 and +5 standard deviations on every sampled image and CLIP's image
     embeddings compared: for the 1024 generator that is 5376 channels x 100 images x 2, about a million
-    syntheses (days on a CPU; on a GPU an estimate from the measured cost of one synthesis is in
-    docs/benchmarks.md). Resumable: run the same command again after a stop."""
+    syntheses: about 24 days on a 2-core CPU; on a GPU not measured yet (docs/benchmarks.md says how to
+    estimate it). Resumable: run the same command again after a stop."""
     from vidinvert.pipeline.text_jobs import StatsRequest, run_stylespace_stats
 
     request = StatsRequest(out, samples=samples, seed=seed, max_resolution=max_resolution, batch=batch,
