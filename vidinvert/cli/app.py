@@ -106,12 +106,10 @@ def resource_error(exc: BaseException) -> VidinvertError | None:
     """The machine's limits (GPU or host memory, a full disk) as an actionable one-line error."""
     import errno
 
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if type(exc).__name__ == "OutOfMemoryError" or (isinstance(exc, RuntimeError) and "out of memory" in first):
-        return VidinvertError(f"the GPU ran out of memory ({first[:160]}): pass a smaller --batch-size, "
-                              "or close other programs that use the GPU")
-    if isinstance(exc, MemoryError):
-        return VidinvertError("the machine ran out of memory: pass a smaller --batch-size")
+    from vidinvert.memory import is_out_of_memory, memory_error_line
+
+    if is_out_of_memory(exc):  # outside the batches, which halve themselves (vidinvert.memory)
+        return VidinvertError(memory_error_line(exc))
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         where = f" writing {exc.filename}" if exc.filename else ""
         return VidinvertError(f"no space left on the disk{where}: free some space and run again")
