@@ -19,9 +19,11 @@ import cv2
 import numpy as np
 import torch
 
+from vidinvert.device import to_device
 from vidinvert.errors import VidinvertError
 from vidinvert.face import dlib_models
 from vidinvert.face.types import Face, landmarks5_from_68
+from vidinvert.memory import BatchSize
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,7 @@ class RetinaFaceDetector(FaceDetector):
 
         self.device = torch.device(device)
         self.batched = self.device.type == "cuda"
+        self.batch = BatchSize(None, "face detection", device=self.device)
         self.conf_threshold = float(conf_threshold)
         self.nms_threshold = float(nms_threshold)
         with warnings.catch_warnings():
@@ -182,7 +185,7 @@ class RetinaFaceDetector(FaceDetector):
 
     def bgr_input(self, small_rgb: Sequence[np.ndarray]) -> torch.Tensor:
         """Same-size uint8 RGB ``[h,w,3]`` images -> the network input ``[B,3,h,w]`` float BGR minus means."""
-        x = torch.from_numpy(np.stack(small_rgb)).to(self.device)
+        x = to_device(torch.from_numpy(np.stack(small_rgb)), self.device)
         x = x.flip(-1).permute(0, 3, 1, 2).float()  # RGB -> BGR
         return x - self._mean_bgr
 
@@ -207,7 +210,9 @@ class RetinaFaceDetector(FaceDetector):
         for i, s in enumerate(small):
             groups.setdefault(s.shape[:2], []).append(i)
         for idx in groups.values():
-            boxes, scores, lms = self._run([small[i] for i in idx])
+            # frames of one size in one batch; halved when memory runs out (vidinvert.memory)
+            parts = [r for _, r in self.batch.batches(idx, lambda sel: self._run([small[i] for i in sel]))]
+            boxes, scores, lms = (np.concatenate(x) for x in zip(*parts))
             for j, i in enumerate(idx):
                 keep = scores[j] > self.conf_threshold
                 b, sc, lm = boxes[j][keep], scores[j][keep], lms[j][keep]

@@ -39,8 +39,10 @@ from vidinvert.pipeline.settings import JobSettings
 
 log = logging.getLogger("vidinvert.corpus")
 
-# Request fields that do not change an input's outputs (left out of the configuration fingerprint).
-NOT_FINGERPRINTED = ("inputs", "out_dir", "shard", "retry_failed", "overwrite", "resume", "explicit")
+# Request fields that do not change an input's outputs (left out of the configuration fingerprint);
+# --batch-size is a ceiling the memory backoff lowers anyway (outputs equal within the batch-composition
+# tolerance), so a failed input can be retried with a smaller one.
+NOT_FINGERPRINTED = ("inputs", "out_dir", "shard", "retry_failed", "overwrite", "resume", "explicit", "batch_size")
 
 
 def _is_collection(path: Path) -> bool:

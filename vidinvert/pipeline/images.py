@@ -22,6 +22,7 @@ from vidinvert.engine import Inverter, Latents
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import atomic_path
 from vidinvert.imagefile import read_image, write_image
+from vidinvert.memory import BatchSize, batch_report
 from vidinvert.pipeline.edits import EditPlan, style_offsets
 from vidinvert.pipeline.records import write_records
 from vidinvert.pipeline.request import ALIGNED, EditRequest
@@ -77,61 +78,32 @@ def run_image_job(inverter: Inverter, job: ImageJob,
     ``embedder`` (an identity embedder): the summary's ``identity_to_source`` gives, per image,
     ``{output tag: identity of the output to the source}``.
     """
-    from vidinvert.metrics.identity import paired_identity
-
     t0 = time.perf_counter()
     all_w, all_f, all_we, all_fe, all_se = [], [], [], [], []
     written: list[str] = []
     identity: list[dict[str, float]] = []
     timings = {"read": 0.0, "invert": 0.0, "edit": 0.0, "synthesize": 0.0, "write": 0.0}
-    device = inverter.compute.device
-    for start in range(0, len(job.inputs), job.batch_size):
-        paths = job.inputs[start : start + job.batch_size]
-        outs = job.outputs[start : start + job.batch_size]
+    tags = list(job.tags) or [e.name for e in job.edits] or ["inverted"]
+    # at most job.batch_size images per batch, halved when memory runs out (vidinvert.memory)
+    batch_size = BatchSize(job.batch_size, "images", device=inverter.compute.device)
+    for rows, (lat, edited, images, batch_identity) in batch_size.batches(
+            range(len(job.inputs)), lambda rows: _image_batch(inverter, job, rows, tags, embedder, timings)):
+        outs = job.outputs[rows[0] : rows[-1] + 1]
+        all_w.append(lat.w)
+        all_f.append(lat.f)
+        if edited is not None:
+            all_we.append(torch.stack([r.w for r in edited], 1))
+            all_fe.append(torch.stack([r.f for r in edited], 1))
+            all_se.append(style_offsets(edited))
         t = time.perf_counter()
-        batch = np.stack([load_aligned(p, inverter.size) for p in paths])
-        faces = to_tensor(batch, device=device)
-        timings["read"] += time.perf_counter() - t
-        t = time.perf_counter()
-        lat = inverter.invert(faces)
-        timings["invert"] += time.perf_counter() - t
-        all_w.append(lat.w.cpu())
-        all_f.append(lat.f.cpu())
-        results: list[Latents] = []
-        tags = list(job.tags) or [e.name for e in job.edits] or ["inverted"]
-        if job.edits or job.tags:
-            t = time.perf_counter()
-            plan = job.plan if job.plan is not None else EditPlan(strength=job.strength)
-            by_name = {e.name: e for e in job.edits}
-            n = len(paths)
-            edited = plan.edit_batch(inverter, lat, [(tag, by_name.get(tag)) for tag in tags], [(0, 0.0)] * n,
-                                     [1.0] * n)
-            results = [edited[tag] for tag in tags]
-            timings["edit"] += time.perf_counter() - t
-            all_we.append(torch.stack([r.w.cpu() for r in results], 1))
-            all_fe.append(torch.stack([r.f.cpu() for r in results], 1))
-            all_se.append(style_offsets(results))
-        else:
-            results.append(lat)
-        emb_src = embedder.embed(faces) if embedder is not None else None
-        batch_identity: list[dict[str, float]] = [{} for _ in paths]
-        for k, res in enumerate(results):
-            t = time.perf_counter()
-            synth = inverter.synthesize(res)
-            if emb_src is not None:
-                per = paired_identity(embedder.embed(synth), emb_src, getattr(embedder, "measure", "cosine"))
-                for i in range(len(paths)):
-                    batch_identity[i][tags[k]] = round(float(per[i]), 5)
-            images = to_uint8(synth)
-            timings["synthesize"] += time.perf_counter() - t
-            t = time.perf_counter()
-            for i, img in enumerate(images):
+        for k, imgs in enumerate(images):
+            for i, img in enumerate(imgs):
                 write_image(outs[i][k], img, overwrite=job.overwrite)
                 written.append(str(outs[i][k]))
-            timings["write"] += time.perf_counter() - t
+        timings["write"] += time.perf_counter() - t
         identity += batch_identity
         if progress:
-            progress(len(paths))
+            progress(len(rows))
     if job.save_latents is not None:
         arrays = {"w": torch.cat(all_w).numpy(), "f": torch.cat(all_f).numpy(),
                   "names": np.array([str(p) for p in job.inputs])}
@@ -147,7 +119,45 @@ def run_image_job(inverter: Inverter, job: ImageJob,
     timings["total"] = time.perf_counter() - t0
     n = len(job.inputs)
     return {"images": n, "outputs": written, "timings_s": timings, "identity_to_source": identity,
-            "seconds_per_image": timings["total"] / max(n, 1)}
+            "seconds_per_image": timings["total"] / max(n, 1), "batch_size": batch_report([batch_size])}
+
+
+def _image_batch(inverter: Inverter, job: ImageJob, rows: range, tags: list[str], embedder, timings: dict):
+    """One batch's networks (nothing written): ``(latents, edited latents per tag or None, uint8
+    RGB images [n,S,S,3] per tag, identity per image)``, latents on the CPU."""
+    from vidinvert.metrics.identity import paired_identity
+
+    paths = job.inputs[rows[0] : rows[-1] + 1]
+    t = time.perf_counter()
+    faces = to_tensor(np.stack([load_aligned(p, inverter.size) for p in paths]), device=inverter.compute.device)
+    timings["read"] += time.perf_counter() - t
+    t = time.perf_counter()
+    lat = inverter.invert(faces)
+    timings["invert"] += time.perf_counter() - t
+    results: list[Latents] = [lat]
+    edited = None
+    if job.edits or job.tags:
+        t = time.perf_counter()
+        plan = job.plan if job.plan is not None else EditPlan(strength=job.strength)
+        by_name = {e.name: e for e in job.edits}
+        n = len(paths)
+        out = plan.edit_batch(inverter, lat, [(tag, by_name.get(tag)) for tag in tags], [(0, 0.0)] * n, [1.0] * n)
+        results = [out[tag] for tag in tags]
+        edited = [r.cpu() for r in results]
+        timings["edit"] += time.perf_counter() - t
+    emb_src = embedder.embed(faces) if embedder is not None else None
+    batch_identity: list[dict[str, float]] = [{} for _ in paths]
+    images = []
+    for k, res in enumerate(results):
+        t = time.perf_counter()
+        synth = inverter.synthesize(res)
+        if emb_src is not None:
+            per = paired_identity(embedder.embed(synth), emb_src, getattr(embedder, "measure", "cosine"))
+            for i in range(len(paths)):
+                batch_identity[i][tags[k]] = round(float(per[i]), 5)
+        images.append(to_uint8(synth))
+        timings["synthesize"] += time.perf_counter() - t
+    return lat.cpu(), edited, images, batch_identity
 
 
 def run_aligned_images(s: JobSettings, ctx, planned: Sequence, progress) -> list[InputResult]:
@@ -174,7 +184,8 @@ def run_aligned_images(s: JobSettings, ctx, planned: Sequence, progress) -> list
         if req.report is not None:
             rep = {"input": str(p.source), "outputs": {t: str(o) for t, o in p.outputs.items()},
                    "identity_embedder": getattr(ctx.embedder, "name", None),
-                   "identity_to_source": summary["identity_to_source"][k] if ctx.embedder is not None else None}
+                   "identity_to_source": summary["identity_to_source"][k] if ctx.embedder is not None else None,
+                   "batch_size": summary["batch_size"]}
             write_records(s, ctx, p, {}, rep, config={"images": {"batch_size": bs}})
         results.append(InputResult(p.source, p.kind, outputs=dict(p.outputs), report=rep))
     return results

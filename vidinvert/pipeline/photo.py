@@ -2,8 +2,9 @@
 
 ``edit_photo`` reads the photo upright (:func:`vidinvert.imagefile.read_photo`), detects every
 face, numbers them left to right and keeps the ``--face`` choice, FFHQ-aligns them all, inverts
-them as ONE batch ``[faces,3,S,S]``, edits (``w~ = w + S*delta``, ``F~ = F + G_K(w~) - G_K(w)``,
-G_K(w) computed once for all edits), synthesizes, pastes the faces back in depth order with
+them as ONE batch ``[faces,3,S,S]`` (halved when memory runs out: :mod:`vidinvert.memory`),
+edits (``w~ = w + S*delta``, ``F~ = F + G_K(w~) - G_K(w)``, G_K(w) computed once for all
+edits), synthesizes, pastes the faces back in depth order with
 non-bleeding masks (:func:`vidinvert.face.paste.paste_faces_depth`) and writes each output in
 the source's kind (:func:`vidinvert.imagefile.write_photo`). Nothing is written when a photo has
 no face. Memory: the source, one output image and per-face boxes (no full-size float copies).
@@ -36,6 +37,7 @@ from vidinvert.face.stage import to_crop_normalised
 from vidinvert.face.types import FaceSelect, parse_face_select
 from vidinvert.fileio import atomic_path, check_output
 from vidinvert.imagefile import check_photo_output, read_photo, write_photo
+from vidinvert.memory import BatchSize, batch_report
 from vidinvert.metrics.identity import measure_label, measure_of, paired_identity
 from vidinvert.pipeline.edits import EditPlan, style_offsets
 from vidinvert.pipeline.request import EditRequest
@@ -88,6 +90,7 @@ class PhotoResult:
     embedder: str | None
     timings: dict[str, float]
     latents: Path | None = None
+    batch: dict | None = None  # the face batches (vidinvert.memory.batch_report)
 
     def as_dict(self) -> dict:
         """JSON-ready summary (for run.json and ``--report``)."""
@@ -95,7 +98,7 @@ class PhotoResult:
                 "outputs": {k: str(v) for k, v in self.outputs.items()},
                 "faces_detected": self.detected, "faces": [f.as_dict() for f in self.faces],
                 "identity_embedder": self.embedder, "identity_measure": measure_label(measure_of(self.embedder)),
-                "latents": None if self.latents is None else str(self.latents),
+                "latents": None if self.latents is None else str(self.latents), "batch_size": self.batch,
                 "timings_s": {k: round(v, 4) for k, v in self.timings.items()}}
 
 
@@ -187,19 +190,22 @@ def edit_photo(inverter: Inverter, photo_path: str | Path, *, outputs: Mapping[s
     chosen, detected, quads, src = photo_faces(inverter, photo, cfg, str(src_path), tick=tick)
     dev = inverter.compute.device
     t = time.perf_counter()
-    lat, recon, edited_lat, edited, region = photo_networks(inverter, src, chosen, [tag for tag in dests if tag != INVERSION],
-                                                            edits, plan)
+    tags = [tag for tag in dests if tag != INVERSION]
+    # every face in one batch; halved when memory runs out (vidinvert.memory), kept for the photo
+    face_batch = BatchSize(None, "faces", source=src_path.name, device=dev)
+    lat, recon, edited_lat, edited, region = face_batch.map_rows(
+        len(chosen), lambda rows: photo_networks(inverter, src[rows], chosen[rows], tags, edits, plan))
     t = tick("networks", t)
 
     written, identity = _paste_and_write(photo, chosen, quads, src, recon, edited, dests, region, tick, masker=masker,
-                                         cfg=cfg, embedder=embedder)
+                                         cfg=cfg, embedder=embedder, face_batch=face_batch)
     latents_path = None
     if save_latents is not None:
         latents_path = _save_latents(Path(save_latents), chosen, lat, edited_lat, photo.size, src_path, overwrite)
     to_ref: dict[str, list[float]] = {}
     if embedder is not None and plan.style is not None and plan.style.crop is not None:
         ref = plan.style.crop.to(dev).expand(len(chosen), -1, -1, -1)
-        to_ref = {tag: _identity(embedder, ref, img) for tag, img in edited.items()}
+        to_ref = {tag: _identity(embedder, ref, img, face_batch) for tag, img in edited.items()}
     faces = [PhotoFace(c.number, tuple(float(v) for v in c.face.box),
                        tuple((float(x), float(y)) for x, y in c.quad), c.face.score,
                        {tag: vals[k] for tag, vals in identity.items()},
@@ -207,7 +213,8 @@ def edit_photo(inverter: Inverter, photo_path: str | Path, *, outputs: Mapping[s
     timings["total"] = time.perf_counter() - t_start
     timings["rest"] = timings["total"] - timings["networks"]
     return PhotoResult(src_path, written, faces, detected, photo.describe(),
-                       getattr(embedder, "name", None) if embedder is not None else None, timings, latents_path)
+                       getattr(embedder, "name", None) if embedder is not None else None, timings, latents_path,
+                       batch_report([face_batch]))
 
 
 def photo_faces(inverter: Inverter, photo, cfg: PhotoConfig, what: str, *, tick=None):
@@ -286,14 +293,15 @@ def paste_photo(photo, chosen, quads, src, recon, img, region, *, inversion: boo
 
 
 def _paste_and_write(photo, chosen, quads, src, recon, edited, dests, region, tick, *, masker, cfg: PhotoConfig,
-                     embedder):
+                     embedder, face_batch: BatchSize):
     """Every output: its faces pasted back (:func:`paste_photo`), written in kind; the identity per face."""
     identity: dict[str, list[float]] = {}
     written: dict[str, Path] = {}
     for tag, dest in dests.items():
         t = time.perf_counter()
         img = recon if tag == INVERSION else edited[tag]
-        mask = photo_masks(chosen, src, img, masker=masker, mask_size=cfg.mask_size)
+        mask = face_batch.map_rows(len(src), lambda rows, img=img: photo_masks(
+            chosen[rows], src[rows], img[rows], masker=masker, mask_size=cfg.mask_size))
         t = tick("masks", t)
         rgb = paste_photo(photo, chosen, quads, src, recon, img, region, inversion=tag == INVERSION, cfg=cfg,
                           masker=masker, mask=mask)
@@ -302,16 +310,19 @@ def _paste_and_write(photo, chosen, quads, src, recon, edited, dests, region, ti
         del rgb
         t = tick("write", t)
         if embedder is not None:
-            identity[tag] = _identity(embedder, src, img)
+            identity[tag] = _identity(embedder, src, img, face_batch)
             tick("identity", t)
     return written, identity
 
 
-def _identity(embedder, src: torch.Tensor, img: torch.Tensor) -> list[float]:
+def _identity(embedder, src: torch.Tensor, img: torch.Tensor, face_batch: BatchSize) -> list[float]:
     """Per-face identity of ``img`` to the source crops (the embedder's measure: cosine for ArcFace,
-    1/0 for within/beyond 0.6 for dlib)."""
-    e_src, e_img = embedder.embed(src), embedder.embed(img.clamp(-1, 1))
-    return [float(v) for v in paired_identity(e_src, e_img, getattr(embedder, "measure", "cosine"))]
+    1/0 for within/beyond 0.6 for dlib), in the photo's face batches."""
+    def rows(r: slice) -> torch.Tensor:
+        e_src, e_img = embedder.embed(src[r]), embedder.embed(img[r].clamp(-1, 1))
+        return paired_identity(e_src, e_img, getattr(embedder, "measure", "cosine"))
+
+    return [float(v) for v in face_batch.map_rows(len(src), rows)]
 
 
 def _save_latents(path: Path, chosen: list[NumberedFace], lat: Latents, edited: dict[str, Latents],

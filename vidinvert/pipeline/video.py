@@ -25,6 +25,7 @@ from vidinvert.engine import Inverter, Latents
 from vidinvert.errors import VidinvertError
 from vidinvert.face.smooth import INTERPOLATED
 from vidinvert.face.stream import FaceFrame, MultiFaceAligner
+from vidinvert.memory import BatchSize, batch_report, concat_rows
 from vidinvert.pipeline import side_outputs
 from vidinvert.pipeline.chunks import Chunk, Key, batches, filter_latents
 from vidinvert.pipeline.edits import EditPlan
@@ -76,6 +77,11 @@ class VideoRun:
         self._bare_frames = 0  # frames without any edited face
         self._clip: dict = {}  # the first and last frame's index and time (the report picture's axis)
         self.last_batch: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None  # crops of the last batch
+        # each network stage's batch: --batch-size (or the size from free memory) as a ceiling,
+        # halved when memory runs out (vidinvert.memory) and kept for the rest of the clip
+        name, dev = Path(job.source).name, inverter.compute.device
+        self.encoder_size = BatchSize(job.config.batch_size, "encoder", source=name, device=dev)
+        self.render_size = BatchSize(job.config.batch_size, "generator passes", source=name, device=dev)
 
     @property
     def clock(self):
@@ -115,17 +121,17 @@ class VideoRun:
                               device=self.inv.compute.device)
 
     def invert_chunk(self, chunk: Chunk) -> None:
-        """Raw latents for every face with a crop, in batches of ``batch_size`` faces."""
+        """Raw latents for every face with a crop, in batches of at most ``batch_size`` faces."""
         chunk.latents = {}
-        keys = chunk.keys
-        b = self.cfg.batch_size
-        for s in range(0, len(keys), b):
-            sel = keys[s : s + b]
+
+        def invert(sel: list[Key]) -> Latents:
             crops = self._crops(chunk, sel)
             with self.clock.timer("encoder", len(sel)):
-                lat = self.inv.invert(crops)
+                return self.inv.invert(crops).cpu()
+
+        for sel, lat in self.encoder_size.batches(chunk.keys, invert):
             for j, k in enumerate(sel):
-                chunk.latents[k] = Latents(lat.w[j : j + 1].cpu(), lat.f[j : j + 1].cpu())
+                chunk.latents[k] = Latents(lat.w[j : j + 1], lat.f[j : j + 1])
         self.progress("invert", len(chunk.frames))
 
     def filtered_latents(self, before: Chunk | None, chunk: Chunk, after: Chunk | None) -> dict[Key, Latents]:
@@ -157,7 +163,36 @@ class VideoRun:
                      metrics: bool = True) -> torch.Tensor:
         """One network batch ``sel`` (whole frames): reconstruction (``recon`` when already known,
         ``[n,3,S,S]``), region masks, every output's edit and synthesis, the paste into ``outputs``
-        and (``metrics``) the report's meters. Returns the reconstruction."""
+        and (``metrics``) the report's meters. Returns the reconstruction.
+
+        When memory runs out, the frames are rendered again in smaller batches of whole frames
+        (:mod:`vidinvert.memory`); a part's meters and saved latents are kept once its networks have
+        all returned, so every frame is pasted and counted once."""
+        parts: list[tuple] = []
+        done = 0
+
+        def networks(piece: list[Key]):
+            rows = slice(done, done + len(piece))
+            return self._batch_networks(outputs, chunk, piece, latents, None if recon is None else recon[rows],
+                                        embed=metrics)
+
+        for piece, (lat, src, rec, edited, mask, embs) in self.render_size.batches(
+                sel, networks, take=lambda rest, n: batches(rest, n)[0]):
+            done += len(piece)
+            parts.append((src, rec, edited))
+            if metrics:
+                with self.clock.timer("metrics", len(piece)):
+                    self._metrics(chunk, piece, src, rec, edited, mask, embs)
+                if self.job.save_latents is not None:
+                    self._collect_latents(chunk, piece, lat)
+        src, recon, edited = concat_rows(parts)
+        self.last_batch = (src, edited)
+        return recon
+
+    def _batch_networks(self, outputs, chunk: Chunk, sel: list[Key], latents: dict[Key, Latents],
+                        recon: torch.Tensor | None, *, embed: bool) -> tuple:
+        """A batch's networks and paste into ``outputs`` (its frames replaced, so a batch taken again
+        pastes them again): ``(latents, crops, recon, {name: edited}, paste masks, embeddings or None)``."""
         inv = self.inv
         items = [chunk.face(k) for k in sel]
         lat = Latents(torch.cat([latents[k].w for k in sel]), torch.cat([latents[k].f for k in sel]))
@@ -182,13 +217,11 @@ class VideoRun:
                 edited = {name: inv.synthesize(le) for name, le in lats.items()}
         with self.clock.timer("paste", len(sel)):
             mask = self._paste_batch(outputs, chunk, sel, src, recon, edited, region)
-        self.last_batch = (src, edited)
-        if metrics:
-            with self.clock.timer("metrics", len(sel)):
-                self._metrics(chunk, sel, src, recon, edited, mask)
-            if self.job.save_latents is not None:
-                self._collect_latents(chunk, sel, lat)
-        return recon
+        embs = None
+        if embed:
+            with self.clock.timer("metrics", 0):  # the frames are counted once, with the meters
+                embs = self._embeddings(src, recon, edited)
+        return lat, src, recon, edited, mask, embs
 
     def _paste(self, chunk: Chunk, sel: list[Key], img, mask, *, mode: str, recon, weights,
                color_reference) -> dict[int, np.ndarray]:
@@ -261,15 +294,20 @@ class VideoRun:
             return None
         return self.embedder.embed(crops)
 
-    def _metrics(self, chunk: Chunk, sel: list[Key], src, recon, edited, mask) -> None:
+    def _embeddings(self, src, recon, edited) -> dict:
+        """Identity embeddings of a batch's crops per stream (``source``, ``inversion``, each edit;
+        None without an embedder)."""
+        return {name: self._embed(x) for name, x in {"source": src, "inversion": recon, **edited}.items()}
+
+    def _metrics(self, chunk: Chunk, sel: list[Key], src, recon, edited, mask, embs: dict | None = None) -> None:
         """Identity embeddings, flicker and warping error of a batch, per track (``mask``: the paste
-        masks, the warping error's valid set); no temporal metric pairs frames across a gap in a
-        track, nor two tracks.
+        masks, the warping error's valid set; ``embs``: :meth:`_embeddings` when already computed);
+        no temporal metric pairs frames across a gap in a track, nor two tracks.
 
         A gap is any break in the stream positions of a track's frames fed to its meters, whether
         it falls inside this batch or between batches or chunks (the track's ``last_pos``)."""
         crops = {"source": src, "inversion": recon, **edited}
-        embs = {name: self._embed(x) for name, x in crops.items()}
+        embs = embs if embs is not None else self._embeddings(src, recon, edited)
         if not sel:
             return
         items = [chunk.face(k) for k in sel]
@@ -369,8 +407,15 @@ class VideoRun:
                    "wall_seconds": round(wall, 3), "fps_end_to_end": round(frames_done / wall, 3) if wall else None,
                    "device": self.inv.compute.describe(), "paste_mode": cfg.paste_mode,
                    "strength": str(cfg.strength), "face": str(self.aligner.tracker.select), "clip": dict(self._clip),
-                   "decode_damage": damage_report(reader.damaged)},
+                   "decode_damage": damage_report(reader.damaged),
+                   "batch_size": self.batch_sizes()},
         )
+
+    def batch_sizes(self) -> dict:
+        """The network stages' batch sizes (start, final, reductions: :func:`vidinvert.memory.batch_report`),
+        the face detector's too when it batches."""
+        detector = getattr(getattr(self, "aligner", None), "detector", None)
+        return batch_report([self.encoder_size, self.render_size, getattr(detector, "batch", None)])
 
     def _finish_chunk(self, before, chunk, after, sinks, writer) -> int:
         """Render, write and (resumable runs) mark done one chunk; a chunk finished in an earlier

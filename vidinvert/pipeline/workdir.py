@@ -34,7 +34,7 @@ WORK_FORMAT = 2  # 2: the running state carries the warping-error meter and the 
 
 def _fingerprint(job, inverter) -> str:
     cfg = to_jsonable(job.config)
-    for k in ("overwrite", "resume"):
+    for k in ("overwrite", "resume", "batch_size"):  # the batch is a ceiling (vidinvert.memory): resumable
         cfg.pop(k, None)
     src = Path(job.source).stat()
     files = {}
