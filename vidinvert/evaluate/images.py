@@ -21,6 +21,7 @@ from vidinvert.errors import VidinvertError
 from vidinvert.evaluate.datasets import MediaItem
 from vidinvert.evaluate.suite import ItemResult, MetricSuite
 from vidinvert.imagefile import read_image
+from vidinvert.memory import BatchSize
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +35,17 @@ def _load(item: MediaItem) -> np.ndarray:
 
 
 def evaluate_images(items: Sequence[MediaItem], inverter: Inverter, suite: MetricSuite, batch_size: int = 4,
-                    progress: Callable[[int], None] | None = None) -> list[ItemResult]:
+                    progress: Callable[[int], None] | None = None,
+                    sizes: BatchSize | None = None) -> list[ItemResult]:
     """One :class:`ItemResult` per item, in order (``kind='image'``, ``status`` ok or unreadable).
 
-    ``progress(n)`` is called with the number of images finished after each batch.
+    ``progress(n)`` is called with the number of images finished after each batch. ``sizes``: the
+    run's batch state (halved when memory runs out, kept for the rest of the run; default:
+    ``batch_size`` for these items).
     """
     size = inverter.size
     device = inverter.compute.device
+    sizes = sizes or BatchSize(batch_size, "eval", device=device)
     results: list[ItemResult] = []
     resized_notice = False
     for start in range(0, len(items), batch_size):
@@ -66,8 +71,7 @@ def evaluate_images(items: Sequence[MediaItem], inverter: Inverter, suite: Metri
             good.append((it, t))
         if good:
             crops = torch.cat([t for _, t in good])
-            recon = inverter.synthesize(inverter.invert(crops))
-            values, _ = suite.compare(crops, recon)
+            values = sizes.map_rows(len(good), lambda rows, crops=crops: _compare(inverter, suite, crops[rows]))
             seconds = (time.perf_counter() - t0) / len(good)
             for i, (it, _) in enumerate(good):
                 metrics = {k: float(np.asarray(v)[i]) for k, v in values.items() if not k.startswith("_")}
@@ -78,3 +82,10 @@ def evaluate_images(items: Sequence[MediaItem], inverter: Inverter, suite: Metri
         if progress is not None:
             progress(len(chunk))
     return results
+
+
+def _compare(inverter: Inverter, suite: MetricSuite, crops: torch.Tensor) -> dict:
+    """Per-image metric arrays of crops ``[n,3,S,S]`` in [-1,1] against their reconstructions."""
+    values, _ = suite.compare(crops, inverter.synthesize(inverter.invert(crops)))
+    values.pop("_emb_recon", None)
+    return {k: np.asarray(v) for k, v in values.items()}

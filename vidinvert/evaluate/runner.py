@@ -29,6 +29,7 @@ from vidinvert.errors import VidinvertError
 from vidinvert.evaluate.datasets import MediaItem, discover_images, discover_videos
 from vidinvert.evaluate.report import SUMMARY_NAME, summarize, write_json, write_report
 from vidinvert.evaluate.suite import ItemResult, MetricSuite
+from vidinvert.memory import BatchSize, batch_report
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,8 @@ def _run(run: EvalRun, ctx: distributed.DistContext, compute, progress: Progress
     inverter = Inverter.from_files(enc_path, gen_path, compute)
     suite = MetricSuite.load(run.weights_dir, compute.device, metric_size=run.metric_size)
     batch_size = run.batch_size or (4 if compute.device.type == "cpu" else 16)
+    # a ceiling, halved when memory runs out and kept for the rest of this rank's slice
+    sizes = BatchSize(batch_size, "eval", device=compute.device)
 
     detector = None
     face_cfg = None
@@ -218,12 +221,13 @@ def _run(run: EvalRun, ctx: distributed.DistContext, compute, progress: Progress
     if progress is not None:
         progress("total", len(mine))
 
-    results, from_cache = _evaluate_slice(run, mine, inverter, suite, batch_size, detector, face_cfg,
+    results, from_cache = _evaluate_slice(run, mine, inverter, suite, sizes, detector, face_cfg,
                                           fingerprint, progress)
     seconds = time.perf_counter() - t_start
 
     gathered = distributed.gather_to_main(ctx, {"rank": ctx.rank, "results": [r.to_dict() for r in results],
-                                                "seconds": seconds, "from_cache": from_cache})
+                                                "seconds": seconds, "from_cache": from_cache,
+                                                "batch": batch_report([sizes, getattr(detector, "batch", None)])})
     if not ctx.is_main:
         return None
     all_results = [ItemResult.from_dict(d) for part in gathered for d in part["results"]]
@@ -235,14 +239,15 @@ def _run(run: EvalRun, ctx: distributed.DistContext, compute, progress: Progress
                               / max(1, sum(r.evaluated for r in all_results if r.ok))),
         "items_from_cache": sum(p["from_cache"] for p in gathered),
     }
+    backoff = {f"rank {p['rank']}": p["batch"] for p in gathered}  # start, final and reductions per rank
     method = Path(enc_path).stem
     summary = summarize(all_results, run.mode, selection=selection, extra={
         "method": method, "models": models, "device": compute.describe(),
-        "batch_size": batch_size, "max_frames": run.max_frames, "metric_settings": suite.describe(),
-        "conventions": suite.conventions(), "timing": timing,
+        "batch_size": batch_size, "batch_backoff": backoff, "max_frames": run.max_frames,
+        "metric_settings": suite.describe(), "conventions": suite.conventions(), "timing": timing,
     })
     write_report(run.out, all_results, summary, method)
-    _write_run_json(run, enc_path, gen_path, timing)
+    _write_run_json(run, enc_path, gen_path, timing, backoff)
     return summary
 
 
@@ -250,7 +255,7 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _evaluate_slice(run: EvalRun, mine: list[MediaItem], inverter, suite: MetricSuite, batch_size: int,
+def _evaluate_slice(run: EvalRun, mine: list[MediaItem], inverter, suite: MetricSuite, sizes: BatchSize,
                     detector, face_cfg, fingerprint: dict,
                     progress: Progress | None) -> tuple[list[ItemResult], int]:
     """This rank's results in item order, and how many came from the cache."""
@@ -274,30 +279,32 @@ def _evaluate_slice(run: EvalRun, mine: list[MediaItem], inverter, suite: Metric
     todo = [it for it in mine if it.key not in done]
 
     if run.mode == "video":
-        cfg = VideoEvalConfig(batch_size=batch_size, max_frames=run.max_frames, face=face_cfg)
+        cfg = VideoEvalConfig(batch_size=sizes.start, max_frames=run.max_frames, face=face_cfg)
         for it in todo:
-            res = evaluate_video(it, inverter, suite, cfg, detector=detector, progress=lambda n: tick("frames", n))
+            res = evaluate_video(it, inverter, suite, cfg, detector=detector, progress=lambda n: tick("frames", n),
+                                 batch_size=sizes)
             if res.status != "unreadable":  # a broken file is retried by --resume (it fails fast)
                 _write_cache(_cache_path(run.out, it), res, fingerprint)
             done[it.key] = res
             tick("item", 1)
     else:
         # images: progress per batch; every finished image is cached for --resume
-        step = max(batch_size, 1) * 8
+        step = sizes.start * 8
         for start in range(0, len(todo), step):
             chunk = todo[start:start + step]
-            for res, it in zip(evaluate_images(chunk, inverter, suite, batch_size,
-                                               progress=lambda n: tick("item", n)), chunk):
+            for res, it in zip(evaluate_images(chunk, inverter, suite, sizes.start,
+                                               progress=lambda n: tick("item", n), sizes=sizes), chunk):
                 if res.ok:
                     _write_cache(_cache_path(run.out, it), res, fingerprint)
                 done[it.key] = res
     return [done[it.key] for it in mine], from_cache
 
 
-def _write_run_json(run: EvalRun, enc_path: Path, gen_path: Path, timing: dict) -> None:
+def _write_run_json(run: EvalRun, enc_path: Path, gen_path: Path, timing: dict, backoff: dict) -> None:
     from vidinvert.runinfo import run_record
     from vidinvert.weights import find
 
     weights = {"encoder": enc_path, "generator": gen_path,
                "lpips-alexnet": find("lpips-alexnet", run.weights_dir), "arcface": find("arcface", run.weights_dir)}
-    write_json(Path(run.out) / "run.json", run_record(command="eval", config=run, weights=weights, timings=timing))
+    write_json(Path(run.out) / "run.json", run_record(command="eval", config=run, weights=weights, timings=timing,
+                                                      extra={"batch_size": backoff}))

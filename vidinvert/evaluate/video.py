@@ -32,6 +32,7 @@ from vidinvert.face.detect import FaceDetector
 from vidinvert.face.masks import outline_masks
 from vidinvert.face.smooth import INTERPOLATED
 from vidinvert.face.stage import AlignedFace, FaceConfig, align_frames
+from vidinvert.memory import BatchSize, OutOfMemoryStop
 from vidinvert.metrics.identity import identity_consistency
 from vidinvert.pipeline.report import StageClock, build_report
 from vidinvert.pipeline.state import TrackState
@@ -59,17 +60,20 @@ def _unreadable(item: MediaItem, exc: BaseException, t0: float) -> ItemResult:
 
 def evaluate_video(item: MediaItem, inverter: Inverter, suite: MetricSuite, cfg: VideoEvalConfig,
                    detector: FaceDetector | None = None,
-                   progress: Callable[[int], None] | None = None) -> ItemResult:
+                   progress: Callable[[int], None] | None = None, batch_size: BatchSize | None = None) -> ItemResult:
     """Evaluate one video; never raises for a bad file (status ``unreadable`` instead).
 
     ``detector`` is reused between videos when given (the tracker and smoother are per video).
     ``progress(n)`` is called with the number of frames finished after each batch.
+    ``batch_size``: the run's batch state (halved when memory runs out and kept for the next
+    videos; default: ``cfg.batch_size`` for this video).
     """
     import av
 
     from vidinvert.video import open_video
 
     t0 = time.perf_counter()
+    sizes = batch_size or BatchSize(cfg.batch_size, "eval", source=str(item.path), device=inverter.compute.device)
     acc = MetricAccumulator()
     res = ItemResult(key=item.key, path=str(item.path), kind="video")
     track = TrackState()
@@ -77,18 +81,20 @@ def evaluate_video(item: MediaItem, inverter: Inverter, suite: MetricSuite, cfg:
     clip: dict = {}
     pending_progress = 0
 
+    def measure(part: list[tuple[int, AlignedFace]]):
+        faces = [a for _, a in part]
+        quads = np.stack([a.quad for a in faces])
+        crops = warp_faces([a.frame for a in faces], quads, inverter.size, device=inverter.compute.device)
+        recon = inverter.synthesize(inverter.invert(crops))
+        return crops, recon, *suite.compare(crops, recon)
+
     def run_batch() -> None:
         nonlocal pending_progress
-        if batch:
-            faces = [a for _, a in batch]
-            quads = np.stack([a.quad for a in faces])
-            crops = warp_faces([a.frame for a in faces], quads, inverter.size, device=inverter.compute.device)
-            recon = inverter.synthesize(inverter.invert(crops))
-            values, emb_src = suite.compare(crops, recon)
+        for part, (crops, recon, values, emb_src) in sizes.batches(list(batch), measure):
             acc.add(values, emb_src)
-            res.frame_indices.extend(a.index for a in faces)
-            _feed_track(track, batch, crops, recon, emb_src, values.get("_emb_recon"))
-            batch.clear()
+            res.frame_indices.extend(a.index for _, a in part)
+            _feed_track(track, part, crops, recon, emb_src, values.get("_emb_recon"))
+        batch.clear()
         if progress is not None and pending_progress:
             progress(pending_progress)
         pending_progress = 0
@@ -107,10 +113,12 @@ def evaluate_video(item: MediaItem, inverter: Inverter, suite: MetricSuite, cfg:
             pending_progress += 1
             if aligned.quad is not None:
                 batch.append((res.frames - 1, aligned))
-            if len(batch) >= cfg.batch_size:
+            if len(batch) >= sizes.size_for(cfg.batch_size):
                 run_batch()
         run_batch()
         counts = stream.counts
+    except OutOfMemoryStop:  # not the file's fault: the run stops (--resume continues it)
+        raise
     except (VidinvertError, av.error.FFmpegError, OSError, EOFError) as exc:
         return _unreadable(item, exc, t0)
 
