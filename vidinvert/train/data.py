@@ -186,14 +186,16 @@ class RealBatchSampler(torch.utils.data.Sampler):
 
 
 def real_loader(
-    dataset: RealFaces, layout: BatchLayout, order: RealOrder, start_step: int, end_step: int, workers: int
+    dataset: RealFaces, layout: BatchLayout, order: RealOrder, start_step: int, end_step: int, workers: int,
+    pin: bool = False,
 ) -> torch.utils.data.DataLoader:
-    """A DataLoader giving one [local_real, 3, S, S] batch per micro-step, in step order."""
+    """A DataLoader giving one [local_real, 3, S, S] batch per micro-step, in step order; ``pin``:
+    in pinned memory (training on CUDA), for non-blocking copies."""
     return torch.utils.data.DataLoader(
         dataset,
         batch_sampler=RealBatchSampler(layout, order, start_step, end_step),
         num_workers=workers,
-        pin_memory=torch.cuda.is_available(),
+        pin_memory=pin,
         persistent_workers=False,
         prefetch_factor=4 if workers > 0 else None,
     )

@@ -31,7 +31,9 @@ import torch
 from torch import Tensor
 
 from vidinvert import distributed as D
+from vidinvert.device import to_device
 from vidinvert.errors import VidinvertError
+from vidinvert.memory import BatchSize
 from vidinvert.train import checkpoint as ckpt
 from vidinvert.train.build import Networks, build_networks, resolve_files
 from vidinvert.train.config import TrainConfig, dump_config, load_config, resume_differences, to_dict
@@ -326,7 +328,7 @@ class Trainer:
             own_syn = syn.noise
         own_real = rand_real = None
         if real_pos:
-            imgs.append(real.to(self.device, non_blocking=True))
+            imgs.append(to_device(real, self.device))
             own_real = self._noise(real_pos, KIND_REAL_OWN)
         own = self._cat_noise(own_syn, own_real)
         rand = own
@@ -349,37 +351,24 @@ class Trainer:
                     "losses": {}, "seconds": 0.0, "iterations_per_s": float("nan"),
                     "checkpoint": str(ckpt.latest_checkpoint(self.run_dir)), "world_size": info.world_size}
         n_all = cfg.data.batch_real + cfg.data.batch_synthetic
-        n_syn = cfg.data.batch_synthetic
-        A = cfg.optim.accumulate
-        real_iter = None
-        if self.layout.local_real > 0 and start < end:
-            loader = real_loader(RealFaces(self.train_files, self.gen.size), self.layout, self.order, start, end,
-                                 cfg.data.workers)
-            real_iter = iter(loader)
-        counts = torch.tensor([n_syn if t == "l2" else n_all for t in TERMS], dtype=torch.float64)
+        self._open_real(start, end)
+        counts = torch.tensor([cfg.data.batch_synthetic if t == "l2" else n_all for t in TERMS], dtype=torch.float64)
+        # samples per process and micro-step: halved (accumulating more micro-steps, the global batch
+        # kept) when memory runs out in one process; under torchrun the run stops (vidinvert.memory)
+        per_micro = BatchSize(self.layout.local_real + self.layout.local_synthetic, "training step",
+                              device=self.device, allowed=self._smaller_micro_batch,
+                              advice=None if not info.distributed else
+                              "start the run with a larger optim.accumulate (the same global batch in smaller "
+                              "micro-steps; the processes of torchrun cannot retry on their own)")
+        self.per_micro = per_micro
         t0 = time.perf_counter()
         last: dict[str, float] = {}
         steps_done = 0
         for step in range(start, end):
             s = fade_scale(step, cfg.schedule.fade_in)
             lr = self.optimizer.param_groups[0]["lr"]
-            sums = torch.zeros(len(TERMS), dtype=torch.float64)
             keep_images = info.is_main and (step + 1) % cfg.log.image_every == 0
-            for micro in range(A):
-                real = self._next_real(real_iter) if real_iter is not None else None
-                x, ns, own, rand = self._micro_batch(step, micro, real)
-                sync = contextlib.nullcontext()
-                if self.ddp is not None and micro < A - 1:
-                    sync = self.ddp.no_sync()
-                with sync:
-                    terms, x1, x2 = self._losses(self.encoder_fwd, x, ns, own, rand, s)
-                    loss = self._weighted(terms, n_all, n_syn)
-                    (loss * info.world_size).backward()
-                for i, t in enumerate(TERMS):
-                    if t in terms:
-                        sums[i] += float(terms[t].detach())
-                if keep_images and micro == A - 1:
-                    self.logger.grid("train", step + 1, [x, x1, x2])
+            sums = self._accumulated_step(step, s, keep_images, end)
             if cfg.optim.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(self.encoder.parameters(), cfg.optim.grad_clip)
             self.optimizer.step()
@@ -419,6 +408,76 @@ class Trainer:
             "checkpoint": str(ckpt.checkpoint_path(self.run_dir, end)),
             "world_size": info.world_size,
         }
+
+    def _open_real(self, start: int, end: int) -> None:
+        """The real images' loader from step ``start`` for the current layout (None without real images)."""
+        self.real_iter = None
+        if self.layout.local_real > 0 and start < end:
+            loader = real_loader(RealFaces(self.train_files, self.gen.size), self.layout, self.order, start, end,
+                                 self.cfg.data.workers, pin=self.device.type == "cuda")
+            self.real_iter = iter(loader)
+
+    def _accumulated_step(self, step: int, s: float, keep_images: bool, end: int) -> Tensor:
+        """One optimiser step's gradients, accumulated over its micro-steps -> per-term loss sums
+        (float64 ``[len(TERMS)]``). Out of memory: the step's gradients and the encoder's
+        BatchNorm statistics are put back, the micro-steps halved and the step run again."""
+        while True:
+            buffers = [b.detach().clone() for b in self.encoder.buffers()]
+            ok, sums = self.per_micro.attempt(self._micro_steps, step, s, keep_images, buffers,
+                                              rows=self.per_micro.limit)
+            if ok:
+                self.per_micro.announce()
+                return sums
+            self._relayout(step, end)
+
+    def _micro_steps(self, step: int, s: float, keep_images: bool, buffers: list[Tensor]) -> Tensor:
+        info, A = self.info, self.layout.accumulate
+        n_all, n_syn = self.cfg.data.batch_real + self.cfg.data.batch_synthetic, self.cfg.data.batch_synthetic
+        sums = torch.zeros(len(TERMS), dtype=torch.float64)
+        try:
+            for micro in range(A):
+                real = self._next_real(self.real_iter) if self.real_iter is not None else None
+                x, ns, own, rand = self._micro_batch(step, micro, real)
+                sync = contextlib.nullcontext()
+                if self.ddp is not None and micro < A - 1:
+                    sync = self.ddp.no_sync()
+                with sync:
+                    terms, x1, x2 = self._losses(self.encoder_fwd, x, ns, own, rand, s)
+                    loss = self._weighted(terms, n_all, n_syn)
+                    (loss * info.world_size).backward()
+                for i, t in enumerate(TERMS):
+                    if t in terms:
+                        sums[i] += float(terms[t].detach())
+                if keep_images and micro == A - 1:
+                    self.logger.grid("train", step + 1, [x, x1, x2])
+        except BaseException:  # the step is redone or the run stops: nothing of it is kept
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                for b, saved in zip(self.encoder.buffers(), buffers):
+                    b.copy_(saved)
+            raise
+        return sums
+
+    def _smaller_micro_batch(self, rows: int) -> int | None:
+        """The largest micro-step of at most ``rows`` samples that the global batch divides into
+        (one process only; None under torchrun or when there is none)."""
+        d = self.cfg.data
+        if self.info.distributed:
+            return None
+        for acc in range(self.layout.accumulate + 1, d.batch_real + d.batch_synthetic + 1):
+            total = d.batch_real + d.batch_synthetic
+            if d.batch_real % acc == 0 and d.batch_synthetic % acc == 0 and total // acc <= rows:
+                return total // acc
+        return None
+
+    def _relayout(self, step: int, end: int) -> None:
+        """Accumulate more micro-steps of ``per_micro.limit`` samples each from ``step`` on."""
+        d = self.cfg.data
+        acc = (d.batch_real + d.batch_synthetic) // self.per_micro.limit
+        log.warning(f"training: optim.accumulate {self.layout.accumulate} -> {acc} from iteration {step + 1} "
+                    "(the same global batch in smaller micro-steps)")
+        self.layout = BatchLayout(d.batch_real, d.batch_synthetic, self.info.world_size, self.info.rank, acc)
+        self._open_real(step, end)
 
     def _active(self, term: str) -> bool:
         lo = self.cfg.loss
