@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vidinvert.device import to_device
+
 # The ImageNet statistics that torchvision backbones (face parsing, LPIPS, VGG) normalise with.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -47,7 +49,7 @@ def to_tensor(images: np.ndarray | torch.Tensor, device: torch.device | str | No
         t = t.unsqueeze(0)
     if t.ndim != 4 or t.shape[-1] != 3:
         raise ValueError(f"expected [B,H,W,3] or [H,W,3] RGB images, got shape {tuple(t.shape)}")
-    return unit_from_uint8(t.to(device=device, non_blocking=True).permute(0, 3, 1, 2), dtype)
+    return unit_from_uint8(to_device(t, device).permute(0, 3, 1, 2), dtype)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

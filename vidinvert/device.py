@@ -102,3 +102,18 @@ def warn_cpu_fallback(compute: Compute, device: str) -> None:
     msg = cpu_fallback_message(compute, device)
     if msg is not None:
         logging.getLogger("vidinvert").warning(msg, extra={"loud": True})
+
+
+def to_device(t: torch.Tensor, device: torch.device | str | None) -> torch.Tensor:
+    """``t`` on ``device`` (None: where it is). A host tensor bound for CUDA goes through pinned
+    memory with a non-blocking copy (the host works on while it travels; PyTorch keeps the pinned
+    block until the copy is done); every other case is a plain ``t.to(device)``, so the CPU path
+    is unchanged (no copy when ``t`` is already there)."""
+    if device is None:
+        return t
+    device = torch.device(device)
+    if device.type != "cuda" or t.device.type != "cpu":
+        return t.to(device)
+    if not t.is_pinned():
+        t = t.pin_memory()
+    return t.to(device, non_blocking=True)

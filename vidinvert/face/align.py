@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from vidinvert.convert import unit_from_uint8
+from vidinvert.device import to_device
 from vidinvert.errors import VidinvertError
 from vidinvert.face.types import EYE_LEFT, EYE_RIGHT, MOUTH_LEFT, MOUTH_RIGHT, Face
 
@@ -201,7 +202,7 @@ def warp_faces(frames: Sequence[np.ndarray] | torch.Tensor, quads: np.ndarray, s
                 rows = reflect_indices(np.arange(y0, y0 + ch), h)
                 cols = reflect_indices(np.arange(x0, x0 + cw), w)
                 buf[i] = f[rows[:, None], cols[None, :]]
-        src = unit_from_uint8(torch.from_numpy(buf).to(device).permute(0, 3, 1, 2), dtype)
+        src = unit_from_uint8(to_device(torch.from_numpy(buf), device).permute(0, 3, 1, 2), dtype)
         origin = lo
         h, w = ch, cw
         padding = "border"

@@ -105,7 +105,9 @@ class FrameBatch:
         arr = np.stack([f.rgb for f in frames])  # [B, H, W, 3]
         images = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
         if device is not None:
-            images = images.to(device, non_blocking=True)
+            from vidinvert.device import to_device
+
+            images = to_device(images, device)
         return cls(
             tuple(f.index for f in frames),
             tuple(f.pts for f in frames),
