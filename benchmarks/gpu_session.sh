@@ -5,6 +5,7 @@
 #   bash benchmarks/gpu_session.sh tests models       # first call
 #   bash benchmarks/gpu_session.sh pipeline           # second call
 #   bash benchmarks/gpu_session.sh train              # third call
+#   bash benchmarks/gpu_session.sh memory             # fourth call: largest batch at 1024 bf16, backoff cost
 #
 # (bench_eval.py needs dlib's face models, which do not fit a device call's 64 MiB; the pipeline
 # part times the same networks and metrics.)
@@ -33,12 +34,15 @@ run() {  # name, seconds, command...
 }
 for part in "$@"; do
   case $part in
-    tests)    run tests 240 $PY -m pytest -q -p no:cacheprovider tests/test_device_paths.py tests/test_stylegan2.py tests/test_encoder.py ;;
+    tests)    run tests 240 $PY -m pytest -q -p no:cacheprovider tests/test_device_paths.py tests/test_cuda_branches.py \
+                tests/test_stylegan2.py tests/test_encoder.py ;;
     models)   run models 300 $PY benchmarks/bench_models.py --device cuda --dtype bf16 --batch 8 16 32 --json "$OUT/models.json" ;;
     pipeline) run pipeline 540 $PY benchmarks/bench_pipeline.py --device cuda --dtype bf16 --batch 16 --sizes 720 1080 \
                 --models full --full-frames 192 --parts speed --oracle-faces --identity arcface-random --json "$OUT/pipeline.json" ;;
     train)    run train 300 $PY benchmarks/bench_train.py --full --batch 4 8 --out "$OUT/train.json" ;;
-    *) echo "unknown part $part (tests models pipeline train)"; status=1 ;;
+    memory)   run memory 420 $PY benchmarks/bench_memory.py --device cuda --dtype bf16 --size 1024 --max-batch 256 \
+                --json "$OUT/memory.json" ;;
+    *) echo "unknown part $part (tests models pipeline train memory)"; status=1 ;;
   esac
 done
 exit $status

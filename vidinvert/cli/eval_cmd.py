@@ -30,7 +30,8 @@ LimitOpt = Annotated[Optional[int], typer.Option(
     "--limit", min=1, help="Images: only the first N in name order (e.g. 1000 for CelebA-HQ).")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Skip the items already finished in --out.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Discard the results of an earlier run in --out.")]
-BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Crops per batch (default: 4 on CPU, 16 on CUDA).")]
+BatchOpt = Annotated[Optional[int], typer.Option(
+    "--batch-size", min=1, help="Most crops per batch, halved when memory runs out (default: 4 on CPU, 16 on CUDA).")]
 MetricSizeOpt = Annotated[Optional[int], typer.Option(
     "--metric-size", min=11, help="Resize crops to this size for SSIM/PSNR/MSE/LPIPS (default: the generator's).")]
 

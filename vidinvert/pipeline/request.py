@@ -139,7 +139,8 @@ class InvertRequest:
         None, "Folder with the model files (before $VIDINVERT_HOME and ~/.cache/vidinvert).", panel=_MODELS)
     device: str = option("auto", "auto | cuda | cuda:N | cpu.", panel=_MODELS)
     dtype: Dtype = option(Dtype.AUTO, "{choices} (auto: bf16 on CUDA, fp32 on CPU).", panel=_MODELS)
-    batch_size: int | None = option(None, "Frames per batch (default: auto).", panel=_MODELS,
+    batch_size: int | None = option(None, "Most frames per batch, halved when memory runs out (default: from free "
+                                    "GPU memory).", panel=_MODELS,
                                     kinds=frozenset({VIDEO, ALIGNED}), min=1)
     # faces
     detector: Detector = option(Detector.AUTO, "{choices} (auto: RetinaFace if its weights are found, else dlib).",
