@@ -39,6 +39,14 @@ def fake_cuda(monkeypatch):
 
 
 # ------------------------------------------------------------------------------ batch size
+def _batch(request, device, size):
+    from vidinvert.device import Compute
+    from vidinvert.pipeline.request import VIDEO
+    from vidinvert.pipeline.settings import JobSettings
+
+    return JobSettings.resolve(request, check=False).batch_size(VIDEO, Compute(device, torch.bfloat16), size)
+
+
 @pytest.mark.parametrize("free_gib, size, expected", [
     (9.5, 1024, 9),      # 60% of the free memory over 0.6 GiB per 1024-px frame = free GiB at 1024
     (100.0, 1024, 32),   # capped
@@ -46,36 +54,30 @@ def fake_cuda(monkeypatch):
     (0.55, 256, 8),      # a 256-px frame takes 1/16 of a 1024 one
 ])
 def test_batch_size_from_free_gpu_memory(fake_cuda, free_gib, size, expected):
-    from vidinvert.memory import default_batch_size
+    from vidinvert.pipeline.request import InvertRequest
 
     calls, state = fake_cuda
     state["free"] = free_gib * GiB
     reference = int(min(32, max(1, np.floor(free_gib * 0.6 / (0.6 * (size / 1024) ** 2)))))
-    assert default_batch_size(torch.device("cuda", 1), size) == expected == reference
+    assert _batch(InvertRequest(), torch.device("cuda", 1), size) == expected == reference
     assert calls["mem_get_info"] == [torch.device("cuda", 1)]  # the free memory of the run's GPU
 
 
 def test_batch_size_on_the_cpu_and_an_explicit_ceiling(fake_cuda, tmp_path):
     from vidinvert.device import Compute
-    from vidinvert.memory import default_batch_size
-    from vidinvert.pipeline.job import JobContext, video_job
-    from vidinvert.pipeline.plan import PlannedInput
     from vidinvert.pipeline.request import InvertRequest
+    from vidinvert.pipeline.settings import JobSettings
+    from vidinvert.pipeline.video_config import VideoJob
 
     calls, state = fake_cuda
-    assert default_batch_size("cpu", 1024) == 2 and calls["mem_get_info"] == []
-
-    class FakeInverter:  # what video_job reads of the inverter
-        size = 1024
-        compute = Compute(torch.device("cuda", 0), torch.bfloat16)
-
-    src = tmp_path / "clip.mp4"
-    planned = PlannedInput(src, "video", {"inversion": tmp_path / "clip.inverted.mp4"})
-    ctx = JobContext(FakeInverter())
+    assert _batch(InvertRequest(), torch.device("cpu"), 1024) == 2 and calls["mem_get_info"] == []
     state["free"] = 12.5 * GiB
-    auto = video_job(InvertRequest(inputs=(src,)), ctx, planned, many=False)
-    given = video_job(InvertRequest(inputs=(src,), batch_size=5), ctx, planned, many=False)
-    assert (auto.config.batch_size, given.config.batch_size) == (12, 5)  # --batch-size wins (a ceiling)
+    compute = Compute(torch.device("cuda", 0), torch.bfloat16)
+    jobs = [VideoJob.from_settings(JobSettings.resolve(InvertRequest(inputs=(tmp_path / "c.mp4",), batch_size=bs),
+                                                       check=False), tmp_path / "c.mp4", (), compute=compute,
+                                   image_size=1024, frames_dir=None, save_latents=None) for bs in (None, 5)]
+    assert [j.config.batch_size for j in jobs] == [12, 5]  # --batch-size wins (a ceiling), else the free memory
+    assert calls["mem_get_info"] == [torch.device("cuda", 0)]
 
 
 # ------------------------------------------------------------------------------------ dtype

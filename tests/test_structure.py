@@ -20,8 +20,8 @@ PKG = ROOT / "vidinvert"
 # The layers of the README's architecture section, lowest first (a module may import its own layer
 # and the ones below). ``__main__`` modules are entry points (they start the CLI) and sit on top.
 LAYERS = {
-    "base": ("errors", "version", "choices", "specs", "timespec", "device", "distributed", "threads", "mediatypes",
-             "convert", "fileio"),
+    "base": ("errors", "version", "choices", "specs", "timespec", "device", "memory", "distributed", "threads",
+             "mediatypes", "convert", "fileio"),
     "networks": ("models", "weights"),
     "media": ("video", "face", "imagefile", "inputs"),
     "domain": ("edit", "metrics"),
@@ -32,7 +32,7 @@ LAYERS = {
 RANK = {top: i for i, (_, tops) in enumerate(LAYERS.items()) for top in tops}
 # Modules read before any model loads: they must not import torch (in-function imports of heavier
 # modules are allowed in these, after the inputs are checked).
-TORCH_FREE = ("vidinvert", "vidinvert.errors", "vidinvert.version", "vidinvert.choices", "vidinvert.specs",
+TORCH_FREE = ("vidinvert", "vidinvert.errors", "vidinvert.version", "vidinvert.choices", "vidinvert.specs", "vidinvert.memory",
               "vidinvert.timespec", "vidinvert.fileio", "vidinvert.mediatypes", "vidinvert.inputs",
               "vidinvert.imagefile", "vidinvert.weights", "vidinvert.weights.registry", "vidinvert.weights.directions",
               "vidinvert.pipeline.request", "vidinvert.pipeline.settings", "vidinvert.pipeline.plan",
