@@ -238,20 +238,29 @@ def test_group_photo_faces_split_when_memory_runs_out(tmp_path, monkeypatch):
     assert [(x["from"], x["to"]) for x in b["reductions"]] == [(3, 1)]
 
 
-def test_aligned_images_written_once_each_after_a_retry(tmp_path, tiny_weights, astronaut_face, monkeypatch):
+def _aligned_faces(folder, astronaut_face, tw, n=5):
+    """The tiny models on the CPU and ``n`` aligned faces (the astronaut crop shifted by 3 px steps):
+    ``(inverter, paths, uint8 RGB arrays)``."""
     from PIL import Image
 
     from vidinvert.device import resolve_compute
     from vidinvert.imagefile import read_image
+
+    inv = Inverter.from_files(tw["encoder"], tw["generator"], resolve_compute("cpu", "fp32"))
+    img = read_image(astronaut_face)
+    arrays = [np.roll(img, 3 * i, axis=1) for i in range(n)]
+    paths = [folder / f"in{i}.png" for i in range(n)]
+    for p, a in zip(paths, arrays):
+        Image.fromarray(a).save(p)
+    return inv, paths, arrays
+
+
+def test_aligned_images_written_once_each_after_a_retry(tmp_path, tiny_weights, astronaut_face, monkeypatch):
+    from PIL import Image
+
     from vidinvert.pipeline.images import ImageJob, run_image_job
 
-    inv = Inverter.from_files(tiny_weights["encoder"], tiny_weights["generator"], resolve_compute("cpu", "fp32"))
-    img = read_image(astronaut_face)
-    inputs = []
-    for i in range(5):
-        p = tmp_path / f"in{i}.png"
-        Image.fromarray(np.roll(img, 3 * i, axis=1)).save(p)
-        inputs.append(p)
+    inv, inputs, arrays = _aligned_faces(tmp_path, astronaut_face, tiny_weights)
 
     def job(tag, bs):
         return ImageJob(tuple(inputs), tuple((tmp_path / f"{tag}{i}.png",) for i in range(5)), batch_size=bs)
@@ -262,26 +271,17 @@ def test_aligned_images_written_once_each_after_a_retry(tmp_path, tiny_weights, 
     assert len(summary["outputs"]) == 5 and summary["batch_size"]["final"] == {"images": 2}
     for i in range(5):
         assert_within_batch_tolerance(np.asarray(Image.open(tmp_path / f"out{i}.png")),
-                                      np.asarray(Image.open(tmp_path / f"ref{i}.png")), np.roll(img, 3 * i, axis=1))
+                                      np.asarray(Image.open(tmp_path / f"ref{i}.png")), arrays[i])
 
 
 # -------------------------------------------------------------------------------------- eval
 def test_eval_images_after_a_retry_equal_the_smaller_batch(tmp_path, tiny_weights, astronaut_face, monkeypatch):
-    from PIL import Image
-
-    from vidinvert.device import resolve_compute
     from vidinvert.evaluate.datasets import MediaItem
     from vidinvert.evaluate.images import evaluate_images
     from vidinvert.evaluate.suite import MetricSuite
-    from vidinvert.imagefile import read_image
 
-    inv = Inverter.from_files(tiny_weights["encoder"], tiny_weights["generator"], resolve_compute("cpu", "fp32"))
-    img = read_image(astronaut_face)
-    items = []
-    for i in range(5):
-        p = tmp_path / f"{i}.png"
-        Image.fromarray(np.roll(img, 2 * i, axis=0)).save(p)
-        items.append(MediaItem(path=p, key=p.name))
+    inv, paths, _ = _aligned_faces(tmp_path, astronaut_face, tiny_weights)
+    items = [MediaItem(path=p, key=p.name) for p in paths]
     suite = MetricSuite(lpips=None, identity=None)
     ref = evaluate_images(items, inv, suite, batch_size=2)
     Inject(monkeypatch, Inverter, "synthesize", lambda n, a: n == 1)
