@@ -81,16 +81,10 @@ def evaluate_video(item: MediaItem, inverter: Inverter, suite: MetricSuite, cfg:
     clip: dict = {}
     pending_progress = 0
 
-    def measure(part: list[tuple[int, AlignedFace]]):
-        faces = [a for _, a in part]
-        quads = np.stack([a.quad for a in faces])
-        crops = warp_faces([a.frame for a in faces], quads, inverter.size, device=inverter.compute.device)
-        recon = inverter.synthesize(inverter.invert(crops))
-        return crops, recon, *suite.compare(crops, recon)
-
     def run_batch() -> None:
         nonlocal pending_progress
-        for part, (crops, recon, values, emb_src) in sizes.batches(list(batch), measure):
+        for part, (crops, recon, values, emb_src) in sizes.batches(list(batch),
+                                                                   lambda part: _measure(inverter, suite, part)):
             acc.add(values, emb_src)
             res.frame_indices.extend(a.index for _, a in part)
             _feed_track(track, part, crops, recon, emb_src, values.get("_emb_recon"))
@@ -142,6 +136,15 @@ def evaluate_video(item: MediaItem, inverter: Inverter, suite: MetricSuite, cfg:
         torch.cuda.synchronize(inverter.compute.device)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def _measure(inverter: Inverter, suite: MetricSuite, part: list[tuple[int, AlignedFace]]) -> tuple:
+    """One batch's crops ``[n,3,S,S]`` in [-1,1], reconstructions, metric values and source embeddings."""
+    faces = [a for _, a in part]
+    quads = np.stack([a.quad for a in faces])
+    crops = warp_faces([a.frame for a in faces], quads, inverter.size, device=inverter.compute.device)
+    recon = inverter.synthesize(inverter.invert(crops))
+    return crops, recon, *suite.compare(crops, recon)
 
 
 def _feed_track(track: TrackState, batch: list[tuple[int, AlignedFace]], crops, recon, emb_src, emb_rec) -> None:
