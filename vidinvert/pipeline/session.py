@@ -53,6 +53,7 @@ from vidinvert.pipeline.session_clip import FACE_FIELDS, ClipRenderer
 from vidinvert.pipeline.session_photo import PhotoRenderer
 from vidinvert.pipeline.session_types import FaceInfo, Media, RenderCancelled, Rendered
 from vidinvert.pipeline.settings import JobSettings
+from vidinvert.pipeline.text_edits import check_prompts
 
 #: Request fields that do not change a frame's pixels (outputs, encoding, the report, corpus runs).
 NOT_RENDERED = ("inputs", "output", "out_dir", "overwrite", "save_latents", "report", "frames_dir", "side_by_side",
@@ -183,6 +184,8 @@ class Editor:
         ctx = self._plans.get(key)
         if ctx is None:
             ctx = JobContext(self.inverter, masker=self.masker)
+            if s.edit is not None and s.edit.text:
+                check_prompts(s.edit.text, s.edit.text_neutral)  # as the job does before its networks load
             if s.edit is not None:
                 ctx.edits, ctx.plan = edit_plan(s, self.inverter, self.masker)
             self._plans[key] = ctx

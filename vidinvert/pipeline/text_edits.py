@@ -48,14 +48,19 @@ def _clip(path: str, device: str):
     return clipmodel.load_clip(path, device)
 
 
+def check_prompts(prompts: Sequence[str], neutral: str) -> None:
+    """Each prompt (and the neutral one) is not empty and fits CLIP's context (one line naming its option)."""
+    for p in (*prompts, neutral):
+        clipmodel.check_prompt(p, "--text" if p != neutral else "--text-neutral")
+
+
 def precheck_text(prompts: Sequence[str], neutral: str, text_matrix: Path | None, generator: str | None,
                   weights_dir: Path | None) -> None:
     """Before the networks load: each prompt (and the neutral one) fits CLIP's context, the CLIP file and
     the matrix are there, and the matrix fits the generator file's layout (read from its shapes)."""
     if not prompts:
         return
-    for p in (*prompts, neutral):
-        clipmodel.check_prompt(p, "--text" if p != neutral else "--text-neutral")
+    check_prompts(prompts, neutral)
     clip_file(weights_dir)
     from vidinvert.weights.loading import read_generator_layout
 

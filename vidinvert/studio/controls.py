@@ -10,11 +10,17 @@ the shown command line can be edited by hand.
 A direction is chosen as a tagged value: ``attr:NAME`` (``--attr NAME``, a name that resolves in
 the weights folders) or ``file:PATH`` (``--direction PATH``: a discovered ``sefa_*`` file or an
 uploaded ``.npy`` saved under the output folder).
+
+StyleSpace channels are one text box of ``L_C[=S]`` specs (``6_501, 9_409=-0.5``: one ``--channel``
+each, all one edit), a prompt is ``--text`` with its ``--text-neutral``, ``--text-beta`` and
+``--text-matrix``. With several edits (a direction, the channels, a prompt) the page shows their sum:
+the request gets ``--combine`` (one output, as the page shows it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,14 +28,17 @@ from typing import Any
 from vidinvert.choices import LayerPreset, PasteMode
 from vidinvert.errors import VidinvertError
 from vidinvert.pipeline.request import EditRequest, InvertRequest
+from vidinvert.specs import TEXT_BETA, TEXT_NEUTRAL
 
-__all__ = ["CONTROL_OPTIONS", "LAYER_CHOICES", "Controls", "direction_value", "number_text"]
+__all__ = ["CONTROL_OPTIONS", "LAYER_CHOICES", "Controls", "channel_specs", "direction_value", "number_text"]
 
 #: Each control -> the ``edit`` option it sets (``direction``: ``--attr`` or ``--direction`` by its tag).
 CONTROL_OPTIONS: dict[str, str] = {
     "direction": "--attr / --direction", "strength": "--strength", "layers": "--layers", "keep": "--keep",
     "region": "--region", "feature_keep": "--feature-keep", "style": "--style", "style_strength": "--style-strength",
     "style_layers": "--style-layers", "paste": "--paste", "color_match": "--color-match", "face": "--face",
+    "channel": "--channel", "text": "--text", "text_neutral": "--text-neutral", "text_beta": "--text-beta",
+    "text_matrix": "--text-matrix",
 }
 #: The layer presets offered (a custom ``A-B`` or ``A,B,C`` may be typed); "" is every row (the default).
 LAYER_CHOICES = ("", *LayerPreset.values())
@@ -40,6 +49,13 @@ def number_text(value: float) -> str:
     v = float(value)
     text = f"{v:.6g}"
     return "0" if text == "-0" else text
+
+
+def channel_specs(text: str | None) -> tuple[str, ...]:
+    """The channel box's text -> one ``--channel`` value each: specs separated by commas, semicolons or
+    spaces (``"6_501, 9_409 = -0.5"`` -> ``("6_501", "9_409=-0.5")``); checked as the CLI checks them."""
+    joined = re.sub(r"\s*=\s*", "=", str(text or "").strip())
+    return tuple(t for t in re.split(r"[,;\s]+", joined) if t)
 
 
 def direction_value(kind: str, what: str | Path) -> str:
@@ -67,6 +83,11 @@ class Controls:
     paste: str = str(PasteMode.DELTA)
     color_match: bool = False
     face: str = "largest"
+    channel: str = ""
+    text: str = ""
+    text_neutral: str = TEXT_NEUTRAL
+    text_beta: float = TEXT_BETA
+    text_matrix: str = ""
 
     @classmethod
     def of(cls, **values: Any) -> Controls:
@@ -101,12 +122,31 @@ class Controls:
             out["layers"] = self.layers
         if self.style:
             out["style"] = Path(self.style)
+        out.update(self._style_space_fields())
+        if sum(bool(x) for x in (self.direction, out.get("channel"), out.get("text"))) > 1:
+            out["combine"] = True  # the page shows one output: the edits' sum
+        return out
+
+    def _style_space_fields(self) -> dict[str, Any]:
+        """The ``--channel`` and ``--text`` fields (the text options only differ from their defaults when moved)."""
+        out: dict[str, Any] = {}
+        channels = channel_specs(self.channel)
+        if channels:
+            out["channel"] = channels
+        prompt = str(self.text or "").strip()
+        if prompt:
+            out["text"] = (prompt,)
+        out["text_neutral"] = str(self.text_neutral or "").strip() or TEXT_NEUTRAL
+        out["text_beta"] = float(number_text(self.text_beta))
+        if str(self.text_matrix or "").strip():
+            out["text_matrix"] = Path(str(self.text_matrix).strip())
         return out
 
     @property
     def edits(self) -> bool:
-        """Whether anything is edited (a direction or a style); otherwise the page shows the reconstruction."""
-        return bool(self.direction or self.style)
+        """Whether anything is edited (a direction, channels, a prompt or a style); otherwise the page
+        shows the reconstruction."""
+        return bool(self.direction or self.style or channel_specs(self.channel) or str(self.text or "").strip())
 
     def request(self, **fields: Any) -> InvertRequest:
         """The request of these controls plus ``fields`` (inputs, output, range, models, ``explicit``):
@@ -117,6 +157,8 @@ class Controls:
         edit = self.edit_fields()
         if not self.edits and not _moved(edit):
             return InvertRequest(**fields, **face)
+        if edit.get("text"):  # the slider's strength, not --text's own default alpha
+            fields = {**fields, "explicit": frozenset(fields.get("explicit", ())) | {"strength"}}
         return EditRequest(**fields, **face, **edit)
 
 

@@ -30,9 +30,10 @@ __all__ = ["CONTROL_NAMES", "Handlers", "error_text"]
 
 #: The page's edit controls (see :class:`~vidinvert.studio.controls.Controls`).
 CONTROL_NAMES = ("face", "direction", "strength", "layers", "keep", "region", "feature_keep", "style",
-                 "style_strength", "style_layers", "paste", "color_match")
+                 "style_strength", "style_layers", "paste", "color_match", "channel", "text", "text_neutral",
+                 "text_beta", "text_matrix")
 #: Sliders that show a preview while dragged.
-SLIDERS = ("strength", "feature_keep", "style_strength")
+SLIDERS = ("strength", "feature_keep", "style_strength", "text_beta")
 
 
 def error_text(exc: BaseException) -> str:

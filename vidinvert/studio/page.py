@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from vidinvert.specs import TEXT_BETA, TEXT_NEUTRAL
 from vidinvert.studio.controls import CONTROL_OPTIONS, LAYER_CHOICES
 from vidinvert.studio.handlers import SLIDERS, Handlers
 
@@ -19,7 +20,10 @@ __all__ = ["VIEW_INPUTS", "build_page"]
 
 #: The values every frame render reads.
 VIEW_INPUTS = ("media", "frame", "face", "direction", "strength", "layers", "keep", "region", "feature_keep",
-               "style", "style_strength", "style_layers", "paste", "color_match", "start", "end")
+               "style", "style_strength", "style_layers", "paste", "color_match", "channel", "text", "text_neutral",
+               "text_beta", "text_matrix", "start", "end")
+#: Text boxes: rendered when Enter is pressed or they lose focus (not on every keystroke).
+TEXT_BOXES = ("channel", "text", "text_neutral", "text_matrix")
 VIEW_OUTPUTS = ("after", "crops", "timing", "command", "status")
 IMAGE_BUTTONS = ["download", "fullscreen"]  # no "share" (it would reach another host)
 CSS = "#status {min-height: 1.5em} #command textarea {font-family: monospace; font-size: 0.85em}"
@@ -75,8 +79,28 @@ def _edit_column(h: Handlers, ui: dict) -> None:
     with gr.Accordion("Paste", open=False):
         ui["paste"] = gr.Radio(["delta", "full"], value="delta", label=_label("paste", "Paste"), elem_id="paste")
         ui["color_match"] = gr.Checkbox(False, label=_label("color_match", "Colour match"), elem_id="color-match")
-    gr.Markdown("Strength keyframes (`--strength 0s:0,2s:3`) and StyleSpace channels (`--channel`) are not on the "
-                "page: edit the command line by hand.")
+    _style_space_column(ui)
+    gr.Markdown("Strength keyframes (`--strength 0s:0,2s:3`) are not on the page: edit the command line by hand. "
+                "Several edits (a direction, channels, a prompt) are shown summed (`--combine`).")
+
+
+def _style_space_column(ui: dict) -> None:
+    """StyleSpace channels (``--channel``) and an edit described in words (``--text`` and its options)."""
+    with gr.Accordion("StyleSpace channels", open=False):
+        ui["channel"] = gr.Textbox("", label=_label("channel", "Channels"), placeholder="e.g. 6_501, 9_409=-0.5",
+                                   info="LAYER_CHANNEL[=S], S in standard deviations per unit of strength (default 1); "
+                                        "`vidinvert directions channels --region mouth` lists candidates; Enter renders",
+                                   elem_id="channel")
+    with gr.Accordion("Text (StyleCLIP global directions; needs CLIP)", open=False):
+        ui["text"] = gr.Textbox("", label=_label("text", "Prompt"), placeholder="a face with a beard",
+                                info="Enter renders; the strength is alpha (StyleCLIP's demo uses 4.1)", elem_id="text")
+        ui["text_neutral"] = gr.Textbox(TEXT_NEUTRAL, label=_label("text_neutral", "Neutral phrase"),
+                                        placeholder=TEXT_NEUTRAL, elem_id="text-neutral")
+        ui["text_beta"] = gr.Slider(0.01, 0.99, value=TEXT_BETA, step=0.01, label=_label("text_beta", "Beta"),
+                                    info="higher: fewer channels move", elem_id="text-beta")
+        ui["text_matrix"] = gr.Textbox("", label=_label("text_matrix", "Relevance matrix"),
+                                       placeholder="empty: StyleCLIP's fs3.npy in the weights folders",
+                                       elem_id="text-matrix")
 
 
 def _view_column(ui: dict) -> None:
@@ -159,6 +183,10 @@ def _wire_view(h: Handlers, w: _Wiring) -> None:
                  "start", "end"):  # (the range: a frame's face stage starts at the range's start)
         ui[name].change(w.plain(h.view), inputs=view_in, outputs=view_out, trigger_mode="always_last",
                         concurrency_id="view", api_visibility="private")
+    for name in TEXT_BOXES:  # (a second event for the same values returns the cached render)
+        for event in (ui[name].submit, ui[name].blur):
+            event(w.plain(h.view), inputs=view_in, outputs=view_out, trigger_mode="always_last",
+                  concurrency_id="view", api_visibility="private")
     opened = [*view_out, *w.comps(("frame", "before", "time", "region", "range", "face", "faces", "video", "photo"))]
     ui["media"].change(w.stream(lambda v, s: h.open(v)), inputs=view_in, outputs=opened, concurrency_id="view",
                        api_visibility="private")

@@ -1,0 +1,141 @@
+"""The studio's StyleSpace channel box and text prompt: each renders exactly as ``edit --channel`` /
+``--text`` (with ``--text-beta``, ``--text-neutral``) does in the editing session, several edits are
+shown summed (``--combine``), the shown command line names the options and parses back (through the
+CLI) into the same request, and a bad channel or a missing CLIP file is one line on the page, the
+same line the CLI gives."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.studio_fixtures import make_media, png, studio_request
+from vidinvert import EditRequest
+
+pytest.importorskip("dlib")
+pytest.importorskip("open_clip")
+
+from tests.test_text_cli import text_weights  # noqa: E402,F401  (the fixture: tiny CLIP and relevance matrix)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, tiny_weights):
+    return make_media(tmp_path_factory.mktemp("studio-s"), tiny_weights)
+
+
+@pytest.fixture(scope="module")
+def handlers(files, text_weights, tmp_path_factory):  # noqa: F811
+    """The studio over a weights folder with the small CLIP (and the named direction)."""
+    from vidinvert.studio.handlers import Handlers
+    from vidinvert.studio.studio import Studio
+
+    shutil.copy(files["smile"], text_weights / "smile.npy")
+    req = dataclasses.replace(studio_request(files), weights_dir=text_weights)
+    return Handlers(Studio(req, tmp_path_factory.mktemp("studio-s-temp")))
+
+
+def _values(files, **controls) -> dict:
+    return {"media": str(files["clip"]), "frame": 1, "face": "largest", "direction": "", "strength": 3, "layers": "",
+            "keep": [], "region": [], "feature_keep": 1, "style": "", "style_strength": 1, "style_layers": "all",
+            "paste": "delta", "color_match": False, "channel": "", "text": "", "text_neutral": "a face",
+            "text_beta": 0.15, "text_matrix": "", "start": None, "end": None, **controls}
+
+
+def _cli_request(command: str) -> EditRequest:
+    """The request ``vidinvert edit ...`` builds from the shown command line (the options it names explicit)."""
+    import typer.main
+
+    from vidinvert.cli.app import app
+    from vidinvert.cli.common import given_on_command_line
+    from vidinvert.cli.jobs import build_request
+
+    argv = shlex.split(command)[1:]
+    ctx = typer.main.get_command(app).commands["edit"].make_context("edit", argv[1:])
+    params = dict(ctx.params)
+    params.pop("as_json", None), params.pop("quiet", None)
+    return build_request(EditRequest, params, frozenset(n for n in params if given_on_command_line(ctx, n)))
+
+
+def _check_renders(files, handlers, cases) -> None:
+    """Each case's page render == the session's render of its options; each changes the render; the
+    shown command line names ``flags`` and parses back into the render's request (same strength too)."""
+    editor = handlers.studio.editor
+    media = editor.open(files["clip"])
+    plain = png(handlers.view(_values(files))["after"])
+    seen = [plain]
+    for controls, options, flags in cases:
+        out = handlers.view(_values(files, **controls))
+        assert "after" in out, (controls, out.get("status"))
+        got = png(out["after"])
+        ref = editor.render(media, 1, EditRequest(inputs=(), detector="dlib", **options))
+        assert ref.exact and np.array_equal(got, ref.preview), controls
+        assert not any(np.array_equal(got, s) for s in seen), controls  # the control changed the render
+        seen.append(got)
+        assert all(f in shlex.split(out["command"]) for f in flags), (flags, out["command"])
+        parsed = _cli_request(out["command"])
+        want = handlers.studio.render_request(media, handlers.controls(_values(files, **controls)))
+        assert dataclasses.replace(parsed, explicit=frozenset()) == dataclasses.replace(want, explicit=frozenset())
+        assert parsed.parsed_strength() == want.parsed_strength() == float(options.get("strength", "3")), controls
+
+
+def test_the_channel_box_renders_as_channel(files, handlers):
+    sefa = files["sefa"]
+    cases = [
+        ({"channel": "3_5"}, dict(channel=("3_5",), strength="3"), ["--channel", "3_5"]),
+        ({"channel": "3_5, 0_7 = -2", "strength": 6}, dict(channel=("3_5", "0_7=-2"), strength="6"),
+         ["--channel", "0_7=-2", "--strength"]),
+        ({"channel": "3_5", "direction": f"file:{sefa}"}, dict(direction=(sefa,), channel=("3_5",), combine=True),
+         ["--channel", "--direction", "--combine"]),
+    ]
+    _check_renders(files, handlers, cases)
+
+
+def test_the_prompt_and_beta_render_as_text(files, handlers, text_weights):  # noqa: F811
+    matrix = str(text_weights / "tiny-relevance.npz")
+    tm = dict(text_matrix=Path(matrix))
+    cases = [
+        ({"text": "a face with a beard", "text_matrix": matrix}, dict(text=("a face with a beard",), **tm),
+         ["--text", "a face with a beard", "--text-matrix", "--strength"]),
+        ({"text": "a face with a beard", "text_matrix": matrix, "text_beta": 0.35, "strength": 5},
+         dict(text=("a face with a beard",), text_beta=0.35, strength="5", **tm), ["--text-beta", "0.35"]),
+        ({"text": "a face with a beard", "text_matrix": matrix, "text_neutral": "a person"},
+         dict(text=("a face with a beard",), text_neutral="a person", **tm), ["--text-neutral", "a person"]),
+    ]
+    _check_renders(files, handlers, cases)
+
+
+def test_a_bad_channel_or_a_missing_clip_is_the_cli_line_on_the_page(files, handlers, text_weights, tmp_path,  # noqa: F811
+                                                                     capsys):
+    from vidinvert.cli.app import main
+
+    model = ["--encoder", files["encoder"], "--generator", files["generator"], "--device", "cpu",
+             "--detector", "dlib"]
+    cases = [  # (page controls, the same options given to `vidinvert edit`)
+        ({"channel": "99_1"}, ["--channel", "99_1"]),
+        ({"channel": "3_9999"}, ["--channel", "3_9999"]),
+        ({"channel": "6-501"}, ["--channel", "6-501"]),
+        ({"channel": "3_5 3_5=2"}, ["--channel", "3_5", "--channel", "3_5=2"]),
+        ({"text": "a " * 80, "text_matrix": str(text_weights / "tiny-relevance.npz")},
+         ["--text", "a " * 80, "--text-matrix", str(text_weights / "tiny-relevance.npz")]),
+    ]
+    for controls, options in cases:
+        status = handlers.view(_values(files, **controls)).get("status", "")
+        assert main(["edit", str(files["clip"]), *model, "--weights-dir", str(text_weights), *options,
+                     "-o", str(tmp_path / "x.mp4")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert status.startswith("**Error:**") and "\n" not in status and "\n" not in err, (status, err)
+        assert status.removeprefix("**Error:** ") in err.removeprefix("error: "), (status, err)
+    assert "after" in handlers.view(_values(files, channel="3_5"))  # the page stays usable
+
+    from vidinvert.studio.handlers import Handlers
+    from vidinvert.studio.studio import Studio
+
+    no_clip = Handlers(Studio(studio_request(files), tmp_path / "t"))  # the weights folder has no CLIP file
+    out = no_clip.view(_values(files, text="a smiling face", text_matrix=str(text_weights / "tiny-relevance.npz")))
+    assert out["status"].startswith("**Error:**") and "clip-vit-b32-openai.safetensors" in out["status"], out
+    assert "after" in no_clip.view(_values(files, channel="3_5"))
