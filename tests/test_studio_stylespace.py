@@ -139,3 +139,18 @@ def test_a_bad_channel_or_a_missing_clip_is_the_cli_line_on_the_page(files, hand
     out = no_clip.view(_values(files, text="a smiling face", text_matrix=str(text_weights / "tiny-relevance.npz")))
     assert out["status"].startswith("**Error:**") and "clip-vit-b32-openai.safetensors" in out["status"], out
     assert "after" in no_clip.view(_values(files, channel="3_5"))
+
+
+def test_without_open_clip_the_page_names_the_extra(files, handlers, text_weights, monkeypatch):  # noqa: F811
+    import sys
+
+    from vidinvert.models import clip
+    from vidinvert.pipeline import text_edits
+
+    for cached in (clip.tokenizer, text_edits._clip):
+        if hasattr(cached, "cache_clear"):
+            cached.cache_clear()
+    monkeypatch.setitem(sys.modules, "open_clip", None)  # `import open_clip` fails as when the extra is missing
+    out = handlers.view(_values(files, text="a face with glasses", text_matrix=str(text_weights / "tiny-relevance.npz")))
+    assert out["status"] == "**Error:** text edits need open_clip: pip install 'vidinvert[text]'", out
+    assert "after" in handlers.view(_values(files, channel="3_5"))
