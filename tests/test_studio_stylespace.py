@@ -109,6 +109,20 @@ def test_the_prompt_and_beta_render_as_text(files, handlers, text_weights):  # n
     _check_renders(files, handlers, cases)
 
 
+def test_steering_a_text_edit_does_not_rerun_clip(files, handlers, text_weights, monkeypatch):  # noqa: F811
+    from vidinvert.models import clip
+
+    calls = []
+    encode = clip.encode_texts
+    monkeypatch.setattr(clip, "encode_texts", lambda *a, **k: calls.append(1) or encode(*a, **k))
+    v = _values(files, text="a face with a hat", text_matrix=str(text_weights / "tiny-relevance.npz"))
+    first = handlers.view(v)
+    assert "after" in first and len(calls) == 2, first.get("status")  # the prompt and the neutral phrase
+    for change in ({"strength": 7}, {"text_beta": 0.3}, {"strength": -2, "text_beta": 0.4}):
+        assert "after" in handlers.view({**v, **change})
+    assert len(calls) == 2
+
+
 def test_a_bad_channel_or_a_missing_clip_is_the_cli_line_on_the_page(files, handlers, text_weights, tmp_path,  # noqa: F811
                                                                      capsys):
     from vidinvert.cli.app import main

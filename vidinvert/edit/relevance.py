@@ -111,13 +111,16 @@ def write_relevance(path: Path, rel: Relevance, *, fingerprint: str, samples: in
 
 def text_direction(clip_model, rel: Relevance, layout: StyleLayout, std: torch.Tensor, target: str, *,
                    neutral: str = textdir.NEUTRAL, beta: float = textdir.BETA, name: str | None = None,
-                   ) -> tuple[StyleDirection, int]:
+                   delta: torch.Tensor | None = None) -> tuple[StyleDirection, int]:
     """A prompt's S direction (StyleCLIP's global direction) and how many channels it keeps: ``Δs`` over
-    the layout, ``r / max|r|`` times each channel's ``std`` on the kept channels, 0 elsewhere."""
+    the layout, ``r / max|r|`` times each channel's ``std`` on the kept channels, 0 elsewhere. ``delta``:
+    the prompt pair's text direction ``Δt`` ``[D]`` already computed (else it is, on the model's device)."""
     if not rel.done.all():
         raise VidinvertError(f"{rel.source}: only {int(rel.done.sum())} of {rel.done.size} channels are measured "
                              "(a stopped stylespace-stats run: run it again to finish)")
-    dt = textdir.text_delta(clip_model, target, neutral)
+    if delta is None:
+        delta = textdir.text_delta(clip_model, target, neutral, next(clip_model.parameters()).device)
+    dt = delta.float().cpu()
     m = torch.from_numpy(rel.values)
     if m.shape[1] != dt.numel():
         raise VidinvertError(f"{rel.source}: {m.shape[1]}-d rows, but the CLIP model embeds in {dt.numel()} dimensions")

@@ -48,6 +48,13 @@ def _clip(path: str, device: str):
     return clipmodel.load_clip(path, device)
 
 
+@functools.lru_cache(maxsize=32)
+def _text_delta(path: str, device: str, target: str, neutral: str):
+    """``Δt`` ``[D]`` of a prompt pair with the CLIP file at ``path`` (2 x 79 templates through the text
+    encoder: seconds on a CPU), kept: the editing session re-plans on every strength or β change."""
+    return textdir.text_delta(_clip(path, device), target, neutral, device)
+
+
 def check_prompts(prompts: Sequence[str], neutral: str) -> None:
     """Each prompt (and the neutral one) is not empty and fits CLIP's context (one line naming its option)."""
     for p in (*prompts, neutral):
@@ -81,11 +88,13 @@ def text_styles(prompts: Sequence[str], inv: Inverter, *, neutral: str = textdir
         return []
     layout = inv.style_layout
     rel = load_relevance(matrix_file(text_matrix, weights_dir), layout)
-    model = _clip(str(clip_file(weights_dir)), str(inv.compute.device))
+    path, device = str(clip_file(weights_dir)), str(inv.compute.device)
+    model = _clip(path, device)
     std = load_style_stats(inv.generator, install_dir(weights_dir)).std
     out = []
     for prompt, tag in zip(prompts, prompt_tags(prompts)):
-        d, kept = text_direction(model, rel, layout, std, prompt, neutral=neutral, beta=beta, name=tag)
+        d, kept = text_direction(model, rel, layout, std, prompt, neutral=neutral, beta=beta, name=tag,
+                                 delta=_text_delta(path, device, prompt, neutral))
         log.info(f"--text {prompt!r}: {kept} style channels with relevance >= {beta:g} (of {rel.values.shape[0]})")
         out.append(d)
     if layers is not None:
