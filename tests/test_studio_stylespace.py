@@ -168,3 +168,26 @@ def test_without_open_clip_the_page_names_the_extra(files, handlers, text_weight
     out = handlers.view(_values(files, text="a face with glasses", text_matrix=str(text_weights / "tiny-relevance.npz")))
     assert out["status"] == "**Error:** text edits need open_clip: pip install 'vidinvert[text]'", out
     assert "after" in handlers.view(_values(files, channel="3_5"))
+
+
+def test_found_channels_are_the_commands_list_and_a_pick_renders_as_channel(files, handlers, text_weights,  # noqa: F811
+                                                                            monkeypatch):
+    from vidinvert.choices import ModelChoice
+    from vidinvert.pipeline.directions_jobs import ChannelsRequest, run_channels_job
+    from vidinvert.studio import channels
+
+    monkeypatch.setattr(channels, "FIND_SAMPLES", 1)
+    monkeypatch.setattr(channels, "FIND_PROBES", 2)
+    out = handlers.find_channels({"channel_region": "mouth"})
+    picks = [value for _, value in out["channel_pick"]["choices"]]
+    note = out["channel_note"]
+    assert "--samples 1 --probes 2" in note and "--region mouth --top 20" in note, note
+    cli = run_channels_job(ChannelsRequest(region=("mouth",), top=20, samples=1, probes=2, models=ModelChoice(
+        None, files["generator"], text_weights, "cpu")))
+    assert picks == [c["channel"] for c in cli["channels"]] and len(picks) == 20
+    got = handlers.pick_channel(_values(files, channel="3_5=2", channel_pick=picks[0]))
+    assert got["channel"] == f"3_5=2, {picks[0]}", got.get("status")
+    media = handlers.studio.editor.open(files["clip"])
+    ref = handlers.studio.editor.render(media, 1, EditRequest(inputs=(), detector="dlib", channel=("3_5=2", picks[0])))
+    assert np.array_equal(png(got["after"]), ref.preview) and f"--channel {picks[0]}" in got["command"]
+    assert handlers.find_channels({"channel_region": ""})["status"].startswith("**Error:**")

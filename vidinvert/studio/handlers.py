@@ -21,6 +21,7 @@ from typing import Any
 
 from vidinvert.errors import VidinvertError
 from vidinvert.pipeline.session import Media, RenderCancelled
+from vidinvert.studio.channels import add_channel, find_channels
 from vidinvert.studio.controls import Controls
 from vidinvert.studio.files import ShownImages
 from vidinvert.studio.gallery import Sheet, build_sheet, direction_choices, find_sheet
@@ -237,6 +238,22 @@ class Handlers:
     def cancel(self) -> dict:
         self.studio.cancel.set()
         return {"progress": "cancelling (within one chunk) ..."}
+
+    # ------------------------------------------------------------------------- channels
+    def find_channels(self, v: dict) -> dict:
+        """Rank the channels acting in the chosen face part (``directions channels``): the list to pick from."""
+        def find() -> dict:
+            choices, note = find_channels(self.studio, v.get("channel_region") or "")
+            return {"channel_pick": {"choices": choices, "value": None}, "channel_note": note, "status": ""}
+
+        return self._guarded(find)
+
+    def pick_channel(self, v: dict) -> dict:
+        """A channel picked from the list: added to the channel box, then the frame rendered with it."""
+        if not v.get("channel_pick"):
+            return {}
+        text = add_channel(v.get("channel"), str(v["channel_pick"]))
+        return {**self.view({**v, "channel": text}), "channel": text}
 
     # ---------------------------------------------------------------------------- sheet
     def find_sheet(self) -> Sheet | None:

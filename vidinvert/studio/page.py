@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from vidinvert.specs import TEXT_BETA, TEXT_NEUTRAL
+from vidinvert.specs import REGIONS, TEXT_BETA, TEXT_NEUTRAL
 from vidinvert.studio.controls import CONTROL_OPTIONS, LAYER_CHOICES
 from vidinvert.studio.handlers import SLIDERS, Handlers
 
@@ -91,6 +91,14 @@ def _style_space_column(ui: dict) -> None:
                                    info="LAYER_CHANNEL[=S], S in standard deviations per unit of strength (default 1); "
                                         "`vidinvert directions channels --region mouth` lists candidates; Enter renders",
                                    elem_id="channel")
+        with gr.Row():
+            ui["channel_region"] = gr.Dropdown(list(REGIONS), value="mouth", label="Find channels acting in",
+                                               elem_id="channel-region", scale=1)
+            ui["channel_btn"] = gr.Button("Find channels (directions channels; about a minute at 1024 on a CPU)",
+                                          elem_id="channel-find", scale=2)
+        ui["channel_pick"] = gr.Dropdown([], value=None, label="Channels found: pick one to add it",
+                                         elem_id="channel-pick")
+        ui["channel_note"] = gr.Markdown(elem_id="channel-note")
     with gr.Accordion("Text (StyleCLIP global directions; needs CLIP)", open=False):
         ui["text"] = gr.Textbox("", label=_label("text", "Prompt"), placeholder="a face with a beard",
                                 info="Enter renders; the strength is alpha (StyleCLIP's demo uses 4.1)", elem_id="text")
@@ -211,6 +219,13 @@ def _wire_rest(h: Handlers, w: _Wiring, page: gr.Blocks) -> None:
                            api_visibility="private")  # a second click waits in the queue, its position shown
     ui["cancel_btn"].click(lambda: w.out(h.cancel()), inputs=None, outputs=[ui["progress"]], queue=False,
                            api_visibility="private")
+
+    ui["channel_btn"].click(w.plain(h.find_channels), inputs={ui["channel_region"]},
+                            outputs=w.comps(("channel_pick", "channel_note", "status")), concurrency_limit=1,
+                            concurrency_id="channels", api_visibility="private")
+    ui["channel_pick"].input(w.plain(h.pick_channel), inputs=view_in | {ui["channel_pick"]},
+                             outputs=[*w.comps(VIEW_OUTPUTS), ui["channel"]], concurrency_id="view",
+                             api_visibility="private")
 
     def sheet(data: dict, progress=gr.Progress()):
         return w.out(h.build_sheet(w.named(data), progress))
