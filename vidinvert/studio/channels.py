@@ -1,6 +1,7 @@
 """Finding StyleSpace channels from the page: ``vidinvert directions channels --region R`` run on the
 studio's own generator (already loaded) with light settings (:data:`FIND_SAMPLES` sampled images x
-:data:`FIND_PROBES` probes at up to 128 px: about a minute at 1024 on two CPU cores, seconds on a GPU),
+:data:`FIND_PROBES` probes at up to 128 px: about 20 passes of 4-5 s at 1024 on two CPU cores, i.e. about
+1.5 minutes, estimated from docs/benchmarks.md; seconds on a GPU),
 the ranked channels offered in a list; picking one adds it to the channel box (``--channel``).
 
 The measurement is :func:`~vidinvert.edit.channels.locate_channels`, the same call the command makes

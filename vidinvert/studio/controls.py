@@ -139,7 +139,7 @@ class Controls:
         out["text_neutral"] = str(self.text_neutral or "").strip() or TEXT_NEUTRAL
         out["text_beta"] = float(number_text(self.text_beta))
         if str(self.text_matrix or "").strip():
-            out["text_matrix"] = Path(str(self.text_matrix).strip())
+            out["text_matrix"] = Path(str(self.text_matrix).strip()).expanduser().absolute()
         return out
 
     @property
