@@ -238,6 +238,18 @@ def test_the_page_shows_the_exact_render_and_renders_the_shown_command(studio, b
     page.shot("studio-upload-refused")
     assert not (studio.studio.uploads / "big.npy").exists()
 
+    p.get_by_text("StyleSpace channels").click()  # a channel typed in its box, with Enter: summed with the direction
+    box = p.locator("#channel textarea, #channel input").first
+    box.fill("3_5=2")
+    box.press("Enter")
+    page.wait_exact("--channel 3_5=2")
+    assert np.array_equal(page.after(), render(strength="1.8", face="0", region=("mouth",), end="2f",
+                                               channel=("3_5=2",), combine=True))
+    box.fill("99_1")  # an unknown layer: the CLI's line on the page
+    box.press("Enter")
+    p.wait_for_function("() => document.querySelector('#status').innerText.includes('layer 99 does not exist')",
+                        timeout=30_000)
+
     foreign = [u for u in page.requests if not u.startswith(studio.base + "/") and not u.startswith(("data:", "blob:"))]
     assert page.requests and not foreign, foreign
     assert not AUDIT.foreign, AUDIT.foreign
