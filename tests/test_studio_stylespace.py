@@ -191,3 +191,19 @@ def test_found_channels_are_the_commands_list_and_a_pick_renders_as_channel(file
     ref = handlers.studio.editor.render(media, 1, EditRequest(inputs=(), detector="dlib", channel=("3_5=2", picks[0])))
     assert np.array_equal(png(got["after"]), ref.preview) and f"--channel {picks[0]}" in got["command"]
     assert handlers.find_channels({"channel_region": ""})["status"].startswith("**Error:**")
+
+
+def test_a_channel_and_text_render_equals_its_command_line_byte_for_byte(files, handlers, text_weights,  # noqa: F811
+                                                                          capsys):
+    from vidinvert.cli.app import main
+
+    v = _values(files, media=str(files["photo"]), frame=0, face="all", channel="3_5=2", text="a face with a beard",
+                text_matrix=str(text_weights / "tiny-relevance.npz"), text_beta=0.2)
+    out = handlers.render(v)
+    assert out.get("photo") and not out.get("status"), out
+    made, command = Path(out["photo"]), out["rendered_command"]
+    assert all(f in shlex.split(command) for f in ("--channel", "--text", "--text-beta", "--combine", "--strength"))
+    kept = made.with_name("kept-text.png")
+    shutil.move(made, kept)
+    assert main(shlex.split(command)[1:]) == 0, capsys.readouterr().err
+    assert made.read_bytes() == kept.read_bytes()
