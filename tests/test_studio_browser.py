@@ -245,6 +245,7 @@ def test_the_page_shows_the_exact_render_and_renders_the_shown_command(studio, b
     page.wait_exact("--channel 3_5=2")
     assert np.array_equal(page.after(), render(strength="1.8", face="0", region=("mouth",), end="2f",
                                                channel=("3_5=2",), combine=True))
+    page.shot("studio-channel")
     box.fill("99_1")  # an unknown layer: the CLI's line on the page
     box.press("Enter")
     p.wait_for_function("() => document.querySelector('#status').innerText.includes('layer 99 does not exist')",

@@ -93,9 +93,9 @@ def _style_space_column(ui: dict) -> None:
                                    elem_id="channel")
         with gr.Row():
             ui["channel_region"] = gr.Dropdown(list(REGIONS), value="mouth", label="Find channels acting in",
-                                               elem_id="channel-region", scale=1)
-            ui["channel_btn"] = gr.Button("Find channels (directions channels; about 1.5 min at 1024 on a CPU)",
-                                          elem_id="channel-find", scale=2)
+                                               info="`directions channels`: about 1.5 min at 1024 on a CPU",
+                                               elem_id="channel-region", scale=2)
+            ui["channel_btn"] = gr.Button("Find channels", elem_id="channel-find", scale=1)
         ui["channel_pick"] = gr.Dropdown([], value=None, label="Channels found: pick one to add it",
                                          elem_id="channel-pick")
         ui["channel_note"] = gr.Markdown(elem_id="channel-note")
