@@ -3,7 +3,8 @@ wired to the callbacks of :mod:`vidinvert.studio.handlers` by name.
 
 Images are PNG files (lossless; Gradio's image component would default to lossy WebP). Every slider
 notes its ``input`` events unqueued and renders on ``change`` (last one wins): a preview, then the
-exact render, so a drag, the arrow keys and a typed number all end in the exact render.
+exact render, so a drag, the arrow keys and a typed number all end in the exact render. The text
+boxes (channels, prompt, neutral phrase, matrix) render on Enter and when they lose focus.
 """
 
 from __future__ import annotations
