@@ -207,3 +207,5 @@ def test_a_channel_and_text_render_equals_its_command_line_byte_for_byte(files, 
     shutil.move(made, kept)
     assert main(shlex.split(command)[1:]) == 0, capsys.readouterr().err
     assert made.read_bytes() == kept.read_bytes()
+    shown = handlers.view(v)  # the session's frame is what the job wrote (a lossless PNG)
+    assert np.array_equal(png(shown["after"]), png(made)), shown.get("status")
