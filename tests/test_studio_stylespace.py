@@ -150,7 +150,9 @@ def test_a_bad_channel_or_a_missing_clip_is_the_cli_line_on_the_page(files, hand
     from vidinvert.studio.studio import Studio
 
     no_clip = Handlers(Studio(studio_request(files), tmp_path / "t"))  # the weights folder has no CLIP file
-    out = no_clip.view(_values(files, text="a smiling face", text_matrix=str(text_weights / "tiny-relevance.npz")))
+    matrix = Path(files["clip"]).parent / "tiny-relevance.npz"  # a served folder (the input's)
+    shutil.copy(text_weights / "tiny-relevance.npz", matrix)
+    out = no_clip.view(_values(files, text="a smiling face", text_matrix=str(matrix)))
     assert out["status"].startswith("**Error:**") and "clip-vit-b32-openai.safetensors" in out["status"], out
     assert "after" in no_clip.view(_values(files, channel="3_5"))
 
@@ -209,3 +211,13 @@ def test_a_channel_and_text_render_equals_its_command_line_byte_for_byte(files, 
     assert made.read_bytes() == kept.read_bytes()
     shown = handlers.view(v)  # the session's frame is what the job wrote (a lossless PNG)
     assert np.array_equal(png(shown["after"]), png(made)), shown.get("status")
+
+
+def test_a_typed_matrix_path_outside_the_served_and_weights_folders_is_refused(files, handlers, text_weights,  # noqa: F811
+                                                                                tmp_path):
+    outside = tmp_path / "elsewhere.npz"
+    shutil.copy(text_weights / "tiny-relevance.npz", outside)
+    out = handlers.view(_values(files, text="a face with a hat", text_matrix=str(outside)))
+    assert out["status"].startswith("**Error:** --text-matrix") and "not in the input's folder" in out["status"], out
+    inside = handlers.view(_values(files, text="a face with a hat", text_matrix=str(text_weights / "tiny-relevance.npz")))
+    assert "after" in inside and not inside.get("status", "").startswith("**Error"), inside

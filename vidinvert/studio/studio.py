@@ -35,6 +35,7 @@ from vidinvert.specs import REGIONS
 from vidinvert.studio.controls import Controls
 from vidinvert.studio.files import is_under, media_in, save_upload
 from vidinvert.studio.request import StudioRequest
+from vidinvert.weights.registry import search_dirs
 
 __all__ = ["PREVIEW_RGB", "RenderDone", "RenderProgress", "Studio", "View"]
 
@@ -190,8 +191,18 @@ class Studio:
                  end: int | None = None) -> InvertRequest:
         """The session's settings for ``frame``: the controls, the detector and (a clip frame inside it)
         the render range."""
+        self._check_matrix(controls)
         rng = _range(media, start, end) if frame is None or _inside(frame, start, end) else {}
         return controls.request(inputs=(), detector=self.request.detector, **rng)
+
+    def _check_matrix(self, controls: Controls) -> None:
+        """A typed relevance-matrix path is read only from the served folders or the weights folders
+        (a page, remote with ``--allow-remote``, must not make the server read any file it names)."""
+        text = str(controls.text_matrix or "").strip()
+        if text and not is_under(Path(text).expanduser().absolute(),
+                                 self.roots + search_dirs(self.request.weights_dir)):
+            raise VidinvertError(f"--text-matrix {text}: not in the input's folder, the output folder or the "
+                                 "weights folders")
 
     def view(self, media: Media, frame: int, controls: Controls, *, preview: bool = False,
              start: int | None = None, end: int | None = None) -> View:
@@ -219,6 +230,7 @@ class Studio:
         shows; the output a new file in the output folder."""
         models = self.resolved_models()
         rng = _range(media, start, end)
+        self._check_matrix(controls)
         req = controls.request(inputs=(media.path,), **rng, **models, explicit=frozenset({"device", "dtype"}))
         return controls.request(inputs=(media.path,), output=self.output_path(media, req.tags[0]), **rng, **models,
                                 explicit=frozenset({"device", "dtype"}))
