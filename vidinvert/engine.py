@@ -16,7 +16,9 @@ from vidinvert.device import Compute
 from vidinvert.edit.latent import apply_edit, edit_feature_local
 from vidinvert.edit.stylespace import feature_layers_mask
 from vidinvert.errors import VidinvertError
+from vidinvert.models.fs_encoder import prepare_encoder_input
 from vidinvert.models.stylespace import StyleLayout, generator_layout
+from vidinvert.weights import load_encoder, load_generator
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +69,6 @@ class Inverter:
     @classmethod
     def from_files(cls, encoder: Path, generator: Path, compute: Compute) -> Inverter:
         """Load the official checkpoint files (any supported format) strictly."""
-        from vidinvert.weights import load_encoder, load_generator
-
         gen, latent_avg = load_generator(generator)
         enc = load_encoder(encoder, latent_avg=latent_avg)
         _check_pair(enc, gen, encoder, generator)
@@ -95,8 +95,6 @@ class Inverter:
     @torch.inference_mode()
     def invert(self, faces: torch.Tensor) -> Latents:
         """Aligned faces ``[B,3,S,S]`` in [-1,1] (S = generator size) -> :class:`Latents`."""
-        from vidinvert.models.fs_encoder import prepare_encoder_input
-
         _shape("Inverter.invert: faces", faces, (None, 3, self.size, self.size), "[B,3,S,S] RGB in [-1,1]")
         x = faces.to(self.compute.device, torch.float32)
         x256 = prepare_encoder_input(x)

@@ -10,15 +10,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy
+import torch
+
 from vidinvert.version import __version__
+from vidinvert.weights import REGISTRY, sha256_file
 
 _HASH_CACHE: dict[tuple[str, int, int], str] = {}
 
 
 def file_digest(path: str | Path) -> dict[str, Any]:
     """sha256, size and registry licence of a weight file (hashes cached per path/size/mtime)."""
-    from vidinvert.weights import REGISTRY, sha256_file
-
     p = Path(path)
     st = p.stat()
     key = (str(p.resolve()), st.st_size, int(st.st_mtime_ns))
@@ -33,9 +35,6 @@ def file_digest(path: str | Path) -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    import numpy
-    import torch
-
     out = {
         "vidinvert": __version__,
         "python": sys.version.split()[0],

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from vidinvert.errors import VidinvertError
+from vidinvert.weights.checkpoint import read_checkpoint
 from vidinvert.weights.directions import (  # noqa: F401  (the --attr registry, re-exported)
     ALIASES,
     OFFICIAL_BOUNDARIES,
@@ -84,8 +85,6 @@ def load_direction(path: str | Path, n_latent: int, style_dim: int, *, name: str
         raise VidinvertError(f"direction path is a directory, expected a .npy file: {p}")
     try:
         if p.suffix in (".pt", ".pth"):
-            from vidinvert.weights.checkpoint import read_checkpoint
-
             obj = read_checkpoint(p)  # weights only; one-line errors (Python objects, HTML, truncated ...)
             if isinstance(obj, dict) and len(obj) == 1:
                 obj = next(iter(obj.values()))

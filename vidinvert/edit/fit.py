@@ -28,6 +28,7 @@ import numpy as np
 
 from vidinvert.choices import FitSpace
 from vidinvert.errors import VidinvertError
+from vidinvert.fileio import atomic_path, check_output
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +195,6 @@ def fit_from_files(latents: Sequence[str | Path], labels_csv: str | Path, space:
 
 def save_direction(direction: np.ndarray, out: str | Path, *, overwrite: bool = False) -> Path:
     """Write the direction as a float32 ``.npy`` (temp file + rename)."""
-    from vidinvert.fileio import atomic_path, check_output
-
     dest = Path(out)
     if dest.suffix != ".npy":
         raise VidinvertError(f"--out must be a .npy file, got {dest}")
@@ -219,8 +218,6 @@ class FitRequest:
     overwrite: bool = False
 
     def check(self) -> None:
-        from vidinvert.fileio import check_output
-
         FitSpace.parse(self.space, "--space")
         if not math.isfinite(float(self.svm_c)) or float(self.svm_c) <= 0:
             raise VidinvertError(f"--svm-c {self.svm_c}: give a finite number above 0")

@@ -29,6 +29,7 @@ from vidinvert.edit import text as textdir
 from vidinvert.edit.stylespace import StyleDirection, generator_fingerprint, seeded_z, style_vectors
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import atomic_path
+from vidinvert.models.clip import encode_images
 from vidinvert.models.stylespace import StyleLayer, StyleLayout
 
 FORMAT = "vidinvert.stylespace-relevance.v1"
@@ -137,8 +138,6 @@ def _channel_row(generator, clip_model, s: torch.Tensor, w: torch.Tensor, c: int
                  batch: int, noise) -> np.ndarray:
     """One channel's row: the images' channel set to ``mean ± 5σ``, the CLIP embeddings' normalised
     differences averaged and normalised (0 for a channel without effect)."""
-    from vidinvert.models.clip import encode_images
-
     n = len(w)
     acc = None
     for a in range(0, n, batch):

@@ -22,7 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidinvert.convert import to_tensor
 from vidinvert.errors import VidinvertError
+from vidinvert.face.align import quad_from_face, warp_faces
+from vidinvert.imagefile import read_image
 from vidinvert.timespec import Keyframes, check_unit_schedule
 
 log = logging.getLogger(__name__)
@@ -77,9 +80,6 @@ def reference_crop(path: Path | str, size: int, *, detector=None, align: bool = 
     and FFHQ-align it like any photo; ``align=False``: the image is already an aligned square crop
     (resized to ``size`` when needed). No face found raises VidinvertError.
     """
-    from vidinvert.convert import to_tensor
-    from vidinvert.imagefile import read_image
-
     p = Path(path)
     rgb = read_image(p)
     h, w = rgb.shape[:2]
@@ -90,7 +90,6 @@ def reference_crop(path: Path | str, size: int, *, detector=None, align: bool = 
         if h != size:
             t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=h > size)
         return t
-    from vidinvert.face.align import quad_from_face, warp_faces
 
     if detector is None:
         raise ValueError("reference_crop(align=True) needs a face detector")

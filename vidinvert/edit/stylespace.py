@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from vidinvert.errors import VidinvertError
+from vidinvert.fileio import atomic_path
 from vidinvert.models.stylespace import (
     ChannelEdit,
     StyleDirectionFile,
@@ -171,8 +172,6 @@ def load_style_stats(generator: torch.nn.Module, folder: Path | None, samples: i
     log.info("StyleSpace statistics: %d samples in %.2f s", samples, stats.seconds)
     if path is not None:
         try:
-            from vidinvert.fileio import atomic_path
-
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(path, overwrite=True) as tmp, open(tmp, "wb") as fh:
                 np.savez(fh, format=np.array(STATS_FORMAT), fingerprint=np.array(fp), samples=np.array(samples),

@@ -21,6 +21,7 @@ import numpy as np
 from vidinvert import fileio
 from vidinvert.evaluate.suite import HIGHER_IS_BETTER, PAIR_METRICS, VIDEO_METRICS, ItemResult
 from vidinvert.fileio import atomic_path
+from vidinvert.pipeline.report_figure import write_report_figure
 
 LABELS = {"ssim": "SSIM", "psnr": "PSNR", "mse": "MSE ([-1,1])", "lpips": "LPIPS", "id": "ID",
           "ic_source": "IC source", "ic_inversion": "IC inversion", "tl_id": "TL-ID", "tg_id": "TG-ID",
@@ -188,8 +189,6 @@ def video_figure_path(figures_dir: Path, key: str) -> Path:
 def write_video_figures(figures_dir: Path, results: Sequence[ItemResult]) -> list[Path]:
     """Each evaluated video's figure over time (:func:`~vidinvert.pipeline.report_figure.report_figure`
     of its ``temporal`` report); the paths written."""
-    from vidinvert.pipeline.report_figure import write_report_figure
-
     written = []
     for r in sorted(results, key=lambda r: r.key):
         if not r.ok or not r.temporal:

@@ -25,11 +25,19 @@ from typing import Any, Callable
 
 from vidinvert import distributed
 from vidinvert.choices import Detector, Modality, ModelChoice
+from vidinvert.device import Compute, resolve_compute, warn_cpu_fallback
+from vidinvert.engine import Inverter
 from vidinvert.errors import VidinvertError
 from vidinvert.evaluate.datasets import MediaItem, discover_images, discover_videos
+from vidinvert.evaluate.images import evaluate_images
 from vidinvert.evaluate.report import SUMMARY_NAME, summarize, write_json, write_report
 from vidinvert.evaluate.suite import ItemResult, MetricSuite
+from vidinvert.evaluate.video import VideoEvalConfig, evaluate_video
+from vidinvert.face.detect import make_detector
+from vidinvert.face.stage import FaceConfig
 from vidinvert.memory import BatchSize, batch_report
+from vidinvert.runinfo import run_record
+from vidinvert.weights import find, model_files
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +162,6 @@ def run_eval(run: EvalRun, progress: Progress | None = None,
     ``on_ready(info)`` is called once the models are loaded (device, models, item counts).
     Unreadable items are skipped and counted, never raised.
     """
-    from vidinvert.device import Compute, resolve_compute
-
     run.check()
     compute = resolve_compute(run.device, run.dtype)
     ctx = distributed.context_from_env()
@@ -171,10 +177,6 @@ def run_eval(run: EvalRun, progress: Progress | None = None,
 
 def _run(run: EvalRun, ctx: distributed.DistContext, compute, progress: Progress | None,
          on_ready: Callable[[dict], None] | None) -> dict[str, Any] | None:
-    from vidinvert.device import warn_cpu_fallback
-    from vidinvert.engine import Inverter
-    from vidinvert.weights import model_files
-
     t_start = time.perf_counter()
     if run.mode == "video":
         items, selection = discover_videos(run.videos, run.modality, run.sample, run.seed)
@@ -196,8 +198,6 @@ def _run(run: EvalRun, ctx: distributed.DistContext, compute, progress: Progress
     detector = None
     face_cfg = None
     if run.mode == "video":
-        from vidinvert.face.detect import make_detector
-        from vidinvert.face.stage import FaceConfig
 
         face_cfg = FaceConfig(detector=run.detector, weights_dir=str(run.weights_dir) if run.weights_dir else None,
                               device=str(compute.device))
@@ -259,9 +259,6 @@ def _evaluate_slice(run: EvalRun, mine: list[MediaItem], inverter, suite: Metric
                     detector, face_cfg, fingerprint: dict,
                     progress: Progress | None) -> tuple[list[ItemResult], int]:
     """This rank's results in item order, and how many came from the cache."""
-    from vidinvert.evaluate.images import evaluate_images
-    from vidinvert.evaluate.video import VideoEvalConfig, evaluate_video
-
     def tick(kind: str, n: int) -> None:
         if progress is not None and n:
             progress(kind, n)
@@ -301,9 +298,6 @@ def _evaluate_slice(run: EvalRun, mine: list[MediaItem], inverter, suite: Metric
 
 
 def _write_run_json(run: EvalRun, enc_path: Path, gen_path: Path, timing: dict, backoff: dict) -> None:
-    from vidinvert.runinfo import run_record
-    from vidinvert.weights import find
-
     weights = {"encoder": enc_path, "generator": gen_path,
                "lpips-alexnet": find("lpips-alexnet", run.weights_dir), "arcface": find("arcface", run.weights_dir)}
     write_json(Path(run.out) / "run.json", run_record(command="eval", config=run, weights=weights, timings=timing,

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import av
 import numpy as np
 import torch
 
@@ -37,6 +38,7 @@ from vidinvert.metrics.identity import identity_consistency
 from vidinvert.pipeline.report import StageClock, build_report
 from vidinvert.pipeline.state import TrackState
 from vidinvert.pipeline.temporal_report import FrameMark
+from vidinvert.video import open_video
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +70,6 @@ def evaluate_video(item: MediaItem, inverter: Inverter, suite: MetricSuite, cfg:
     ``batch_size``: the run's batch state (halved when memory runs out and kept for the next
     videos; default: ``cfg.batch_size`` for this video).
     """
-    import av
-
-    from vidinvert.video import open_video
-
     t0 = time.perf_counter()
     sizes = batch_size or BatchSize(cfg.batch_size, "eval", source=str(item.path), device=inverter.compute.device)
     acc = MetricAccumulator()

@@ -24,6 +24,8 @@ from vidinvert.errors import VidinvertError
 from vidinvert.face import dlib_models
 from vidinvert.face.types import Face, landmarks5_from_68
 from vidinvert.memory import BatchSize
+from vidinvert.weights.checkpoint import read_checkpoint
+from vidinvert.weights.loading import strict_load
 
 log = logging.getLogger(__name__)
 
@@ -146,13 +148,10 @@ class RetinaFaceDetector(FaceDetector):
         if weights is not None:
             state = weights
             if not isinstance(weights, dict):
-                from vidinvert.weights.checkpoint import read_checkpoint
-
                 state = read_checkpoint(weights)
             if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
                 state = state["state_dict"]
             state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
-            from vidinvert.weights.loading import strict_load
 
             strict_load(net, state, weights if not isinstance(weights, dict) else "the given state dict",
                         "retinaface", "facexlib RetinaFace ResNet-50")

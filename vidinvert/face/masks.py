@@ -26,6 +26,9 @@ import torch.nn.functional as F
 from vidinvert.convert import IMAGENET_MEAN, IMAGENET_STD
 from vidinvert.errors import VidinvertError
 from vidinvert.face.types import BROWS, JAW
+from vidinvert.weights import find
+from vidinvert.weights.checkpoint import read_checkpoint
+from vidinvert.weights.loading import strict_load
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +158,6 @@ def load_bisenet(weights: Path | str | dict | None = None, *, seed: int | None =
             net = BiSeNet(num_class=19)
     if weights is None:
         return net
-    from vidinvert.weights.checkpoint import read_checkpoint
-    from vidinvert.weights.loading import strict_load
 
     source = "the state dict" if isinstance(weights, dict) else str(weights)
     state = weights if isinstance(weights, dict) else read_checkpoint(weights)
@@ -220,13 +221,6 @@ def load_parsing_masker(weights_dir: Path | str | None = None, device: torch.dev
                         classes: Sequence[int] = FACE_CLASSES) -> ParsingMasker | None:
     """The BiSeNet masker when ``parsing_bisenet.pth`` (or else the official ``79999_iter.pth``) is
     found in the weights folders, else None."""
-    try:
-        from vidinvert.weights import find
-    except ImportError:
-        try:
-            from vidinvert.weights.registry import find
-        except ImportError:  # pragma: no cover
-            return None
     path = find("bisenet", weights_dir) or find("bisenet-official", weights_dir)
     if path is None:
         log.info("face parsing weights (bisenet) not found: pasting with landmark masks")

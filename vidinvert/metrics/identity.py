@@ -22,6 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidinvert.convert import to_uint8
+from vidinvert.face import dlib_models
+from vidinvert.weights import find, load_arcface
+
 log = logging.getLogger(__name__)
 
 DLIB_SAME_PERSON = 0.6  # dlib's threshold: descriptors of one person lie closer than this
@@ -70,8 +74,6 @@ class ArcFaceEmbedder:
 
     @classmethod
     def from_file(cls, path: Path, device: torch.device) -> ArcFaceEmbedder:
-        from vidinvert.weights import load_arcface
-
         return cls(load_arcface(path).to(device).eval(), device)
 
     @torch.inference_mode()
@@ -96,7 +98,6 @@ class DlibEmbedder:
     def __init__(self) -> None:
         import dlib
 
-        from vidinvert.face import dlib_models
 
         self._dlib = dlib
         self._shape = dlib_models.shape_predictor(5)
@@ -104,8 +105,6 @@ class DlibEmbedder:
 
     @torch.inference_mode()
     def embed(self, faces: torch.Tensor) -> torch.Tensor:
-        from vidinvert.convert import to_uint8
-
         imgs = to_uint8(faces)
         out = []
         for img in imgs:
@@ -120,8 +119,6 @@ class DlibEmbedder:
 
 def make_identity_embedder(weights_dir: Path | None, device: torch.device) -> IdentityEmbedder:
     """ArcFace when ``backbone.pth`` is found in the weights folders, else dlib (with a notice)."""
-    from vidinvert.weights import find
-
     path = find("arcface", weights_dir)
     if path is not None:
         return ArcFaceEmbedder.from_file(path, device)

@@ -29,8 +29,12 @@ from typing import Mapping
 
 import torch
 import torch.nn.functional as F
+from scipy.ndimage import correlate1d
 
+from vidinvert.convert import uint8_from_unit
 from vidinvert.errors import VidinvertError
+from vidinvert.weights import find, how_to_get, read_checkpoint
+from vidinvert.weights.loading import strict_load
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +52,6 @@ def to_unit_interval(images: torch.Tensor, *, quantize: bool = True) -> torch.Te
     the saved PNGs.
     """
     if quantize:
-        from vidinvert.convert import uint8_from_unit
-
         return uint8_from_unit(images).float() / 255.0
     return ((images.detach().float() + 1.0) / 2.0).clamp(0.0, 1.0)
 
@@ -77,8 +79,6 @@ def _blur_valid(x: torch.Tensor, win: torch.Tensor, backend: str) -> torch.Tenso
     k = win.numel()
     r = (k - 1) // 2
     if backend == "scipy":
-        from scipy.ndimage import correlate1d
-
         w = win.detach().cpu().double().numpy()
         arr = x.detach().cpu().double().numpy()
         arr = correlate1d(correlate1d(arr, w, axis=3, mode="constant"), w, axis=2, mode="constant")
@@ -187,7 +187,6 @@ class LPIPSMetric:
                 f"{source} is not torchvision's AlexNet: missing {', '.join(missing[:4]) or 'nothing'}"
                 f"{' ...' if len(missing) > 4 else ''}; expected alexnet-owt-7be5be79.pth (`vidinvert weights download lpips-alexnet`)"
             )
-        from vidinvert.weights.loading import strict_load
 
         strict_load(net.net, trunk, source, "torchvision", "the AlexNet trunk of LPIPS")
         return cls(net, device)
@@ -195,8 +194,6 @@ class LPIPSMetric:
     @classmethod
     def from_file(cls, path: Path | str, device: torch.device | str = "cpu") -> LPIPSMetric:
         """Build from torchvision's ``alexnet-owt-7be5be79.pth`` (read safely, weights only)."""
-        from vidinvert.weights import read_checkpoint
-
         state = read_checkpoint(path)
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]
@@ -216,8 +213,6 @@ class LPIPSMetric:
 
 def load_lpips(weights_dir: Path | str | None, device: torch.device | str = "cpu") -> LPIPSMetric | None:
     """LPIPS from the registry file ``lpips-alexnet``; None (with a notice) when it is not found."""
-    from vidinvert.weights import find, how_to_get
-
     path = find("lpips-alexnet", weights_dir)
     if path is None:
         log.warning(f"LPIPS is left out: the AlexNet backbone is missing; {how_to_get('lpips-alexnet', weights_dir)}")

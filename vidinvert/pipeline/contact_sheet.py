@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 BACKGROUND = (255, 255, 255)
 INK = (0, 0, 0)
 
 
 def _font(px: int):
-    from PIL import ImageFont
-
     try:
         return ImageFont.load_default(size=px)
     except TypeError:  # Pillow < 10.1: the fixed bitmap font
@@ -33,8 +32,6 @@ def compose_sheet(rows: Sequence[np.ndarray], row_names: Sequence[str], strength
     ``strengths``, ``cells`` (row, col, strength, box ``[x0, y0, x1, y1)``), ``row_label_boxes``,
     ``column_label_boxes``, ``title``).
     """
-    from PIL import Image, ImageDraw
-
     if len(rows) != len(row_names) or not rows:
         raise ValueError("compose_sheet: one name per row, at least one row")
     c, r = len(strengths), int(rows[0].shape[1])

@@ -26,6 +26,7 @@ from typing import Any
 from vidinvert import distributed
 from vidinvert.errors import VidinvertError
 from vidinvert.inputs import MEDIA_SUFFIXES, InputFile, is_photo, resolve_inputs
+from vidinvert.video.probe import probe
 
 log = logging.getLogger(__name__)
 SLURM_VARS = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_STEP", "SLURM_ARRAY_TASK_COUNT")
@@ -128,7 +129,6 @@ def count_frames(path: Path) -> int:
     """Frames of a clip from its header (exactly counted when the header does not say); 1 for a photo."""
     if is_photo(path):
         return 1
-    from vidinvert.video.probe import probe
 
     n = probe(path, count_frames=False).frame_count
     if n is None:

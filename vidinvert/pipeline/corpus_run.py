@@ -10,6 +10,7 @@ failed with its error line and the share goes on. At the end each process writes
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -168,8 +169,6 @@ def _wait_for_ranks(out_dir: Path, shard: Shard, run_id: str, poll_s: float, rep
 
 
 def _read_marker(path: Path) -> dict | None:
-    import json
-
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):

@@ -11,15 +11,22 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vidinvert import specs
+from vidinvert.device import resolve_compute
+from vidinvert.edit.channels import locate_channels
 from vidinvert.edit.discover import DiscoverRequest, DiscoverResult, plan_discover, run_discover
+from vidinvert.edit.layers import parse_layers
+from vidinvert.edit.stylespace import load_style_stats
 from vidinvert.edit.text import check_beta
 from vidinvert.errors import VidinvertError
+from vidinvert.face import masks as face_masks
+from vidinvert.face.regions import RegionMasker, parse_regions
 from vidinvert.pipeline.context import load_inverter
 from vidinvert.pipeline.preview import PreviewRequest, check_preview_request, run_preview
 from vidinvert.pipeline.request import ModelChoice
 from vidinvert.pipeline.style_edits import precheck_layout
 from vidinvert.pipeline.text_edits import precheck_text
-from vidinvert.weights import generator_file, load_generator
+from vidinvert.weights import generator_file, install_dir, load_generator
 
 # Options of ``discover`` that only shape the --preview sheet.
 PREVIEW_ONLY = ("preview_out", "preview_size", "at", "no_align")
@@ -111,13 +118,11 @@ class ChannelsRequest:
 
     def check(self) -> None:
         """What can be checked before the generator loads."""
-        from vidinvert.specs import parse_layers, parse_regions
-
         self.models.check()
         if self.models.encoder is not None or str(self.models.dtype) != "auto":
             raise VidinvertError("directions channels loads the generator alone, in float32: leave out --encoder "
                                  "and --dtype")
-        if not parse_regions(self.region):
+        if not specs.parse_regions(self.region):
             raise VidinvertError("directions channels needs --region (e.g. mouth)")
         for name in ("top", "samples", "probes"):
             if int(getattr(self, name)) < 1:
@@ -127,7 +132,7 @@ class ChannelsRequest:
         if self.size is not None and (self.size < 4 or self.size & (self.size - 1)):
             raise VidinvertError(f"--size must be a power of two (e.g. 256), got {self.size}")
         if self.layers is not None:
-            parse_layers(self.layers, 1 << 20)
+            specs.parse_layers(self.layers, 1 << 20)
 
 
 def run_channels_job(request: ChannelsRequest) -> dict:
@@ -135,14 +140,6 @@ def run_channels_job(request: ChannelsRequest) -> dict:
     (cached in the weights folder), and rank the channels. The summary: ``region``, ``mask_source``,
     ``samples``, ``probes``, ``size``, ``seconds``, ``measured``, ``channels`` (the top ones, best
     first: :meth:`~vidinvert.edit.channels.ChannelScore.as_dict`)."""
-    from vidinvert.device import resolve_compute
-    from vidinvert.edit.channels import locate_channels
-    from vidinvert.edit.layers import parse_layers
-    from vidinvert.edit.stylespace import load_style_stats
-    from vidinvert.face import masks as face_masks
-    from vidinvert.face.regions import RegionMasker, parse_regions
-    from vidinvert.weights import install_dir
-
     request.check()
     m = request.models
     compute = resolve_compute(m.device, "fp32")

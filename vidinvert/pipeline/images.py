@@ -23,6 +23,7 @@ from vidinvert.errors import VidinvertError
 from vidinvert.fileio import atomic_path
 from vidinvert.imagefile import read_image, write_image
 from vidinvert.memory import BatchSize, batch_report
+from vidinvert.metrics.identity import paired_identity
 from vidinvert.pipeline.edits import EditPlan, style_offsets
 from vidinvert.pipeline.records import write_records
 from vidinvert.pipeline.request import ALIGNED, EditRequest
@@ -125,8 +126,6 @@ def run_image_job(inverter: Inverter, job: ImageJob,
 def _image_batch(inverter: Inverter, job: ImageJob, rows: range, tags: list[str], embedder, timings: dict):
     """One batch's networks (nothing written): ``(latents, edited latents per tag or None, uint8
     RGB images [n,S,S,3] per tag, identity per image)``, latents on the CPU."""
-    from vidinvert.metrics.identity import paired_identity
-
     paths = job.inputs[rows[0] : rows[-1] + 1]
     t = time.perf_counter()
     faces = to_tensor(np.stack([load_aligned(p, inverter.size) for p in paths]), device=inverter.compute.device)

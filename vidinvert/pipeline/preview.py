@@ -33,10 +33,18 @@ from vidinvert.edit.directions import (
 from vidinvert.edit.layers import default_strengths
 from vidinvert.engine import Inverter, Latents
 from vidinvert.errors import VidinvertError
+from vidinvert.face.detect import make_detector
+from vidinvert.face.geometry import PixelGeometry
+from vidinvert.face.single import align_single
 from vidinvert.fileio import check_output, write_json
 from vidinvert.imagefile import is_image_path, read_image, write_image
 from vidinvert.models.stylespace import is_style_direction_path, parse_channels, read_style_direction
+from vidinvert.pipeline.contact_sheet import compose_sheet
+from vidinvert.pipeline.style_edits import resolve_styles
+from vidinvert.pipeline.text_edits import text_styles
 from vidinvert.specs import TEXT_BETA, TEXT_NEUTRAL
+from vidinvert.timespec import parse_time
+from vidinvert.video.random_access import RandomAccessVideo
 
 #: Default columns of a sheet of StyleSpace rows: standard deviations per unit of S.
 STYLE_STRENGTHS = (-10.0, -5.0, 0.0, 5.0, 10.0)
@@ -131,9 +139,6 @@ def preview_directions(request: PreviewRequest, n_latent: int, style_dim: int) -
 def preview_styles(request: PreviewRequest, inverter: Inverter) -> list:
     """The StyleSpace rows (:class:`~vidinvert.edit.stylespace.StyleDirection`): each ``.npz``
     direction, then each channel alone."""
-    from vidinvert.pipeline.style_edits import resolve_styles
-    from vidinvert.pipeline.text_edits import text_styles
-
     files = [p for p in request.directions if is_style_direction_path(p)]
     if not files and not request.channels and not request.texts:
         return []
@@ -147,9 +152,6 @@ def read_source(request: PreviewRequest) -> tuple[np.ndarray, dict]:
     """The image to preview, uint8 RGB ``[H,W,3]``, and where it came from (file, frame index, time)."""
     if is_image_path(request.input):
         return read_image(request.input), {"file": str(request.input), "frame": None, "time": None}
-    from vidinvert.face.geometry import PixelGeometry
-    from vidinvert.timespec import parse_time
-    from vidinvert.video.random_access import RandomAccessVideo
 
     point = parse_time(request.at if request.at is not None else "0f", what="--at")
     with RandomAccessVideo(request.input) as video:
@@ -180,9 +182,6 @@ def face_crop(rgb: np.ndarray, request: PreviewRequest, size: int, device) -> to
             t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", antialias=h > size,
                                                 align_corners=False)
         return t
-    from vidinvert.face.detect import make_detector
-    from vidinvert.face.single import align_single
-
     detector = make_detector(request.detector, request.weights_dir, device="cpu")
     crop, _ = align_single(rgb, detector, face=request.face, size=size)
     return crop.to(device)
@@ -267,7 +266,6 @@ def run_preview(inverter: Inverter, request: PreviewRequest,
     t1 = time.perf_counter()
     cells = render_rows(inverter, crop, directions, strengths, request.preview_size, progress)
     t2 = time.perf_counter()
-    from vidinvert.pipeline.contact_sheet import compose_sheet
 
     size = request.preview_size or inverter.size
     note = (f"rendered at {size} px: the generator's intermediate RGB, not the final {inverter.size} px image"

@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from vidinvert.fileio import write_json
+from vidinvert.pipeline.report_figure import figure_path, write_report_figure
 from vidinvert.pipeline.request import VIDEO
 from vidinvert.pipeline.settings import JobSettings
 from vidinvert.pipeline.style_edits import describe_style_edits
@@ -23,8 +24,6 @@ def write_records(s: JobSettings, ctx, p, outputs: dict[str, Path], rep: dict | 
     if req.report is not None and rep is not None:
         dest = req.report / f"{p.source.stem}.report.json" if req.report.is_dir() else req.report
         if p.kind == VIDEO:  # the report as a picture beside it; photos have no time axis, so none
-            from vidinvert.pipeline.report_figure import figure_path, write_report_figure
-
             picture = write_report_figure(rep, figure_path(dest))
             rep["report_figure"] = None if picture is None else str(picture)
     extra = {"report": {k: v for k, v in rep.items() if k != "per_frame"}} if rep else {}

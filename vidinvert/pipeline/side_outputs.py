@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import atomic_path
@@ -86,8 +87,6 @@ def prepare_frames_dir(root: Path, names: Sequence[str], *, overwrite: bool, res
 def write_frames(root: Path, outputs: dict[str, list[np.ndarray]], indices: list[int]) -> None:
     """Every output frame (uint8 RGB) as ``root/<output name>/<frame index>.png``, each written
     through a temporary name."""
-    from PIL import Image
-
     for name, frames in outputs.items():
         d = Path(root) / name
         d.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ import numpy as np
 
 from vidinvert.timespec import TimeRange
 from vidinvert.version import __version__
+from vidinvert.video import VideoWriter
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,6 @@ class DirectSink:
     """Frames -> one :class:`~vidinvert.video.VideoWriter` (temp file renamed at the end)."""
 
     def __init__(self, path: Path, info, enc: EncodeSettings) -> None:
-        from vidinvert.video import VideoWriter
-
         self.writer = VideoWriter(
             path, like=info, codec=enc.codec, crf=enc.crf, preset=enc.preset, overwrite=enc.overwrite,
             carry_from=enc.carry_from, time_range=enc.time_range, metadata=dict(enc.metadata),

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from vidinvert.edit.layers import parse_layers
 from vidinvert.edit.stylespace import (
+    STATS_SAMPLES,
+    STATS_SEED,
     StyleDirection,
     channel_direction,
     file_direction,
@@ -32,6 +34,7 @@ from vidinvert.models.stylespace import (
 )
 from vidinvert.pipeline.request import EditRequest
 from vidinvert.weights import generator_file, install_dir
+from vidinvert.weights.loading import read_generator_layout
 
 
 def check_style_edits(req: EditRequest, layout: StyleLayout) -> None:
@@ -54,7 +57,6 @@ def precheck_layout(generator: str | None, weights_dir: Path | None, channels: S
     ``generator`` names (read from its shapes; nothing when there is no S edit)."""
     if not channels and not any(is_style_direction_path(p) for p in directions):
         return
-    from vidinvert.weights.loading import read_generator_layout
 
     check_layout(read_generator_layout(generator_file(generator, weights_dir)), channels, directions)
 
@@ -95,8 +97,6 @@ def resolve_styles(inv: Inverter, files: Sequence[Path], channel_groups: Sequenc
 def describe_style_edits(edits, inv: Inverter) -> dict | None:
     """What ``run.json`` records of the S edits of ``edits`` (``(tag, EditSpec | None)``): per tag its
     sources, channels and units, and the statistics the standard deviations came from; None without any."""
-    from vidinvert.edit.stylespace import STATS_SAMPLES, STATS_SEED
-
     out: dict = {}
     for tag, spec in edits:
         if spec is not None and spec.styles:

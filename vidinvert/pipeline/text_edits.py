@@ -23,6 +23,7 @@ from vidinvert.errors import VidinvertError
 from vidinvert.models import clip as clipmodel
 from vidinvert.pipeline.request import EditRequest
 from vidinvert.weights import generator_file, install_dir, require
+from vidinvert.weights.loading import read_generator_layout
 
 log = logging.getLogger("vidinvert")
 
@@ -69,7 +70,6 @@ def precheck_text(prompts: Sequence[str], neutral: str, text_matrix: Path | None
         return
     check_prompts(prompts, neutral)
     clip_file(weights_dir)
-    from vidinvert.weights.loading import read_generator_layout
 
     load_relevance(matrix_file(text_matrix, weights_dir), read_generator_layout(generator_file(generator, weights_dir)))
 

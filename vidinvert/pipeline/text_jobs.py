@@ -19,7 +19,7 @@ import numpy as np
 from vidinvert.choices import ModelChoice
 from vidinvert.device import resolve_compute, warn_cpu_fallback
 from vidinvert.edit import text as textdir
-from vidinvert.edit.relevance import PUBLISHED_MAX_RESOLUTION, SAMPLES, SEED, compute_relevance, load_relevance
+from vidinvert.edit.relevance import PUBLISHED_MAX_RESOLUTION, SAMPLES, SEED, compute_relevance, load_relevance, text_direction
 from vidinvert.edit.stylespace import generator_fingerprint, load_style_stats
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import check_output
@@ -65,8 +65,6 @@ class FromTextRequest:
 
 def run_from_text(request: FromTextRequest) -> dict:
     """Write the prompt's direction; the summary (output, channels kept, the strongest ones)."""
-    from vidinvert.edit.relevance import text_direction
-
     request.check()
     t0 = time.perf_counter()
     gen, compute = _generator(request.models)

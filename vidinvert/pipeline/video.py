@@ -13,6 +13,7 @@ averaging. Filters never mix frames across a gap without the face.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -23,14 +24,19 @@ import torch
 
 from vidinvert.engine import Inverter, Latents
 from vidinvert.errors import VidinvertError
+from vidinvert.face import masks as face_masks
+from vidinvert.face.align import warp_faces
+from vidinvert.face.paste import combine_masks, paste_faces, paste_faces_depth
+from vidinvert.face.regions import feature_grid_mask
 from vidinvert.face.smooth import INTERPOLATED
 from vidinvert.face.stream import FaceFrame, MultiFaceAligner
+from vidinvert.face.types import parse_face_select
 from vidinvert.memory import BatchSize, batch_report, concat_rows
 from vidinvert.pipeline import side_outputs
 from vidinvert.pipeline.chunks import Chunk, Key, batches, filter_latents
 from vidinvert.pipeline.edits import EditPlan
 from vidinvert.pipeline.report import build_report, combine_track_reports, total_counts
-from vidinvert.pipeline.sinks import EncodeSettings, output_metadata
+from vidinvert.pipeline.sinks import DirectSink, EncodeSettings, output_metadata
 from vidinvert.pipeline.state import RunState
 from vidinvert.pipeline.temporal_report import FrameMark
 from vidinvert.pipeline.video_config import (
@@ -40,6 +46,8 @@ from vidinvert.pipeline.video_config import (
     VideoJob,
 )
 from vidinvert.threads import WriterThread, prefetch
+from vidinvert.video import open_video
+from vidinvert.video.damage import damage_report
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +121,6 @@ class VideoRun:
     # ------------------------------------------------------------------------------ networks
     def _crops(self, chunk: Chunk, keys: list[Key]) -> torch.Tensor:
         """Aligned source crops ``[n,3,S,S]`` in [-1,1] of the faces ``keys``."""
-        from vidinvert.face.align import warp_faces
-
         quads = np.stack([chunk.face(k).quad for k in keys])
         with self.clock.timer("align", len(keys)):
             return warp_faces([chunk.frames[p].frame for p, _ in keys], quads, self.inv.size,
@@ -207,8 +213,6 @@ class VideoRun:
         edited: dict[str, torch.Tensor] = {}
         edit_outputs = [(o.name, o.edit) for o in self.job.outputs if self._is_edit(o)]
         if edit_outputs:
-            from vidinvert.face.regions import feature_grid_mask
-
             with self.clock.timer("edit", len(sel)):
                 lats = self.plan.edit_batch(inv, lat, edit_outputs, [(it.index, it.time) for it in items],
                                             [it.edit_weight for it in items],
@@ -228,8 +232,6 @@ class VideoRun:
         """Paste a batch's crops ``img [n,3,S,S]`` into their frames -> new frame per position.
         Frames with one face of the batch: one batched one-face paste; frames with several: the
         depth-ordered paste (farther faces first, masks cut by nearer faces)."""
-        from vidinvert.face.paste import paste_faces, paste_faces_depth
-
         quads = np.stack([chunk.face(k).quad for k in sel])
         rows: dict[int, list[int]] = {}
         for j, (p, _) in enumerate(sel):
@@ -256,15 +258,12 @@ class VideoRun:
         """Paste a batch's syntheses into its frames: the inversion in full, edits by ``paste_mode``
         (a delta only inside the region with ``--region``), and the side-by-side inversion. Returns
         the first output's paste masks ``[n,1,r,r]`` (the warping error's valid set)."""
-        from vidinvert.face.masks import outline_masks
-        from vidinvert.face.paste import combine_masks
-
         cfg, dev = self.cfg, self.inv.compute.device
         items = [chunk.face(k) for k in sel]
         weights = np.array([it.edit_weight for it in items])
         base_mask = first_mask = None
         if self.masker is None:
-            base_mask = outline_masks([it.landmarks_crop for it in items], cfg.mask_size, device=dev)
+            base_mask = face_masks.outline_masks([it.landmarks_crop for it in items], cfg.mask_size, device=dev)
         for o in self.job.outputs:
             is_edit = self._is_edit(o)
             img = edited[o.name] if is_edit else recon
@@ -347,9 +346,6 @@ class VideoRun:
 
     # --------------------------------------------------------------------------------- run
     def run(self) -> dict:
-        from vidinvert.video import open_video
-        from vidinvert.video.damage import damage_report
-
         job, cfg = self.job, self.cfg
         t_start = time.perf_counter()
         reader = open_video(job.source, time_range=job.time_range, on_damage=cfg.on_damage)
@@ -387,8 +383,6 @@ class VideoRun:
         per_track = [c.as_dict() for c in self.aligner.counts]
         counts = total_counts(per_track, frames_done, self._bare_frames)
         if counts["edited"] == 0:
-            from vidinvert.face.types import parse_face_select
-
             select = parse_face_select(self.job.face.track.select)
             which = f"face {select} (counted from the left)" if select.mode == "numbers" else "face"
             log.warning(f"{Path(job.source).name}: no {which} was found in any frame: the output is the source"
@@ -464,10 +458,6 @@ class VideoRun:
                               metadata=output_metadata([o.name for o in job.outputs], job.metadata))
 
     def _open_sinks(self, info) -> dict:
-        import dataclasses
-
-        from vidinvert.pipeline.sinks import DirectSink
-
         enc = self.encode_settings()
         specs = [(o, info) for o in self.job.outputs]
         if self.cfg.side_by_side:

@@ -24,6 +24,8 @@ from vidinvert.engine import Latents
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import write_json
 from vidinvert.runinfo import to_jsonable
+from vidinvert.video import VideoWriter
+from vidinvert.video.concat import concat_segments
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +159,6 @@ class SegmentSink:
         return self.wd.path / f"seg_{self.output.name}_{number:06d}{self.suffix}"
 
     def write_chunk(self, number: int, frames: list[np.ndarray], pts: list[int], durations: list) -> None:
-        from vidinvert.video import VideoWriter
-
         enc = self.enc
         with VideoWriter(self._seg(number), like=self.info, codec=enc.codec, crf=enc.crf, preset=enc.preset,
                          overwrite=True, carry_from=None, time_range=None) as w:
@@ -167,8 +167,6 @@ class SegmentSink:
         self.numbers.add(number)
 
     def close(self) -> Path:
-        from vidinvert.video.concat import concat_segments
-
         enc = self.enc
         segments = [self._seg(n) for n in sorted(self.numbers)]
         return concat_segments(segments, self.output.path, like=self.info, carry_from=enc.carry_from,

@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from vidinvert.errors import VidinvertError
+from vidinvert.studio.guard import Guard
+from vidinvert.studio.handlers import Handlers
+from vidinvert.studio.page import CSS, build_page
 from vidinvert.studio.request import StudioRequest
+from vidinvert.studio.studio import Studio
 
 __all__ = ["OFFLINE_ENV", "RunningStudio", "serve", "start"]
 
@@ -99,10 +103,6 @@ def start(request: StudioRequest, *, editor=None) -> RunningStudio:
     except ImportError as exc:
         raise VidinvertError(f"the studio needs Gradio ({exc.name} is missing): pip install 'vidinvert[studio]'") \
             from None
-    from vidinvert.studio.guard import Guard
-    from vidinvert.studio.handlers import Handlers
-    from vidinvert.studio.page import CSS, build_page
-    from vidinvert.studio.studio import Studio
 
     studio = Studio(request, temp, editor=editor)
     handlers = Handlers(studio, images=temp / "gradio" / "shown")

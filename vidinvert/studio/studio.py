@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from vidinvert.cli.jobs import command_line
+from vidinvert.device import dtype_name
 from vidinvert.errors import VidinvertError
 from vidinvert.face.regions import PARSING_ONLY
 from vidinvert.imagefile import is_image_path
@@ -35,6 +36,7 @@ from vidinvert.specs import REGIONS
 from vidinvert.studio.controls import Controls
 from vidinvert.studio.files import is_under, media_in, save_upload
 from vidinvert.studio.request import StudioRequest
+from vidinvert.video import RandomAccessVideo
 from vidinvert.weights.registry import search_dirs
 
 __all__ = ["PREVIEW_RGB", "RenderDone", "RenderProgress", "Studio", "View"]
@@ -131,8 +133,6 @@ class Studio:
 
     def resolved_models(self) -> dict:
         """The model fields with the device and dtype the editor runs on (so the command line names them)."""
-        from vidinvert.device import dtype_name
-
         compute = self.editor.inverter.compute
         models = self.request.edit_models()
         models.update(device=str(compute.device), dtype=dtype_name(compute.dtype))
@@ -169,7 +169,6 @@ class Studio:
         media.check_frame(frame)
         if media.kind != "video":
             return media.info.rgb
-        from vidinvert.video import RandomAccessVideo
 
         with RandomAccessVideo(media.path) as ra:
             return ra.get(int(frame)).rgb
@@ -292,8 +291,6 @@ def _range(media: Media, start: int | None, end: int | None) -> dict:
 def draw_faces(rgb: np.ndarray, faces: list[FaceInfo]) -> np.ndarray:
     """A copy of ``rgb`` with each face's crop box and ``--face`` number (``track N`` for a face that
     appears after the first frame with faces) drawn in."""
-    from PIL import ImageDraw
-
     img = Image.fromarray(rgb)
     draw = ImageDraw.Draw(img)
     width = max(1, round(max(rgb.shape[:2]) / 300))

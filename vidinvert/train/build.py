@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from vidinvert.errors import VidinvertError
+from vidinvert.models import fs_encoder, stylegan2
 from vidinvert.train.config import TrainConfig
 from vidinvert.train.losses import (
     IdentityLoss,
@@ -26,6 +27,7 @@ from vidinvert.train.losses import (
     freeze,
     tiny_identity_network,
 )
+from vidinvert.weights import load_arcface, load_generator, read_checkpoint, resolve_file
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,6 @@ class Networks:
 
 def _resolve(arg: str, default_name: str, key: str, weights_dir: Path | None) -> Path:
     """A registry name, a path or a bare file name in the weights folders -> an existing file."""
-    from vidinvert.weights import resolve_file
-
     try:
         return resolve_file(arg, default_name, weights_dir)
     except VidinvertError as exc:
@@ -124,13 +124,9 @@ def _state_dict(obj, path: Path) -> dict[str, Tensor]:
 
 def build_generator(cfg: TrainConfig, path: Path | None, device: torch.device) -> tuple[nn.Module, Tensor]:
     if path is None:
-        from vidinvert.models import stylegan2
-
         gen = stylegan2.tiny(cfg.model.generator_seed)
         latent_avg = gen.mean_latent(2000, seed=cfg.model.generator_seed)
     else:
-        from vidinvert.weights import load_generator
-
         gen, latent_avg = load_generator(path)
     k = cfg.model.feature_index
     if 4 * 2 ** (k // 2) != 16:
@@ -140,8 +136,6 @@ def build_generator(cfg: TrainConfig, path: Path | None, device: torch.device) -
 
 def build_encoder(cfg: TrainConfig, generator: nn.Module, latent_avg: Tensor, path: Path | None) -> nn.Module:
     """The trainable encoder matched to ``generator`` (CPU, train mode, latent_avg set)."""
-    from vidinvert.models import fs_encoder
-
     dims = {"n_styles": generator.n_latent, "style_dim": generator.style_dim,
             "feature_channels": generator.channels[16]}
     if cfg.model.encoder == "tiny":
@@ -151,8 +145,6 @@ def build_encoder(cfg: TrainConfig, generator: nn.Module, latent_avg: Tensor, pa
             torch.manual_seed(cfg.seed)
             enc = fs_encoder.FeatureStyleEncoder(**dims)
     if path is not None:
-        from vidinvert.weights import read_checkpoint
-
         sd = _state_dict(read_checkpoint(path), path)
         if cfg.model.encoder_init == "arcface":
             trunk = arcface_to_encoder_trunk(sd)
@@ -178,8 +170,6 @@ def build_loss_networks(cfg: TrainConfig, files: dict[str, Path | None], device:
         if lo.identity_net == RANDOM_IDENTITY:
             arc = tiny_identity_network(cfg.seed, lo.identity_size)
         else:
-            from vidinvert.weights import load_arcface
-
             arc = load_arcface(files["identity"])
             if getattr(arc, "input_size", lo.identity_size) != lo.identity_size:
                 raise VidinvertError(

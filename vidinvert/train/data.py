@@ -20,6 +20,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from vidinvert.convert import unit_from_uint8
@@ -124,8 +125,6 @@ def load_face(path: Path, size: int) -> Tensor:
     A non-square image is centre-cropped to a square first; other sizes are resized with
     Lanczos filtering (PIL).
     """
-    from PIL import Image
-
     rgb = read_image(path)
     h, w = rgb.shape[:2]
     if h != w:

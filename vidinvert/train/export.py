@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from vidinvert.errors import VidinvertError
+from vidinvert.fileio import atomic_path, check_output
 from vidinvert.train import checkpoint as ckpt
 
 
@@ -31,8 +32,6 @@ def clean_state_dict(sd: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def write_encoder_state_dict(sd: dict[str, Tensor], out: str | Path, *, overwrite: bool = False) -> Path:
     """Save a bare encoder state dict atomically (temp file + rename)."""
-    from vidinvert.fileio import atomic_path, check_output
-
     dest = check_output(Path(out), overwrite=overwrite)
     with atomic_path(dest, overwrite=overwrite) as tmp:
         torch.save(clean_state_dict(sd), tmp)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from vidinvert.convert import uint8_from_unit
@@ -101,7 +102,6 @@ class RunLogger:
     def grid(self, tag: str, iteration: int, columns: list[Tensor]) -> None:
         if not self.enabled:
             return
-        from PIL import Image
 
         arr = image_grid(columns)
         folder = self.run_dir / IMAGES_DIR

@@ -29,14 +29,18 @@ from typing import Any, Callable
 
 import torch
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from vidinvert import distributed as D
-from vidinvert.device import to_device
+from vidinvert.device import resolve_compute, to_device
 from vidinvert.errors import VidinvertError
+from vidinvert.fileio import write_json
 from vidinvert.memory import BatchSize
+from vidinvert.models.fs_encoder import prepare_encoder_input
+from vidinvert.runinfo import run_record
 from vidinvert.train import checkpoint as ckpt
 from vidinvert.train.build import Networks, build_networks, resolve_files
-from vidinvert.train.config import TrainConfig, dump_config, load_config, resume_differences, to_dict
+from vidinvert.train.config import TrainConfig, apply_overrides, dump_config, load_config, resume_differences, to_dict, validate
 from vidinvert.train.data import (
     STREAM_VAL_SYNTHETIC,
     BatchLayout,
@@ -50,6 +54,7 @@ from vidinvert.train.data import (
     reconstruction_noise,
     split_images,
 )
+from vidinvert.train.export import write_encoder_state_dict
 from vidinvert.train.logs import RunLogger
 from vidinvert.train.losses import feature_loss, l2_loss
 from vidinvert.train.syncbn import convert_sync_batchnorm
@@ -83,8 +88,6 @@ def prepare_run_config(
     ``config.yaml`` (plus ``overrides``) is used; a ``cfg`` given as well must equal it except for
     the keys that may change on resume (``schedule.iterations``, ``log.*``, ...).
     """
-    from vidinvert.train.config import apply_overrides, validate
-
     run_dir = Path(run_dir)
     if not resume:
         if cfg is None:
@@ -144,8 +147,6 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------
     def _device(self) -> tuple[torch.device, torch.dtype]:
-        from vidinvert.device import resolve_compute
-
         compute = resolve_compute(self.cfg.device, self.cfg.dtype)
         if compute.fell_back and self.info.is_main:
             log.warning(f"training on the CPU: CUDA is not available although config device is "
@@ -191,8 +192,6 @@ class Trainer:
         self.encoder = encoder
         fwd: torch.nn.Module = encoder
         if info.distributed:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
             fwd = DDP(encoder, device_ids=[device.index] if device.type == "cuda" else None,
                       broadcast_buffers=False)
         self.ddp = fwd if info.distributed else None
@@ -250,13 +249,9 @@ class Trainer:
         self.order = RealOrder(len(self.train_files), cfg.seed) if cfg.data.batch_real > 0 else None
 
     def _write_run_files(self, files: dict[str, Path | None], fresh: bool) -> None:
-        from vidinvert.fileio import write_json
-
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / CONFIG_FILE).write_text(dump_config(self.cfg), encoding="utf-8")
         if fresh:
-            from vidinvert.runinfo import run_record
-
             rec = run_record(command="train", config=to_dict(self.cfg), weights={})
             rec["weights"] = {k: (str(v) if v else None) for k, v in files.items()}
             rec["world_size"] = self.info.world_size
@@ -281,7 +276,6 @@ class Trainer:
     def _losses(self, encoder, x: Tensor, ns: int, own: list[Tensor], rand: list[Tensor], s: float):
         """Per-term SUMS over the samples (with grad) and the reconstructions (x1, x2)."""
         g, K, cfg = self.gen, self.K, self.cfg
-        from vidinvert.models.fs_encoder import prepare_encoder_input
 
         with self._autocast():
             w, f = encoder(prepare_encoder_input(x))
@@ -512,8 +506,6 @@ class Trainer:
         ckpt.save_checkpoint(self.run_dir, iteration, payload, keep=self.cfg.schedule.keep_checkpoints)
 
     def _export_final(self) -> None:
-        from vidinvert.train.export import write_encoder_state_dict
-
         write_encoder_state_dict(self.encoder.state_dict(), self.run_dir / ENCODER_FILE, overwrite=True)
 
     # ------------------------------------------------------------------------------------------

@@ -28,6 +28,10 @@ from torch import Tensor, nn
 
 from vidinvert.convert import IMAGENET_MEAN, IMAGENET_STD
 from vidinvert.errors import VidinvertError
+from vidinvert.face.masks import load_bisenet
+from vidinvert.metrics.image import alexnet_to_lpips_keys
+from vidinvert.models.iresnet import IResNet
+from vidinvert.weights import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +139,9 @@ def build_lpips(kind: str, alexnet_path=None, scales: int = 3, *, seed: int = 0)
 
 def load_alexnet_trunk(module: nn.Module, path) -> None:
     """Copy torchvision AlexNet ``features.*`` weights into an ``lpips.LPIPS`` trunk (strict)."""
-    from vidinvert.weights import read_checkpoint
-
     sd = read_checkpoint(path)
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
-    from vidinvert.metrics.image import alexnet_to_lpips_keys
 
     mapped = alexnet_to_lpips_keys(sd)
     try:
@@ -175,8 +176,6 @@ class IdentityLoss(nn.Module):
 
 def tiny_identity_network(seed: int = 0, input_size: int = 112) -> nn.Module:
     """A width-reduced random IResNet (widths 8..64, one block per stage, 64-d embedding)."""
-    from vidinvert.models.iresnet import IResNet
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return IResNet((1, 1, 1, 1), (8, 16, 32, 64), 64, input_size=input_size)
@@ -215,8 +214,6 @@ def build_bisenet(path=None, *, seed: int = 0) -> nn.Module:
     :func:`vidinvert.face.masks.load_bisenet` (the paste masks use it too): facexlib's
     ``parsing_bisenet.pth`` and the official encoder's ``79999_iter.pth`` both load; ``path``
     None gives random weights drawn from ``seed`` (tests)."""
-    from vidinvert.face.masks import load_bisenet
-
     return load_bisenet(path, seed=seed)
 
 

@@ -10,11 +10,15 @@ a directory, a missing path.
 
 from __future__ import annotations
 
+import argparse
 import logging
+import pickle
 import struct
 import zipfile
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from vidinvert.errors import VidinvertError
 
@@ -64,16 +68,12 @@ def _looks_like_nvidia_pickle(head: bytes) -> bool:
 
 
 def _allowed_globals() -> list:
-    import argparse
-
     # rosinality's training checkpoints store their argparse.Namespace under 'args'; rebuilding one
     # only sets attributes, so it is safe to allow.
     return [argparse.Namespace]
 
 
 def _torch_load(path: Path, map_location: Any, mmap: bool) -> Any:
-    import torch
-
     kwargs: dict[str, Any] = {"weights_only": True, "map_location": map_location}
     if mmap:
         kwargs["mmap"] = True
@@ -159,7 +159,6 @@ def read_checkpoint(path: Path | str, map_location: Any = "cpu") -> Any:
         raise VidinvertError(
             f"{path} is not a PyTorch checkpoint (unrecognised content starting with {head[:16]!r})"
         )
-    import pickle
 
     try:
         return _torch_load(path, map_location, mmap=is_zip)

@@ -28,6 +28,10 @@ import torch
 from torch import Tensor, nn
 
 from vidinvert.errors import VidinvertError
+from vidinvert.models.fs_encoder import FeatureStyleEncoder
+from vidinvert.models.iresnet import IResNet
+from vidinvert.models.stylegan2 import Generator, default_channels
+from vidinvert.models.stylespace import layout_for
 from vidinvert.weights.checkpoint import read_checkpoint
 
 log = logging.getLogger(__name__)
@@ -342,8 +346,6 @@ def load_generator(path: Path | str, map_location: Any = "cpu"):
     Returns ``(generator in eval mode, latent_avg [n_latent, style_dim] float32)`` on the device
     named by ``map_location`` (CPU by default).
     """
-    from vidinvert.models.stylegan2 import Generator
-
     path = Path(path).expanduser()
     obj = read_checkpoint(path, map_location="cpu")
     sd, latent_avg, layout = _generator_parts(obj, path)
@@ -374,9 +376,6 @@ def read_generator_layout(path: Path | str):
     """The StyleSpace layout (:class:`~vidinvert.models.stylespace.StyleLayout`) of the generator in
     ``path``, read from its state dict's shapes without building the network (checks that need the
     layout run before the models load)."""
-    from vidinvert.models.stylegan2 import default_channels
-    from vidinvert.models.stylespace import layout_for
-
     path = Path(path).expanduser()
     sd, _, _ = _generator_parts(read_checkpoint(path, map_location="cpu"), path)
     config = infer_generator_config(sd)
@@ -430,8 +429,6 @@ def load_encoder(path: Path | str, latent_avg: Tensor | None = None, map_locatio
     ``latent_avg`` ((style_dim,), (1, style_dim) or (n_styles, style_dim), from the generator
     file) is added to the offsets; without it a latent_avg stored in the file is used, if any.
     """
-    from vidinvert.models.fs_encoder import FeatureStyleEncoder
-
     path = Path(path).expanduser()
     obj = read_checkpoint(path, map_location="cpu")
     sd, stored = _encoder_parts(obj, path)
@@ -475,8 +472,6 @@ def infer_iresnet_config(sd: Mapping[str, Any]) -> dict:
 
 def load_arcface(path: Path | str, map_location: Any = "cpu"):
     """Load the ArcFace IResNet (eval mode) from a bare state dict such as ``backbone.pth``."""
-    from vidinvert.models.iresnet import IResNet
-
     path = Path(path).expanduser()
     obj = read_checkpoint(path, map_location="cpu")
     if not isinstance(obj, Mapping):
