@@ -39,7 +39,12 @@ TORCH_FREE = ("vidinvert", "vidinvert.errors", "vidinvert.version", "vidinvert.c
               "vidinvert.pipeline.needs", "vidinvert.pipeline.results", "vidinvert.pipeline.job",
               "vidinvert.pipeline.corpus_job", "vidinvert.cli.app", "vidinvert.cli.jobs", "vidinvert.cli.common",
               "vidinvert.models.stylespace", "vidinvert.studio", "vidinvert.studio.request",
-              "vidinvert.cli.studio_cmd")
+              "vidinvert.cli.studio_cmd", "vidinvert.distributed")
+# Outside the start-up modules imports go at the module top; inside functions only these libraries,
+# optional extras or heavy ones a single code path needs (loaded on use: a run that never draws a
+# report does not pay matplotlib's import).
+DEFERRED = ("dlib", "open_clip", "gradio", "uvicorn", "fastapi", "sklearn", "pytorch_optimizer", "lpips",
+            "facexlib", "matplotlib", "torch.utils.tensorboard", "decord")
 
 
 def _modules() -> dict[str, Path]:
@@ -146,6 +151,36 @@ def test_start_up_modules_stay_torch_free():
     """)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(out.stdout) == []
+
+
+def _start_up_modules() -> set[str]:
+    """Every vidinvert module loaded by the start-up modules and the CLI's start (``vidinvert --help``)."""
+    code = textwrap.dedent(f"""
+        import importlib, json, sys
+        for name in {list(TORCH_FREE)!r} + ["vidinvert.cli.app"]:
+            importlib.import_module(name)
+        print(json.dumps(sorted(m for m in sys.modules if m.startswith("vidinvert"))))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    return set(json.loads(out.stdout))
+
+
+def test_imports_sit_at_the_module_top_outside_the_start_up_modules():
+    start_up = _start_up_modules()
+    assert "vidinvert.cli.app" in start_up and "vidinvert.engine" not in start_up
+    inside = []
+    for name, path in MODULES.items():
+        if name in start_up:
+            continue
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                    if not all(any(m == d or m.startswith(d + ".") for d in DEFERRED) for m in mods):
+                        inside.append(f"{name}:{node.lineno} {ast.unparse(node)}")
+    assert not inside, inside
 
 
 def test_no_function_over_80_lines():

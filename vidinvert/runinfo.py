@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy
 import torch
 
@@ -42,12 +43,7 @@ def versions() -> dict[str, str]:
         "torch": torch.__version__,
         "numpy": numpy.__version__,
     }
-    try:
-        import av
-
-        out["av"] = av.__version__
-    except Exception:  # pragma: no cover
-        pass
+    out["av"] = av.__version__
     if torch.cuda.is_available():
         out["cuda"] = str(torch.version.cuda)
         out["gpu"] = torch.cuda.get_device_name(0)

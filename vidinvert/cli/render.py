@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from rich.table import Table
+
 from vidinvert.cli import common
 from vidinvert.errors import VidinvertError
 
@@ -15,8 +17,6 @@ def report_table(rep: dict):
     when several faces were tracked). With dlib the identity columns are shares of frames within
     0.6 with the mean distance beside them; with ArcFace cosines (eq. 9). TL-ID / TG-ID (STIT,
     ArcFace only) and the warping error (with the source's subtracted) follow."""
-    from rich.table import Table
-
     t = Table(title=f"{Path(rep['input']).name}: identity and stability", show_lines=False)
     dlib = any(v is not None for v in (rep.get("identity_distance") or {}).values())
     unit = " (share ≤0.6, mean d)" if dlib else " (cos)" if rep["identity_embedder"] else ""

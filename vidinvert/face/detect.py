@@ -24,6 +24,7 @@ from vidinvert.errors import VidinvertError
 from vidinvert.face import dlib_models
 from vidinvert.face.types import Face, landmarks5_from_68
 from vidinvert.memory import BatchSize
+from vidinvert.weights import find, require
 from vidinvert.weights.checkpoint import read_checkpoint
 from vidinvert.weights.loading import strict_load
 
@@ -241,10 +242,6 @@ def make_detector(kind: str = "auto", weights_dir: Path | str | None = None, dev
     if kind in ("auto", "retinaface"):
         path = _find_weights("retinaface", weights_dir)
         if path is None and kind == "retinaface":
-            try:
-                from vidinvert.weights import require
-            except ImportError:  # pragma: no cover - registry not importable
-                from vidinvert.weights.registry import require
             require("retinaface", weights_dir)  # raises the actionable error
     if path is not None:
         return RetinaFaceDetector(path, device=device, **kw)
@@ -257,11 +254,4 @@ def make_detector(kind: str = "auto", weights_dir: Path | str | None = None, dev
 
 
 def _find_weights(name: str, weights_dir) -> Path | None:
-    try:
-        from vidinvert.weights import find
-    except ImportError:
-        try:
-            from vidinvert.weights.registry import find
-        except ImportError:  # pragma: no cover
-            return None
     return find(name, weights_dir)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 
 from vidinvert.errors import VidinvertError
 
@@ -180,10 +181,6 @@ def read_checkpoint(path: Path | str, map_location: Any = "cpu") -> Any:
 
 
 def _read_safetensors(path: Path, map_location: Any) -> dict:
-    try:
-        from safetensors.torch import load_file
-    except ImportError as exc:  # pragma: no cover - safetensors is a dependency
-        raise VidinvertError("reading .safetensors files needs the 'safetensors' package") from exc
     plain = map_location is None or callable(map_location) or isinstance(map_location, dict)
     device = "cpu" if plain else str(map_location)
     try:
