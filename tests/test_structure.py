@@ -184,7 +184,7 @@ def test_imports_sit_at_the_module_top_outside_the_start_up_modules():
 
 
 def test_no_function_over_80_lines():
-    known = {"vidinvert/video/concat.py:concat_segments", "vidinvert/train/loop.py:_train"}  # untouched by #21
+    known: set[str] = set()
     long = []
     for path in MODULES.values():
         for node in ast.walk(ast.parse(path.read_text())):

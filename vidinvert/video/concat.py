@@ -57,51 +57,13 @@ def concat_segments(segments: Sequence[Path], dest: Path, *, like: VideoInfo, ca
     carrier = None
     try:
         out = av.open(str(partial), "w", format=fmt)
-        with av.open(str(segments[0])) as first:
-            template = first.streams.video[0]
-            ov = out.add_stream_from_template(template)
-            ov.time_base = template.time_base
-            rate = like.avg_frame_rate or template.average_rate
-            if rate:  # the stream's frame rate (a template's codec rate is its time base's; MOV timecode reads it)
-                ov.codec_context.framerate = rate
+        ov = _video_stream_like(out, segments[0], like)
         if carry_from is not None:
             carrier = StreamCarrier(check_input_path(carry_from), out, fmt, video=ov, trimmed=trimmed,
                                     tags=metadata, rate=like.avg_frame_rate, start_time=like.start_time)
         else:
             tag_output(out, ov, dict(like.metadata), {}, metadata)
-        first_pts = None
-        last_end = None
-        last_dts = None
-        for seg in segments:
-            with av.open(str(seg)) as c:
-                s = c.streams.video[0]
-                tb = s.time_base
-                for pk in c.demux(s):
-                    if pk.size == 0 or pk.pts is None:
-                        continue
-                    if first_pts is None:
-                        first_pts = pk.pts
-                        if carrier is not None:
-                            carrier.start(float(pk.pts * tb))
-                    if carrier is not None:
-                        carrier.pump(float(pk.pts * tb))
-                    end = pk.pts + (pk.duration or 0)
-                    last_end = float(end * tb) if last_end is None else max(last_end, float(end * tb))
-                    if trimmed:
-                        pk.pts -= first_pts
-                        if pk.dts is not None:
-                            pk.dts -= first_pts
-                    if pk.dts is not None:
-                        if last_dts is not None and pk.dts <= last_dts:
-                            if last_dts + 1 > pk.pts:
-                                raise VidinvertError(
-                                    f"cannot join {seg.name}: its decode timestamps overlap the previous"
-                                    " segment's at this time base; run again without --resume"
-                                )
-                            pk.dts = last_dts + 1
-                        last_dts = pk.dts
-                    pk.stream = ov
-                    out.mux(pk)
+        last_end = _mux_segments(segments, out, ov, carrier, trimmed=trimmed)
         if carrier is not None:
             carrier.finish(last_end)
             carrier.close()
@@ -123,3 +85,56 @@ def concat_segments(segments: Sequence[Path], dest: Path, *, like: VideoInfo, ca
             except Exception:
                 pass
         partial.unlink(missing_ok=True)
+
+
+def _video_stream_like(out, segment: Path, like: VideoInfo):
+    """The output's video stream, a template of ``segment``'s (codec, settings, time base) at the
+    source's frame rate."""
+    with av.open(str(segment)) as first:
+        template = first.streams.video[0]
+        ov = out.add_stream_from_template(template)
+        ov.time_base = template.time_base
+        rate = like.avg_frame_rate or template.average_rate
+        if rate:  # the stream's frame rate (a template's codec rate is its time base's; MOV timecode reads it)
+            ov.codec_context.framerate = rate
+    return ov
+
+
+def _mux_segments(segments: Sequence[Path], out, ov, carrier: StreamCarrier | None, *, trimmed: bool) -> float | None:
+    """Copy every segment's video packets into ``ov`` in order (the carried streams pumped up to
+    each packet's time; decode timestamps raised at a join as the module says). Returns the end of
+    the last frame in seconds (None without packets)."""
+    first_pts = None
+    last_end = None
+    last_dts = None
+    for seg in segments:
+        with av.open(str(seg)) as c:
+            s = c.streams.video[0]
+            tb = s.time_base
+            for pk in c.demux(s):
+                if pk.size == 0 or pk.pts is None:
+                    continue
+                if first_pts is None:
+                    first_pts = pk.pts
+                    if carrier is not None:
+                        carrier.start(float(pk.pts * tb))
+                if carrier is not None:
+                    carrier.pump(float(pk.pts * tb))
+                end = pk.pts + (pk.duration or 0)
+                last_end = float(end * tb) if last_end is None else max(last_end, float(end * tb))
+                if trimmed:
+                    pk.pts -= first_pts
+                    if pk.dts is not None:
+                        pk.dts -= first_pts
+                if pk.dts is not None:
+                    if last_dts is not None and pk.dts <= last_dts:
+                        if last_dts + 1 > pk.pts:
+                            raise VidinvertError(
+                                f"cannot join {seg.name}: its decode timestamps overlap the previous"
+                                " segment's at this time base; run again without --resume"
+                            )
+                        pk.dts = last_dts + 1
+                    last_dts = pk.dts
+                pk.stream = ov
+                out.mux(pk)
+    return last_end
