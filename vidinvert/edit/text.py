@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from vidinvert.errors import VidinvertError
-from vidinvert.models.clip import check_prompt, encode_texts
+from vidinvert.models import clip as clipmodel
 from vidinvert.specs import TAG_CHARS, TEXT_BETA, TEXT_NEUTRAL, prompt_tag  # noqa: F401  (torch-free, re-exported)
 
 #: The neutral phrase of a text direction (StyleCLIP's demo: "face" for FFHQ) and the channel threshold β.
@@ -42,8 +42,8 @@ def templates() -> tuple[str, ...]:
 @torch.inference_mode()
 def phrase_embedding(model, phrase: str, device="cpu") -> torch.Tensor:
     """A phrase's CLIP text embedding averaged over :func:`templates`: ``[D]`` float32, unit norm."""
-    check_prompt(phrase)
-    e = encode_texts(model, [t.format(phrase) for t in templates()], device)  # each normalised
+    clipmodel.check_prompt(phrase)
+    e = clipmodel.encode_texts(model, [t.format(phrase) for t in templates()], device)  # each normalised
     m = e.mean(0)
     return m / m.norm()
 

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import shlex
 
+from vidinvert.edit.channels import locate_channels
+from vidinvert.edit.stylespace import load_style_stats
 from vidinvert.errors import VidinvertError
+from vidinvert.face.regions import RegionMasker, parse_regions
+from vidinvert.studio.controls import channel_specs
+from vidinvert.weights import install_dir
 
 __all__ = ["FIND_PROBES", "FIND_SAMPLES", "FIND_TOP", "add_channel", "find_channels"]
 
@@ -24,11 +29,6 @@ FIND_SIZE = 128
 def find_channels(studio, region: str) -> tuple[list[tuple[str, str]], str]:
     """The channels whose effect lies most inside ``region`` (best first) as ``(label, "L_C")`` choices,
     and a line saying what was measured and the command that lists the same channels."""
-    from vidinvert.edit.channels import locate_channels
-    from vidinvert.edit.stylespace import load_style_stats
-    from vidinvert.face.regions import RegionMasker, parse_regions
-    from vidinvert.weights import install_dir
-
     if not region:
         raise VidinvertError("choose the face part the channels should act in")
     editor = studio.editor
@@ -54,8 +54,6 @@ def find_channels(studio, region: str) -> tuple[list[tuple[str, str]], str]:
 
 def add_channel(text: str | None, pick: str) -> str:
     """The channel box's text with channel ``pick`` (``L_C``) added, unless it is there already."""
-    from vidinvert.studio.controls import channel_specs
-
     specs = channel_specs(text)
     if pick and pick not in (s.partition("=")[0] for s in specs):
         specs += (pick,)
