@@ -109,8 +109,6 @@ def test_from_text_equals_edit_text(tmp_path, tiny_weights, text_weights, astron
     plain = tmp_path / "plain.png"
     assert main(["invert", str(astronaut_face), "--no-align", *_models(tiny_weights), "-o", str(plain)]) == 0
     assert not np.array_equal(ia, np.asarray(__import__("PIL.Image").Image.open(plain))) and ia.shape == src.shape
-    record = json.loads((tmp_path / "text.run.json").read_text()) if (tmp_path / "text.run.json").exists() else None
-    assert record is None or "a-face-with-a-beard" in json.dumps(record)
 
 
 def test_text_edit_outputs_are_named_by_the_prompts(tmp_path, tiny_weights, text_weights, astronaut_face):
@@ -124,6 +122,7 @@ def test_text_edit_outputs_are_named_by_the_prompts(tmp_path, tiny_weights, text
 @pytest.mark.parametrize("extra, words", [
     (["--text", "  "], "empty prompt"),
     (["--text", "a " * 80, "--text-matrix", "MATRIX"], "more than CLIP's 77"),
+    (["--text", "a " * 72, "--text-matrix", "MATRIX"], "inside the template"),
     (["--text", "a beard", "--text-beta", "1.5", "--text-matrix", "MATRIX"], "--text-beta"),
     (["--text", "a beard", "--text-neutral", "", "--text-matrix", "MATRIX"], "--text-neutral"),
     (["--text", "a beard", "--text-matrix", "/nonexistent.npz"], "--text-matrix"),
@@ -143,7 +142,7 @@ def test_bad_text_input_is_one_line_before_the_networks_load(tmp_path, tiny_weig
                *[str(text_weights / "tiny-relevance.npz") if x == "MATRIX" else x for x in extra]])
     err = capsys.readouterr().err.strip()
     assert rc == 1 and words in " ".join(err.split()) and "Traceback" not in err, err
-    assert len(err.splitlines()) <= 4
+    assert len(err.splitlines()) <= (4 if words == "fs3.npy" else 1), err  # missing files: up to four lines
 
 
 def test_a_first_text_run_names_the_text_files(tmp_path):
@@ -156,3 +155,50 @@ def test_a_first_text_run_names_the_text_files(tmp_path):
     text = " ".join(e.value.details)
     assert "clip-vit-b32-openai.safetensors" in text and "fs3.npy" in text
     assert "vidinvert weights download fs-encoder stylegan2-ffhq clip-vit-b32 styleclip-fs3-ffhq" in text
+
+
+def test_two_prompts_combined_equal_their_two_direction_files_combined(tmp_path, tiny_weights, text_weights,
+                                                                        astronaut_face):
+    """``--text A --text B --combine`` is the sum of the two S directions ``from-text`` writes."""
+    from PIL import Image
+
+    wd, matrix = text_weights, text_weights / "tiny-relevance.npz"
+    files = []
+    for prompt in ("a face with a beard", "an old face"):
+        files.append(tmp_path / f"{len(files)}.npz")
+        assert main(["directions", "from-text", prompt, "--out", str(files[-1]), "--matrix", str(matrix),
+                     "--beta", "0.2", "--weights-dir", str(wd), "--generator", str(tiny_weights["generator"]),
+                     "--device", "cpu", "--json"]) == 0
+    common = [str(astronaut_face), "--no-align", *_models(tiny_weights), "--weights-dir", str(wd), "--combine"]
+    a, b, one = tmp_path / "text.png", tmp_path / "files.png", tmp_path / "one.png"
+    assert main(["edit", *common, "--text", "a face with a beard", "--text", "an old face", "--text-matrix",
+                 str(matrix), "--text-beta", "0.2", "-o", str(a)]) == 0
+    assert main(["edit", *common, "--direction", str(files[0]), "--direction", str(files[1]), "--strength", "4.1",
+                 "-o", str(b)]) == 0
+    assert main(["edit", *common, "--direction", str(files[0]), "--strength", "4.1", "-o", str(one)]) == 0
+    ia, ib, i1 = (np.asarray(Image.open(p)) for p in (a, b, one))
+    assert np.array_equal(ia, ib) and not np.array_equal(ia, i1)  # the sum, not the first edit alone
+
+
+def test_preview_has_a_row_per_prompt(tmp_path, tiny_weights, text_weights, astronaut_face):
+    """``directions preview --text A --text B``: one row per prompt (named by its tag); the α = 0 column is
+    the inversion in both rows, and the rows differ where α is not 0."""
+    from PIL import Image
+
+    out = tmp_path / "words.png"
+    assert main(["directions", "preview", str(astronaut_face), "--no-align", *_models(tiny_weights), "--weights-dir",
+                 str(text_weights), "--text", "a face with a beard", "--text", "an old face", "--text-matrix",
+                 str(text_weights / "tiny-relevance.npz"), "--text-beta", "0.2", "--strengths", "-8,0,8",
+                 "-o", str(out)]) == 0
+    layout = json.loads(out.with_suffix(".json").read_text())
+    assert len(layout["rows"]) == 2 and layout["strengths"] == [-8, 0, 8]
+    assert "a-face-with-a-beard" in layout["rows"][0] and "an-old-face" in layout["rows"][1], layout["rows"]
+    sheet = np.asarray(Image.open(out).convert("RGB")).astype(np.int16)
+    cells = {(c["row"], c["col"]): c["box"] for c in layout["cells"]}
+
+    def cell(r, c):
+        x0, y0, x1, y1 = cells[(r, c)]
+        return sheet[y0:y1, x0:x1]
+
+    assert np.array_equal(cell(0, 1), cell(1, 1))
+    assert np.abs(cell(0, 2) - cell(0, 1)).max() > 0 and not np.array_equal(cell(0, 2), cell(1, 2))

@@ -109,9 +109,21 @@ def test_prompt_tags():
     assert all(set(t) <= set("abcdefghijklmnopqrstuvwxyz0123456789-") for t in (tag, text.prompt_tag("über café")))
 
 
+def test_a_prompt_that_fits_bare_but_not_in_a_template_is_refused_not_cut():
+    tok = __import__("open_clip").get_tokenizer("ViT-B-32")
+    prompt = "a " * 72
+    assert len(tok.encode(prompt)) + 2 <= 77 and clip.check_prompt(prompt) == prompt  # bare, it fits
+    assert max(len(tok.encode(t.format(prompt))) + 2 for t in text.templates()) > 77  # templated, it would be cut
+    with pytest.raises(VidinvertError, match="inside the template"):
+        text.check_phrase(prompt)
+    ok = "a " * 60
+    assert max(len(tok.encode(t.format(ok))) + 2 for t in text.templates()) <= 77 and text.check_phrase(ok) == ok
+
+
 @pytest.mark.parametrize("call, words", [
     (lambda: clip.check_prompt("   "), "empty"),
     (lambda: clip.check_prompt("a " * 80), "more than CLIP's 77"),
+    (lambda: text.check_phrase("a " * 72), "inside the template"),  # fits bare, not inside the longest template
     (lambda: text.check_beta(1.0), "--text-beta"),
     (lambda: text.check_beta(0), "--text-beta"),
     (lambda: text.check_beta(float("nan")), "--text-beta"),

@@ -39,10 +39,22 @@ def templates() -> tuple[str, ...]:
     return tuple(t for t in out if t != "a photo of many {}.")
 
 
+def check_phrase(phrase: str, what: str = "prompt") -> str:
+    """A phrase CLIP reads whole inside every template: not empty, and its longest templated form at
+    most CLIP's 77 tokens (the templates add up to 9), so no embedding is computed from a cut prompt."""
+    clipmodel.check_prompt(phrase, what)
+    tok = clipmodel.tokenizer()
+    n, longest = max((len(tok.encode(t.format(phrase))) + 2, t) for t in templates())
+    if n > clipmodel.CONTEXT:
+        raise VidinvertError(f"{what} {phrase[:40]!r}...: {n} tokens inside the template {longest!r}, more than "
+                             f"CLIP's {clipmodel.CONTEXT}; shorten it")
+    return phrase
+
+
 @torch.inference_mode()
 def phrase_embedding(model, phrase: str, device="cpu") -> torch.Tensor:
     """A phrase's CLIP text embedding averaged over :func:`templates`: ``[D]`` float32, unit norm."""
-    clipmodel.check_prompt(phrase)
+    check_phrase(phrase)
     e = clipmodel.encode_texts(model, [t.format(phrase) for t in templates()], device)  # each normalised
     m = e.mean(0)
     return m / m.norm()

@@ -29,8 +29,8 @@ _NOT_TENSORS = ("input_resolution", "context_length", "vocab_size")
 
 
 def _open_clip():
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ["HF_HUB_OFFLINE"] = "1"  # forced: nothing is ever fetched (the weights are a local file)
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
     try:
         import open_clip
     except ImportError:

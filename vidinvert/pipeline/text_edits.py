@@ -59,7 +59,7 @@ def _text_delta(path: str, device: str, target: str, neutral: str):
 def check_prompts(prompts: Sequence[str], neutral: str) -> None:
     """Each prompt (and the neutral one) is not empty and fits CLIP's context (one line naming its option)."""
     for p in (*prompts, neutral):
-        clipmodel.check_prompt(p, "--text" if p != neutral else "--text-neutral")
+        textdir.check_phrase(p, "--text" if p != neutral else "--text-neutral")
 
 
 def precheck_text(prompts: Sequence[str], neutral: str, text_matrix: Path | None, generator: str | None,

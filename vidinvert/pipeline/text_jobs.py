@@ -54,8 +54,8 @@ class FromTextRequest:
         if self.models.encoder is not None:
             raise VidinvertError("directions from-text needs no encoder: leave out --encoder")
         textdir.check_beta(self.beta)
-        clipmodel.check_prompt(self.target, "TARGET")
-        clipmodel.check_prompt(self.neutral, "--neutral")
+        textdir.check_phrase(self.target, "TARGET")
+        textdir.check_phrase(self.neutral, "--neutral")
         if Path(self.out).suffix != ".npz":
             raise VidinvertError(f"--out {self.out}: a StyleSpace direction is an .npz file")
         check_output(Path(self.out), overwrite=self.overwrite)
