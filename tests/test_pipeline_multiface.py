@@ -223,3 +223,8 @@ def test_cli_face_all_on_a_clip_reports_each_track(tmp_path, tiny_weights, direc
     console.print(report_table(rep))
     text = console.export_text()
     assert "0: smile" in text and "1: smile" in text and "1: inversion" in text
+    assert all(h in text for h in ("TL-ID", "TG-ID", "warping error (- source)"))
+    row = next(line for line in text.splitlines() if "0: smile" in line)  # its warping cell is a number
+    w = rep["tracks"][0]["warping_error"]["smile"]
+    shown = float(row.split("│")[-2].split()[0])  # the last column: "3.18e-04 (+2.50e-04)"
+    assert w is not None and abs(shown - w) <= 0.005 * abs(w), (row, w)

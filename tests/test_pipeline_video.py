@@ -74,6 +74,8 @@ def test_edit_keeps_frames_timestamps_audio_and_background(tmp_path, clip, tiny_
     assert rep["report_figure"] == str(tmp_path / "report.png") and (tmp_path / "report.png").stat().st_size > 0
     run = json.loads((tmp_path / "edited.run.json").read_text())
     assert run["weights"]["encoder"]["sha256"] and run["config"]["video"]["codec"] == "ffv1"
+    # the temporal figures reach run.json as the report has them (per-frame series left out)
+    assert run["report"]["warping_error"] == rep["warping_error"] and run["report"]["tl_id"] == rep["tl_id"]
     with av.open(str(out)) as c:
         assert "vidinvert" in c.metadata.get("comment", "").lower() or "vidinvert" in str(c.metadata).lower()
 
