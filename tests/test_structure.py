@@ -268,7 +268,8 @@ def test_resolved_settings_reach_the_job_configurations(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- a first run
-def test_first_run_without_model_files_says_what_to_fetch(tmp_path):
+@pytest.mark.parametrize("detector", [None, "retinaface"])
+def test_first_run_without_model_files_says_what_to_fetch(tmp_path, detector):
     """The README's main command in an empty home: a few short lines naming every missing file and the
     one fetch command, before torch is imported."""
     from tests.face_clips import make_face_clip
@@ -279,7 +280,7 @@ def test_first_run_without_model_files_says_what_to_fetch(tmp_path):
     code = textwrap.dedent(f"""
         import sys
         from vidinvert.cli.app import main
-        rc = main(["edit", {str(clip)!r}, "--attr", "smile"])
+        rc = main(["edit", {str(clip)!r}, "--attr", "smile"] + {["--detector", detector] if detector else []!r})
         print("torch" in sys.modules, rc)
     """)
     env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "VIDINVERT_NO_USER_CACHE": "", "COLUMNS": "300"}
@@ -291,8 +292,12 @@ def test_first_run_without_model_files_says_what_to_fetch(tmp_path):
     assert 1 < len(lines) <= 4 and all(len(line) <= 200 for line in lines), lines
     text = "\n".join(lines)
     for word in ("143_enc.pth", "stylegan2-ffhq-config-f.pt", "Smiling_boundary.npy", str(home / ".cache" / "vidinvert"),
-                 "vidinvert weights download fs-encoder stylegan2-ffhq boundary-smiling --accept-license"):
+                 "vidinvert weights download fs-encoder stylegan2-ffhq boundary-smiling"):
         assert word in text, (word, text)
+    if detector == "retinaface":  # the detector asked for is missing too, and fetched by the same command
+        from vidinvert.weights.registry import REGISTRY
+
+        assert REGISTRY["retinaface"].filename in text and "boundary-smiling retinaface" in text, text
     assert "encoder4editing" not in text  # the long list of direction sources lives in `vidinvert weights`
 
 
