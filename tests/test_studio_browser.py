@@ -280,7 +280,7 @@ def test_a_remote_studio_needs_its_access_token(files):
     from vidinvert.studio.server import start
 
     with start(studio_request(files, host="0.0.0.0", allow_remote=True)) as remote:
-        assert remote.token and remote.url.endswith(f"/?token={remote.token}")
+        assert remote.token and remote.url.endswith(f"/?token={remote.token}") and remote.temp.is_dir()
         local = remote.base.replace("0.0.0.0", "127.0.0.1")
         assert _status(local, "/") == 401 and _status(local, "/config") == 401
         assert _status(local, f"/?token={remote.token[:-1]}x") == 401
@@ -289,3 +289,4 @@ def test_a_remote_studio_needs_its_access_token(files):
         assert cookie.startswith(f"{COOKIE}={remote.token}") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
         assert _status(local, "/config", {"Cookie": f"{COOKIE}={remote.token}"}) == 200
         assert _status(local, "/config", {"Cookie": f"{COOKIE}={remote.token}", "Origin": "http://evil.example"}) == 403
+    assert not remote.temp.exists()  # the studio's temporary folder (Gradio's files too) is gone on exit
