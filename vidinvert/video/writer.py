@@ -15,9 +15,14 @@ an input (``like.path`` or ``carry_from``), and an existing ``dest`` needs ``ove
 Inputs are only ever opened for reading.
 
 Pixel format (``pix_fmt=None``): libx264/libx265 keep the source's chroma layout (4:2:0,
-4:2:2, 4:4:4) and bit depth (10-bit -> ``yuv4xxp10le``); odd sizes cannot be 4:2:0/4:2:2, so
+4:2:2, 4:4:4) and bit depth (10-bit -> ``yuv4xxp10le``; 12-bit -> ``yuv4xxp12le`` with
+libx265, 10-bit with libx264); odd sizes cannot be 4:2:0/4:2:2, so
 they get 4:4:4 with a notice. FFV1 writes ``bgr0`` (``gbrp10le`` for >8-bit sources): exact
 RGB, so decoding gives back the written frames bit for bit.
+
+HDR sources (PQ, HLG; :mod:`vidinvert.video.hdrmeta`): the transfer, primaries and matrix are
+tagged as the source's; libx265 also writes the source's mastering-display and content-light-level
+metadata (``x265-params``); other encoders drop them with one notice naming what was dropped.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from vidinvert.fileio import publish
 from vidinvert.timespec import TimeRange
 from vidinvert.video.carry import StreamCarrier, tag_output
 from vidinvert.video.colour import ColourSpec, FrameMaker, chroma_layout
+from vidinvert.video.hdrmeta import notice_dropped, x265_hdr_params
 from vidinvert.video.matroska import set_display_size
 from vidinvert.video.probe import VideoInfo, check_input_path
 
@@ -77,8 +83,11 @@ def choose_pix_fmt(codec: str, like: VideoInfo, requested: str | None = None) ->
         chroma = "444"
     fmt = f"yuv{chroma}p"
     if deep:
-        if fmt + "10le" in supported:
-            return fmt + "10le"
+        depths = [d for d in ("12", "10") if int(d) <= max(10, like.bit_depth) and f"{fmt}{d}le" in supported]
+        if depths:
+            if int(depths[0]) < like.bit_depth:
+                log.warning("%s cannot write %d-bit video; writing %s-bit", codec, like.bit_depth, depths[0])
+            return f"{fmt}{depths[0]}le"
         log.warning("%s in this FFmpeg build cannot write %d-bit video; writing 8-bit %s", codec, like.bit_depth, fmt)
     return fmt
 
@@ -205,11 +214,13 @@ class VideoWriter:
         if self.codec in ("libx264", "libx265"):
             opts = {"crf": f"{crf:g}", "preset": preset}
             if self.codec == "libx265":
-                opts["x265-params"] = "log-level=error"
+                opts["x265-params"] = ":".join(["log-level=error", *x265_hdr_params(like.hdr)])
                 if fmt in ("mp4", "mov"):
                     cc.codec_tag = "hvc1"
         else:
             opts = {"level": "3", "slicecrc": "1", "slices": "4", "g": "1"}
+        if self.codec != "libx265":
+            notice_dropped(self.codec, like.hdr, like.path)
         opts.update(extra)  # e.g. {"bf": "0"} for segments that are joined later
         cc.options = opts
         self._stream = s

@@ -1,0 +1,183 @@
+"""R, the SDR rendering the networks see of an HDR (PQ or HLG) face, and R⁻¹, how their change comes back.
+
+R maps the source's non-linear R'G'B' (the decoded signal, full-range [0, 1], BT.2020 primaries)
+to SDR R'G'B' [0, 1] (BT.709 primaries, for a 100 cd/m² BT.1886 display), per pixel:
+
+1. signal -> display light (cd/m², BT.2020 RGB): PQ by the ST 2084 EOTF; HLG by the inverse
+   OETF and the BT.2100 OOTF for its nominal 1000 cd/m² display (system gamma 1.2);
+2. tone mapping: the BT.2390 EETF per R, G, B component in the PQ domain, from the source peak
+   (PQ: the mastering display's max luminance, else MaxCLL, else 1000 cd/m²; HLG: 1000) to
+   100 cd/m², black level 0; then / 100;
+3. BT.2020 -> BT.709 in linear light, clipped to [0, 1] (none when the source's primaries are BT.709);
+4. the inverse BT.1886 EOTF (V = L^(1/2.4), black 0).
+
+Every step but two clips is invertible: R is invertible on its **unclipped range**, the
+signals whose components all lie at or below the source peak (PQ(peak); every HLG signal) and
+whose tone-mapped colour falls inside BT.709 ([0, 1] after step 3). There R⁻¹(R(x)) = x
+(float64; the knee's inverse is a cube root, so R is computed in float64 whatever the input).
+:meth:`SdrRendering.apply_delta` returns x' = R⁻¹(R(x) + Δ) there and carries Δ as the
+difference R⁻¹(R(x) + Δ) - R⁻¹(R(x)) outside it, so Δ = 0 gives back every source sample.
+
+:func:`rendering_for` picks R from a probed clip (identity for SDR). Torch-free at import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from vidinvert.video import hdr
+from vidinvert.video.hdrmeta import PRIMARIES_BT2020, TRANSFER_NAMES, HdrInfo
+
+DEFAULT_SOURCE_PEAK = 1000.0  # cd/m², when a PQ stream says nothing about its peak
+SDR_PEAK = 100.0  # cd/m², the target of the tone mapping
+
+
+@dataclass(frozen=True)
+class RenderingSpec:
+    """R's name and parameters, as ``info``, the report and ``run.json`` print them.
+
+    ``transfer`` ``pq`` | ``hlg`` | ``sdr`` (identity); ``source_peak`` cd/m² and where it came
+    from (``source_peak_from``); ``target_peak`` cd/m²; ``gamut`` ``bt2020->bt709`` | ``none``."""
+
+    transfer: str = "sdr"
+    source_peak: float | None = None
+    source_peak_from: str | None = None
+    target_peak: float | None = None
+    tone_map: str | None = None
+    gamut: str = "none"
+    oetf: str | None = None
+    hlg_system_gamma: float | None = None
+
+    @property
+    def name(self) -> str:
+        """``identity`` for SDR, else e.g. ``pq-bt2390-1000to100-bt709-bt1886``."""
+        if self.transfer == "sdr":
+            return "identity"
+        gamut = "-bt709" if self.gamut != "none" else ""
+        return f"{self.transfer}-bt2390-{self.source_peak:g}to{self.target_peak:g}{gamut}-bt1886"
+
+    @property
+    def is_identity(self) -> bool:
+        return self.transfer == "sdr"
+
+    def describe(self) -> str:
+        """One line: what the networks see."""
+        if self.is_identity:
+            return "the decoded RGB (SDR: no rendering)"
+        steps = [f"{TRANSFER_NAMES[self.transfer]} to light"]
+        if self.hlg_system_gamma is not None:
+            steps[0] += f" (HLG OOTF, {self.source_peak:g} cd/m² display, gamma {self.hlg_system_gamma:g})"
+        steps.append(f"{self.tone_map} {self.source_peak:g} -> {self.target_peak:g} cd/m² "
+                     f"(peak from {self.source_peak_from})")
+        if self.gamut != "none":
+            steps.append("BT.2020 -> BT.709 in linear light, clipped")
+        steps.append(self.oetf)
+        return f"{self.name}: " + ", ".join(steps)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **asdict(self), "description": self.describe()}
+
+
+IDENTITY = RenderingSpec()
+
+
+def spec_for(info: HdrInfo) -> RenderingSpec:
+    """The :class:`RenderingSpec` for a stream's :class:`~vidinvert.video.hdrmeta.HdrInfo`."""
+    if not info.is_hdr:
+        return IDENTITY
+    gamut = "bt2020->bt709" if info.primaries == PRIMARIES_BT2020 else "none"
+    common = {"target_peak": SDR_PEAK, "tone_map": "BT.2390 EETF (PQ domain, per component, black 0)",
+              "gamut": gamut, "oetf": "inverse BT.1886 (V = L^(1/2.4), black 0)"}
+    if info.transfer == "hlg":
+        return RenderingSpec("hlg", hdr.HLG_NOMINAL_PEAK, "BT.2100 HLG nominal display",
+                             hlg_system_gamma=hdr.hlg_system_gamma(hdr.HLG_NOMINAL_PEAK), **common)
+    md, cll = info.mastering, info.light_level
+    if md is not None and md.max_luminance:
+        peak, src = float(md.max_luminance), "mastering display"
+    elif cll is not None and cll.max_cll:
+        peak, src = float(cll.max_cll), "MaxCLL"
+    else:
+        peak, src = DEFAULT_SOURCE_PEAK, "default (no metadata)"
+    return RenderingSpec("pq", min(peak, hdr.PQ_PEAK), src, **common)
+
+
+class SdrRendering:
+    """R and R⁻¹ for one :class:`RenderingSpec` (see the module doc).
+
+    Arrays: numpy or torch, floating, colour on ``axis`` (RGB order), values in [0, 1]:
+    ``forward`` takes the source signal (PQ / HLG R'G'B'), returns SDR R'G'B'; ``inverse`` the
+    reverse. Same shape and dtype out (float64 for integer input). Identity when SDR."""
+
+    def __init__(self, spec: RenderingSpec) -> None:
+        self.spec = spec
+        self._gamut = spec.gamut != "none"
+
+    @property
+    def is_identity(self) -> bool:
+        return self.spec.is_identity
+
+    def _to_light(self, x):
+        """Source signal (colour last, float64) -> tone-mapped relative light, BT.2020 [0, 1]."""
+        s = self.spec
+        if s.transfer == "hlg":
+            x = hdr.pq_inverse_eotf(hdr.hlg_ootf(hdr.hlg_inverse_oetf(x), s.source_peak))
+        return hdr.pq_eotf(hdr.bt2390_eetf(x, s.source_peak, s.target_peak)) / s.target_peak
+
+    def _from_light(self, light):
+        s = self.spec
+        e = hdr.bt2390_inverse_eetf(hdr.pq_inverse_eotf(light * s.target_peak), s.source_peak, s.target_peak)
+        if s.transfer == "hlg":
+            e = hdr.hlg_oetf(hdr.hlg_inverse_ootf(hdr.pq_eotf(e), s.source_peak))
+        return e
+
+    def forward(self, x, axis: int = -1):
+        """Source signal -> what the networks see (SDR R'G'B' [0, 1])."""
+        if self.is_identity:
+            return x
+        v = hdr.channels_last(hdr.as64(x), axis)
+        light = self._to_light(v)
+        if self._gamut:
+            light = hdr.apply_matrix(light, hdr.BT2020_TO_BT709)
+        return hdr.like(hdr.channels_back(hdr.bt1886_inverse(light), axis), x)
+
+    def inverse(self, y, axis: int = -1):
+        """SDR R'G'B' [0, 1] (clipped) -> source signal; R⁻¹(R(x)) = x on R's unclipped range."""
+        if self.is_identity:
+            return y
+        light = hdr.bt1886(hdr.channels_last(hdr.as64(y), axis))
+        if self._gamut:
+            light = hdr.apply_matrix(light, hdr.BT709_TO_BT2020)
+        return hdr.like(hdr.channels_back(self._from_light(light), axis), y)
+
+    def apply_delta(self, x, delta, axis: int = -1):
+        """x' = x + R⁻¹(R(x) + Δ) - R⁻¹(R(x)), clipped to [0, 1]: R⁻¹(R(x) + Δ) on the unclipped
+        range, and exactly x wherever Δ = 0. ``delta`` in the networks' SDR units ([0, 1] scale)."""
+        if self.is_identity:
+            return hdr._lib(x).clip(hdr.as64(x) + hdr.as64(delta), 0.0, 1.0)
+        x64 = hdr.as64(x)
+        y = self.forward(x64, axis)
+        out = x64 + (self.inverse(y + hdr.as64(delta), axis) - self.inverse(y, axis))
+        return hdr.like(hdr._lib(out).clip(out, 0.0, 1.0), x)
+
+    def unclipped(self, x, axis: int = -1, tol: float = 1e-9):
+        """Boolean mask (shape without ``axis``): where ``x`` lies in R's unclipped range."""
+        xp = hdr._lib(x)
+        v = hdr.channels_last(hdr.as64(x), axis)
+        if self.is_identity:
+            return ((v >= 0) & (v <= 1)).all(-1) if xp is np else ((v >= 0) & (v <= 1)).all(dim=-1)
+        top = 1.0 if self.spec.transfer == "hlg" else float(hdr.pq_inverse_eotf(np.float64(self.spec.source_peak)))
+        inside = (v >= -tol) & (v <= top + tol)
+        light = self._to_light(v)
+        if self._gamut:
+            light = hdr.apply_matrix(light, hdr.BT2020_TO_BT709)
+        ok = inside & (light >= -tol) & (light <= 1 + tol)
+        return ok.all(-1) if xp is np else ok.all(dim=-1)
+
+
+def rendering_for(info) -> SdrRendering:
+    """R for a probed clip (a :class:`~vidinvert.video.probe.VideoInfo` with ``.hdr``, or an
+    :class:`~vidinvert.video.hdrmeta.HdrInfo`): chosen by the transfer (PQ, HLG; identity else)."""
+    hdr_info = info if isinstance(info, HdrInfo) else getattr(info, "hdr", None) or HdrInfo()
+    return SdrRendering(spec_for(hdr_info))
