@@ -16,6 +16,7 @@ from tests.video_fixtures import LogCapture, make_clip
 from vidinvert.cli.app import main
 from vidinvert.video import VideoWriter, choose_pix_fmt, hdr, open_video, probe
 from vidinvert.video.hdrmeta import HdrInfo, MasteringDisplay
+from vidinvert.video.rendering import SDR_IDENTITY, Rendering, is_identity
 from vidinvert.video.rendering_hdr import rendering_for
 
 CODE10 = 1 / 1023  # one 10-bit code value, in [0, 1] signal units
@@ -99,17 +100,19 @@ def test_probe_reads_pq_tags_and_metadata(pq_clip):
 
 def test_pq_fixture_round_trips_within_one_code_value(pq_clip):
     r = rendering_for(probe(pq_clip, count_frames=False))
+    assert isinstance(r, Rendering) and not is_identity(r)
     x = decoded_signal(pq_clip)
-    inside = x.max(-1) <= 0.7518  # every component at or below PQ(1000 cd/m²), the mastering peak
-    ok = r.unclipped(x) & inside
+    ok = r.unclipped(x)
+    assert not ok[x.max(-1) > 0.7519].any()  # above PQ(1000 cd/m²), the mastering peak, R leaves [0, 1]
     assert ok.mean() > 0.5  # the ramp's colours are in BT.709; only the highlights above the peak clip
-    assert np.abs(r.inverse(r.forward(x)) - x).max(-1)[ok].max() < CODE10
+    y = r.forward(x)
+    assert np.abs(r.inverse(y) - x).max(-1)[ok].max() < CODE10
+    assert np.abs(r.inverse(y) - x).max() < CODE10  # unclipped R is invertible beyond that range too
+    assert np.array_equal(r.render(x)[ok], y[ok]) and r.render(x).min() >= 0 and r.render(x).max() <= 1
     codes = np.arange(0, 770) / 1023  # the grey ramp in 10-bit codes up to PQ(1000) = 769.1 / 1023
     grey = np.repeat(codes[:, None], 3, 1)
     assert r.unclipped(grey).all()
     assert np.abs(r.inverse(r.forward(grey)) - grey).max() < CODE10
-    y = r.forward(x)
-    assert y.min() >= 0 and y.max() <= 1
     t = torch.as_tensor(x, dtype=torch.float32).permute(2, 0, 1)[None]  # torch [1, 3, H, W]
     back = r.inverse(r.forward(t, axis=1), axis=1)[0].permute(1, 2, 0).numpy()
     assert np.abs(back - x).max(-1)[ok].max() < CODE10
@@ -144,7 +147,7 @@ def test_apply_delta_keeps_unchanged_samples_and_follows_r(pq_clip):
 def test_sdr_rendering_is_identity(tmp_path):
     r = rendering_for(HdrInfo())
     x = np.random.default_rng(1).random((4, 4, 3))
-    assert r.is_identity and r.forward(x) is x and r.inverse(x) is x and r.spec.name == "identity"
+    assert r.is_identity and r.forward(x) is x and r.inverse(x) is x and r.name == SDR_IDENTITY.name
     bare = rendering_for(HdrInfo("pq", 9, None, None)).spec
     assert (bare.source_peak, bare.source_peak_from) == (1000.0, "default (no metadata)")
     assert MasteringDisplay.from_side_data(bytes(88)) is None

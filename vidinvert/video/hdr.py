@@ -1,7 +1,9 @@
 """HDR transfer functions and the SDR rendering R the networks see of a PQ or HLG face.
 
 Curves (elementwise; numpy arrays or torch tensors of any shape; computed in float64 and returned
-in the input's floating dtype, float64 for integer input):
+in the input's floating dtype, float64 for integer input). Each is continued past its standard
+range (oddly below 0, by its own formula above) so that the rendering stays invertible for
+out-of-range samples (limited-range sub-black / super-white, out-of-gamut colours):
 
 * PQ, SMPTE ST 2084 / BT.2100: :func:`pq_eotf` signal E' in [0, 1] -> display light in cd/m²
   [0, 10000]; :func:`pq_inverse_eotf` back.
@@ -11,12 +13,13 @@ in the input's floating dtype, float64 for integer input):
   black level 0).
 * :func:`bt2390_eetf` / :func:`bt2390_inverse_eetf`: the BT.2390 EETF, a Hermite knee in the PQ
   domain from a source peak to a target peak (black level 0; no knee when the source is no
-  brighter than the target).
+  brighter than the target; the knee's cubic continued above the source peak).
+* :func:`bt1886` / :func:`bt1886_inverse`: the BT.1886 EOTF with black 0 (V^2.4) and its inverse.
 * :data:`BT2020_TO_BT709`: the linear-light primaries conversion, derived from the BT.2020 and
   BT.709 primaries and D65 (checked in the tests against BT.2087's published matrix).
 
-The rendering itself, R: R'G'B' (PQ or HLG signal, [0, 1]) -> SDR R'G'B' [0, 1], and its
-inverse, are :class:`SdrRendering` (:mod:`vidinvert.video.rendering_hdr`), described by the frozen
+The rendering itself, R: R'G'B' (PQ or HLG signal, [0, 1]) -> SDR R'G'B', and its inverse, are
+:class:`~vidinvert.video.rendering_hdr.SdrRendering`, described by the frozen
 :class:`~vidinvert.video.rendering_hdr.RenderingSpec`.
 """
 
@@ -87,14 +90,14 @@ def like(y, x):
     return y.astype(x.dtype, copy=False) if np.issubdtype(x.dtype, np.floating) else y
 
 
-def _pow(x, p: float):
-    """``x ** p`` for ``x >= 0`` (negative values are taken as 0)."""
-    return _lib(x).clip(x, 0.0, None) ** p
+def _spow(x, p: float):
+    """sign(x) |x|^p: the odd extension of a power curve past 0."""
+    xp = _lib(x)
+    return xp.sign(x) * xp.abs(x) ** p
 
 
 def _cbrt(x):
-    xp = _lib(x)
-    return xp.sign(x) * xp.abs(x) ** (1.0 / 3.0)
+    return _spow(x, 1.0 / 3.0)
 
 
 def channels_last(x, axis: int):
@@ -125,37 +128,44 @@ def luminance(x):
 # PQ (SMPTE ST 2084)
 # ------------------------------------------------------------------------------------------
 def pq_eotf(signal):
-    """PQ signal E' in [0, 1] (clipped there) -> display light F_D in cd/m², [0, 10000]."""
-    e = _lib(signal).clip(as64(signal), 0.0, 1.0)
-    p = e ** (1 / PQ_M2)
-    y = _pow((p - PQ_C1) / (PQ_C2 - PQ_C3 * p), 1 / PQ_M1)
-    return like(PQ_PEAK * y, signal)
+    """PQ signal E' [0, 1] -> display light F_D in cd/m² [0, 10000]. Extended: odd below 0, and
+    the same formula above 1 (|E'| clipped at 1.9, below its pole at 1.99)."""
+    xp = _lib(signal)
+    e = as64(signal)
+    p = xp.clip(xp.abs(e), 0.0, 1.9) ** (1 / PQ_M2)
+    y = (xp.clip(p - PQ_C1, 0.0, None) / (PQ_C2 - PQ_C3 * p)) ** (1 / PQ_M1)
+    return like(xp.sign(e) * PQ_PEAK * y, signal)
 
 
 def pq_inverse_eotf(nits):
-    """Display light in cd/m² [0, 10000] (clipped there) -> PQ signal E' in [0, 1]."""
-    y = _lib(nits).clip(as64(nits) / PQ_PEAK, 0.0, 1.0)
-    p = y**PQ_M1
-    return like(((PQ_C1 + PQ_C2 * p) / (1 + PQ_C3 * p)) ** PQ_M2, nits)
+    """Display light in cd/m² [0, 10000] -> PQ signal E' [0, 1]. Extended: odd below 0 (so
+    0 cd/m² -> 0, where ST 2084 gives c1^m2 = 7.3e-7), the same formula above 10000."""
+    xp = _lib(nits)
+    v = as64(nits)
+    p = (xp.abs(v) / PQ_PEAK) ** PQ_M1
+    return like(xp.sign(v) * ((PQ_C1 + PQ_C2 * p) / (1 + PQ_C3 * p)) ** PQ_M2, nits)
 
 
 # ------------------------------------------------------------------------------------------
 # HLG (ARIB STD-B67, BT.2100)
 # ------------------------------------------------------------------------------------------
 def hlg_oetf(scene):
-    """Scene light E in [0, 1] (clipped there) -> HLG signal E' in [0, 1]
-    (sqrt(3E) up to 1/12, a ln(12E - b) + c above)."""
+    """Scene light E [0, 1] -> HLG signal E' [0, 1]: sqrt(3E) up to 1/12, a ln(12E - b) + c above.
+    Extended: odd below 0, the log branch above 1."""
     xp = _lib(scene)
-    e = xp.clip(as64(scene), 0.0, 1.0)
-    log_part = HLG_A * xp.log(xp.clip(12 * e - HLG_B, 1e-12, None)) + HLG_C
-    return like(xp.where(e <= 1 / 12, xp.sqrt(3 * e), log_part), scene)
+    e = as64(scene)
+    a = xp.abs(e)
+    log_part = HLG_A * xp.log(xp.clip(12 * a - HLG_B, 1e-12, None)) + HLG_C
+    return like(xp.sign(e) * xp.where(a <= 1 / 12, xp.sqrt(3 * a), log_part), scene)
 
 
 def hlg_inverse_oetf(signal):
-    """HLG signal E' in [0, 1] (clipped there) -> scene light E in [0, 1]."""
+    """HLG signal E' [0, 1] -> scene light E [0, 1] (the inverse of :func:`hlg_oetf`, extended alike;
+    |E'| clipped at 4)."""
     xp = _lib(signal)
-    e = xp.clip(as64(signal), 0.0, 1.0)
-    return like(xp.where(e <= 0.5, e * e / 3, (xp.exp((e - HLG_C) / HLG_A) + HLG_B) / 12), signal)
+    e = as64(signal)
+    a = xp.clip(xp.abs(e), 0.0, 4.0)
+    return like(xp.sign(e) * xp.where(a <= 0.5, a * a / 3, (xp.exp((a - HLG_C) / HLG_A) + HLG_B) / 12), signal)
 
 
 def hlg_system_gamma(peak: float) -> float:
@@ -164,22 +174,25 @@ def hlg_system_gamma(peak: float) -> float:
 
 
 def hlg_ootf(scene, peak: float = HLG_NOMINAL_PEAK):
-    """Scene-linear RGB [0, 1] (colour on the last axis) -> display light cd/m², [0, ``peak``]:
-    F_D = peak * Y_S^(gamma - 1) * E (BT.2100, black level 0)."""
-    e = _lib(scene).clip(as64(scene), 0.0, 1.0)
+    """Scene-linear RGB [0, 1] (colour on the last axis) -> display light cd/m² [0, ``peak``]:
+    F_D = peak * Y_S^(gamma - 1) * E (BT.2100, black level 0); 0 where Y_S <= 0."""
+    xp = _lib(scene)
+    e = as64(scene)
     ys = luminance(e)[..., None]
-    return like(peak * _pow(ys, hlg_system_gamma(peak) - 1) * e, scene)
+    gain = xp.where(ys > 0, xp.where(ys > 0, ys, 1.0) ** (hlg_system_gamma(peak) - 1), 0.0)
+    return like(peak * gain * e, scene)
 
 
 def hlg_inverse_ootf(nits, peak: float = HLG_NOMINAL_PEAK):
-    """Display light cd/m² (colour on the last axis) -> scene-linear RGB [0, 1]: Y_S =
-    (Y_D / peak)^(1/gamma), E = F_D / (peak * Y_S^(gamma - 1)); 0 where Y_D is 0."""
+    """Display light cd/m² (colour on the last axis) -> scene-linear RGB: Y_S = (Y_D / peak)^(1/gamma),
+    E = F_D / (peak * Y_S^(gamma - 1)); 0 where Y_D <= 0."""
     xp = _lib(nits)
-    fd = xp.clip(as64(nits), 0.0, None)
+    fd = as64(nits)
     gamma = hlg_system_gamma(peak)
-    ys = _pow(luminance(fd)[..., None] / peak, 1 / gamma)
-    scale = peak * xp.where(ys > 0, ys, 1.0) ** (gamma - 1)
-    return like(xp.clip(xp.where(ys > 0, fd / scale, 0.0), 0.0, 1.0), nits)
+    yd = luminance(fd)[..., None]
+    ys = xp.where(yd > 0, yd, 1.0) / peak
+    scale = peak * ys ** ((gamma - 1) / gamma)
+    return like(xp.where(yd > 0, fd / scale, 0.0), nits)
 
 
 # ------------------------------------------------------------------------------------------
@@ -194,13 +207,16 @@ def eetf_knee(source_peak: float, target_peak: float) -> tuple[float, float, flo
 
 
 def bt2390_eetf(signal, source_peak: float, target_peak: float):
-    """PQ signal of a ``source_peak`` (cd/m²) master [0, 1] -> PQ signal for a ``target_peak``
-    display. Below KS (relative to the source peak) unchanged; from KS to the source peak the
-    Hermite spline P(T) = (2T³-3T²+1) KS + (T³-2T²+T)(1-KS) + (-2T³+3T²) max_lum; signals above
-    the source peak clip to the target peak. Increasing on [0, PQ(source_peak)]."""
+    """PQ signal of a ``source_peak`` (cd/m²) master -> PQ signal for a ``target_peak`` display.
+
+    With E1 = E / PQ(source_peak): below KS unchanged; from KS the Hermite spline
+    P(T) = (2T³-3T²+1) KS + (T³-2T²+T)(1-KS) + (-2T³+3T²) max_lum, T = (E1 - KS)/(1 - KS), which
+    reaches max_lum (the target peak) at the source peak with slope 0. BT.2390 clips above the
+    source peak; here the cubic (= KS + (1-max_lum)/2 ((T-1)³ + 1)) continues, still increasing,
+    so signals above the peak render above the target peak and R stays invertible."""
     lw, m, ks = eetf_knee(source_peak, target_peak)
     xp = _lib(signal)
-    e1 = xp.clip(as64(signal) / lw, 0.0, 1.0)
+    e1 = as64(signal) / lw
     if m >= 1.0:
         return like(e1 * lw, signal)
     t = (e1 - ks) / (1 - ks)
@@ -209,11 +225,10 @@ def bt2390_eetf(signal, source_peak: float, target_peak: float):
 
 
 def bt2390_inverse_eetf(signal, source_peak: float, target_peak: float):
-    """The inverse of :func:`bt2390_eetf` on [0, PQ(target_peak)] (clipped there). The spline is
-    P(T) = KS + (1 - max_lum)/2 ((T - 1)³ + 1), so T = 1 + cbrt(2 (P - KS)/(1 - max_lum) - 1)."""
+    """The inverse of :func:`bt2390_eetf` (everywhere): from KS, T = 1 + cbrt(2 (P - KS)/(1 - max_lum) - 1)."""
     lw, m, ks = eetf_knee(source_peak, target_peak)
     xp = _lib(signal)
-    e2 = xp.clip(as64(signal) / lw, 0.0, m)
+    e2 = as64(signal) / lw
     if m >= 1.0:
         return like(e2 * lw, signal)
     t = 1 + _cbrt(2 * (e2 - ks) / (1 - m) - 1)
@@ -221,10 +236,10 @@ def bt2390_inverse_eetf(signal, source_peak: float, target_peak: float):
 
 
 def bt1886_inverse(light):
-    """Relative display light [0, 1] (clipped) -> SDR signal V = L^(1/2.4) (BT.1886, black 0)."""
-    return like(_pow(_lib(light).clip(as64(light), 0.0, 1.0), 1 / 2.4), light)
+    """Relative display light [0, 1] -> SDR signal V = L^(1/2.4) (BT.1886, black 0; odd below 0)."""
+    return like(_spow(as64(light), 1 / 2.4), light)
 
 
 def bt1886(signal):
-    """SDR signal V in [0, 1] (clipped) -> relative display light L = V^2.4 (BT.1886, black 0)."""
-    return like(_pow(_lib(signal).clip(as64(signal), 0.0, 1.0), 2.4), signal)
+    """SDR signal V [0, 1] -> relative display light L = V^2.4 (BT.1886, black 0; odd below 0)."""
+    return like(_spow(as64(signal), 2.4), signal)

@@ -1,22 +1,27 @@
 """R, the SDR rendering the networks see of an HDR (PQ or HLG) face, and R⁻¹, how their change comes back.
 
-R maps the source's non-linear R'G'B' (the decoded signal, full-range [0, 1], BT.2020 primaries)
-to SDR R'G'B' [0, 1] (BT.709 primaries, for a 100 cd/m² BT.1886 display), per pixel:
+An implementation of :class:`~vidinvert.video.rendering.Rendering` (the composite computes
+x' = R⁻¹(R(x) + Δ)). R maps the source's non-linear R'G'B' (the decoded signal, [0, 1] of the
+code range, BT.2020 primaries) to SDR R'G'B' (BT.709 primaries, for a 100 cd/m² BT.1886
+display), per pixel:
 
 1. signal -> display light (cd/m², BT.2020 RGB): PQ by the ST 2084 EOTF; HLG by the inverse
    OETF and the BT.2100 OOTF for its nominal 1000 cd/m² display (system gamma 1.2);
 2. tone mapping: the BT.2390 EETF per R, G, B component in the PQ domain, from the source peak
    (PQ: the mastering display's max luminance, else MaxCLL, else 1000 cd/m²; HLG: 1000) to
    100 cd/m², black level 0; then / 100;
-3. BT.2020 -> BT.709 in linear light, clipped to [0, 1] (none when the source's primaries are BT.709);
+3. BT.2020 -> BT.709 in linear light (none when the source's primaries are BT.709);
 4. the inverse BT.1886 EOTF (V = L^(1/2.4), black 0).
 
-Every step but two clips is invertible: R is invertible on its **unclipped range**, the
-signals whose components all lie at or below the source peak (PQ(peak); every HLG signal) and
-whose tone-mapped colour falls inside BT.709 ([0, 1] after step 3). There R⁻¹(R(x)) = x
-(float64; the knee's inverse is a cube root, so R is computed in float64 whatever the input).
-:meth:`SdrRendering.apply_delta` returns x' = R⁻¹(R(x) + Δ) there and carries Δ as the
-difference R⁻¹(R(x) + Δ) - R⁻¹(R(x)) outside it, so Δ = 0 gives back every source sample.
+Every step is invertible (each curve is continued past its range oddly below 0, and the EETF's
+cubic past the source peak), so :meth:`SdrRendering.forward` returns R **unclipped** and
+R⁻¹(R(x)) = x for every signal (float64; the knee's inverse is a cube root, so R is computed
+in float64 whatever the input). The networks see :meth:`SdrRendering.render`, R clipped to
+[0, 1] (the "BT.2020 -> BT.709 with clipping" of the issue): **R's unclipped range** is the set
+of signals whose R lies in [0, 1] (:meth:`SdrRendering.unclipped`): colours inside BT.709 after
+the tone mapping, no component above the source peak. There the networks see R(x) exactly and
+x' = R⁻¹(R(x) + Δ) is their change brought back; outside it the change is applied to the
+unclipped value (the clipped part is kept from the source).
 
 :func:`rendering_for` picks R from a probed clip (identity for SDR). Torch-free at import.
 """
@@ -52,9 +57,9 @@ class RenderingSpec:
 
     @property
     def name(self) -> str:
-        """``identity`` for SDR, else e.g. ``pq-bt2390-1000to100-bt709-bt1886``."""
+        """``sdr-identity`` for SDR, else e.g. ``pq-bt2390-1000to100-bt709-bt1886``."""
         if self.transfer == "sdr":
-            return "identity"
+            return "sdr-identity"
         gamut = "-bt709" if self.gamut != "none" else ""
         return f"{self.transfer}-bt2390-{self.source_peak:g}to{self.target_peak:g}{gamut}-bt1886"
 
@@ -65,16 +70,16 @@ class RenderingSpec:
     def describe(self) -> str:
         """One line: what the networks see."""
         if self.is_identity:
-            return "the decoded RGB (SDR: no rendering)"
+            return "identity (SDR source: the networks see the decoded RGB)"
         steps = [f"{TRANSFER_NAMES[self.transfer]} to light"]
         if self.hlg_system_gamma is not None:
             steps[0] += f" (HLG OOTF, {self.source_peak:g} cd/m² display, gamma {self.hlg_system_gamma:g})"
         steps.append(f"{self.tone_map} {self.source_peak:g} -> {self.target_peak:g} cd/m² "
                      f"(peak from {self.source_peak_from})")
         if self.gamut != "none":
-            steps.append("BT.2020 -> BT.709 in linear light, clipped")
+            steps.append("BT.2020 -> BT.709 in linear light")
         steps.append(self.oetf)
-        return f"{self.name}: " + ", ".join(steps)
+        return f"{self.name}: " + ", ".join(steps) + "; the networks see it clipped to [0, 1]"
 
     def to_dict(self) -> dict:
         return {"name": self.name, **asdict(self), "description": self.describe()}
@@ -106,9 +111,10 @@ def spec_for(info: HdrInfo) -> RenderingSpec:
 class SdrRendering:
     """R and R⁻¹ for one :class:`RenderingSpec` (see the module doc).
 
-    Arrays: numpy or torch, floating, colour on ``axis`` (RGB order), values in [0, 1]:
-    ``forward`` takes the source signal (PQ / HLG R'G'B'), returns SDR R'G'B'; ``inverse`` the
-    reverse. Same shape and dtype out (float64 for integer input). Identity when SDR."""
+    Arrays: numpy (the composite: float64 ``[..., 3]``) or torch, colour on ``axis`` (RGB order):
+    ``forward`` takes the source signal (PQ / HLG R'G'B', [0, 1] of the code range), returns SDR
+    R'G'B' (unclipped; [0, 1] on R's unclipped range); ``inverse`` the reverse. Same shape and
+    dtype out (float64 for integer input). Identity when SDR."""
 
     def __init__(self, spec: RenderingSpec) -> None:
         self.spec = spec
@@ -132,18 +138,29 @@ class SdrRendering:
             e = hdr.hlg_oetf(hdr.hlg_inverse_ootf(hdr.pq_eotf(e), s.source_peak))
         return e
 
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def describe(self) -> str:
+        return self.spec.describe()
+
     def forward(self, x, axis: int = -1):
-        """Source signal -> what the networks see (SDR R'G'B' [0, 1])."""
+        """Source signal -> SDR R'G'B', unclipped (in [0, 1] on R's unclipped range)."""
         if self.is_identity:
             return x
-        v = hdr.channels_last(hdr.as64(x), axis)
-        light = self._to_light(v)
+        light = self._to_light(hdr.channels_last(hdr.as64(x), axis))
         if self._gamut:
             light = hdr.apply_matrix(light, hdr.BT2020_TO_BT709)
         return hdr.like(hdr.channels_back(hdr.bt1886_inverse(light), axis), x)
 
+    def render(self, x, axis: int = -1):
+        """What the networks see: :meth:`forward` clipped to [0, 1]."""
+        y = self.forward(x, axis)
+        return hdr._lib(y).clip(y, 0.0, 1.0)
+
     def inverse(self, y, axis: int = -1):
-        """SDR R'G'B' [0, 1] (clipped) -> source signal; R⁻¹(R(x)) = x on R's unclipped range."""
+        """SDR R'G'B' (unclipped) -> source signal: R⁻¹(R(x)) = x."""
         if self.is_identity:
             return y
         light = hdr.bt1886(hdr.channels_last(hdr.as64(y), axis))
@@ -152,28 +169,19 @@ class SdrRendering:
         return hdr.like(hdr.channels_back(self._from_light(light), axis), y)
 
     def apply_delta(self, x, delta, axis: int = -1):
-        """x' = x + R⁻¹(R(x) + Δ) - R⁻¹(R(x)), clipped to [0, 1]: R⁻¹(R(x) + Δ) on the unclipped
-        range, and exactly x wherever Δ = 0. ``delta`` in the networks' SDR units ([0, 1] scale)."""
+        """x' = x + (R⁻¹(R(x) + Δ) - R⁻¹(R(x))): R⁻¹(R(x) + Δ) up to rounding, and exactly x (bit for
+        bit) wherever Δ = 0. ``delta`` in the networks' units ([0, 1] scale)."""
         if self.is_identity:
-            return hdr._lib(x).clip(hdr.as64(x) + hdr.as64(delta), 0.0, 1.0)
+            return hdr.like(hdr.as64(x) + hdr.as64(delta), x)
         x64 = hdr.as64(x)
         y = self.forward(x64, axis)
-        out = x64 + (self.inverse(y + hdr.as64(delta), axis) - self.inverse(y, axis))
-        return hdr.like(hdr._lib(out).clip(out, 0.0, 1.0), x)
+        return hdr.like(x64 + (self.inverse(y + hdr.as64(delta), axis) - self.inverse(y, axis)), x)
 
     def unclipped(self, x, axis: int = -1, tol: float = 1e-9):
-        """Boolean mask (shape without ``axis``): where ``x`` lies in R's unclipped range."""
-        xp = hdr._lib(x)
-        v = hdr.channels_last(hdr.as64(x), axis)
-        if self.is_identity:
-            return ((v >= 0) & (v <= 1)).all(-1) if xp is np else ((v >= 0) & (v <= 1)).all(dim=-1)
-        top = 1.0 if self.spec.transfer == "hlg" else float(hdr.pq_inverse_eotf(np.float64(self.spec.source_peak)))
-        inside = (v >= -tol) & (v <= top + tol)
-        light = self._to_light(v)
-        if self._gamut:
-            light = hdr.apply_matrix(light, hdr.BT2020_TO_BT709)
-        ok = inside & (light >= -tol) & (light <= 1 + tol)
-        return ok.all(-1) if xp is np else ok.all(dim=-1)
+        """Boolean mask (the shape without ``axis``): where R(x) lies in [0, 1], R's unclipped range."""
+        y = hdr.channels_last(hdr.as64(self.forward(x, axis)), axis)
+        ok = (y >= -tol) & (y <= 1 + tol)
+        return ok.all(-1) if hdr._lib(y) is np else ok.all(dim=-1)
 
 
 def rendering_for(info) -> SdrRendering:
