@@ -72,3 +72,34 @@ def decoded_signal(path: str | Path) -> np.ndarray:
         rgb = frame.reformat(format="rgb48le", src_colorspace=Colorspace.BT2020, src_color_range=ColorRange.MPEG,
                              dst_color_range=ColorRange.JPEG).to_ndarray()
     return rgb.astype(np.float64) / 65535.0
+
+
+def make_hdr_face_clip(path: str | Path, n_frames: int = 4, size: tuple[int, int] = (176, 144)) -> Path:
+    """:func:`~tests.face_clips.face_frame` pictures stored as 10-bit PQ BT.2020 (libx265, with the
+    mastering metadata): the 8-bit RGB values are taken as the PQ signal, so the frames look like
+    the SDR face to the detector (enough for the plumbing; not a real grade)."""
+    from av.video.reformatter import ColorRange, Colorspace
+
+    from tests.face_clips import face_frame
+
+    path = Path(path)
+    w, h = size
+    params = ["log-level=error", "repeat-headers=1", "hdr10=1", f"master-display={MASTER_DISPLAY}",
+              f"max-cll={MAX_CLL[0]},{MAX_CLL[1]}"]
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx265", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p10le"
+        cc = s.codec_context
+        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 9, TRC["pq"], 9, 1
+        cc.options = {"crf": "10", "preset": "ultrafast", "x265-params": ":".join(params)}
+        for i in range(n_frames):
+            src = av.VideoFrame.from_ndarray(face_frame(i, size), format="rgb24")
+            f = src.reformat(format="yuv420p10le", src_color_range=ColorRange.JPEG, dst_colorspace=Colorspace.BT2020,
+                             dst_color_range=ColorRange.MPEG)
+            f.color_primaries, f.color_trc, f.colorspace, f.color_range = 9, TRC["pq"], 9, 1
+            f.pts = i
+            for pk in s.encode(f):
+                c.mux(pk)
+        for pk in s.encode():
+            c.mux(pk)
+    return path

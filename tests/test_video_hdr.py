@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.hdr_fixtures import MASTER_VALUES, MAX_CLL, decoded_signal, make_hdr_clip
+from tests.hdr_fixtures import MASTER_VALUES, MAX_CLL, decoded_signal, make_hdr_clip, make_hdr_face_clip
 from tests.video_fixtures import LogCapture, make_clip
 from vidinvert.cli.app import main
 from vidinvert.video import VideoWriter, choose_pix_fmt, hdr, open_video, probe
@@ -196,3 +196,19 @@ def test_info_says_hdr_and_which_rendering(pq_clip, capfd):
     assert d["is_hdr"] is True and d["hdr"]["light_level"] == {"max_cll": 1000, "max_fall": 400}
     assert d["sdr_rendering"]["name"] == "pq-bt2390-1000to100-bt709-bt1886"
     assert math.isclose(d["sdr_rendering"]["source_peak"], 1000.0)
+
+
+def test_edit_of_an_hdr_clip_records_r_and_keeps_the_metadata(tmp_path, tiny_weights, direction):
+    clip = make_hdr_face_clip(tmp_path / "hdr.mkv")
+    out = tmp_path / "edited.mp4"
+    rc = main(["edit", str(clip), "--direction", str(direction), "--strength", "2", "-o", str(out), "--codec",
+               "libx265", "--preset", "ultrafast", "--report", str(tmp_path / "r.json"), "--encoder",
+               str(tiny_weights["encoder"]), "--generator", str(tiny_weights["generator"]), "--device", "cpu"])
+    assert rc == 0
+    src, got = probe(clip), probe(out)
+    assert got.hdr == src.hdr and got.pix_fmt == "yuv420p10le"
+    run = json.loads((tmp_path / "edited.run.json").read_text())
+    for rec in (run["report"]["hdr"], json.loads((tmp_path / "r.json").read_text())["hdr"]):
+        assert rec["is_hdr"] is True and rec["signal"].startswith("PQ (SMPTE ST 2084), BT.2020")
+        assert rec["sdr_rendering"]["name"] == "pq-bt2390-1000to100-bt709-bt1886"
+        assert rec["metadata"]["content_light_level"] == {"max_cll": 1000, "max_fall": 400}

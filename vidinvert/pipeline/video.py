@@ -349,6 +349,7 @@ class VideoRun:
     def run(self) -> dict:
         from vidinvert.video import open_video
         from vidinvert.video.damage import damage_report
+        from vidinvert.video.rendering_hdr import hdr_record
 
         job, cfg = self.job, self.cfg
         t_start = time.perf_counter()
@@ -407,7 +408,7 @@ class VideoRun:
                    "wall_seconds": round(wall, 3), "fps_end_to_end": round(frames_done / wall, 3) if wall else None,
                    "device": self.inv.compute.describe(), "paste_mode": cfg.paste_mode,
                    "strength": str(cfg.strength), "face": str(self.aligner.tracker.select), "clip": dict(self._clip),
-                   "decode_damage": damage_report(reader.damaged),
+                   "decode_damage": damage_report(reader.damaged), "hdr": hdr_record(reader.info),
                    "batch_size": self.batch_sizes()},
         )
 

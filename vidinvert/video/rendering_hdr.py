@@ -189,3 +189,15 @@ def rendering_for(info) -> SdrRendering:
     :class:`~vidinvert.video.hdrmeta.HdrInfo`): chosen by the transfer (PQ, HLG; identity else)."""
     hdr_info = info if isinstance(info, HdrInfo) else getattr(info, "hdr", None) or HdrInfo()
     return SdrRendering(spec_for(hdr_info))
+
+
+def hdr_record(info) -> dict:
+    """What the report and ``run.json`` say of a clip's HDR (``info`` a probed
+    :class:`~vidinvert.video.probe.VideoInfo`): ``is_hdr``, ``signal`` (one line: transfer,
+    primaries, metadata), ``metadata`` (mastering display, light level) and ``sdr_rendering``
+    (:meth:`RenderingSpec.to_dict`: R's name, parameters and one-line description)."""
+    h = getattr(info, "hdr", None) or HdrInfo()
+    return {"is_hdr": h.is_hdr, "signal": h.describe(),
+            "metadata": {"mastering_display": None if h.mastering is None else asdict(h.mastering),
+                         "content_light_level": None if h.light_level is None else asdict(h.light_level)},
+            "sdr_rendering": spec_for(h).to_dict()}
