@@ -219,8 +219,8 @@ def bt2390_eetf(signal, source_peak: float, target_peak: float):
     e1 = as64(signal) / lw
     if m >= 1.0:
         return like(e1 * lw, signal)
-    t = (e1 - ks) / (1 - ks)
-    p = (2 * t**3 - 3 * t**2 + 1) * ks + (t**3 - 2 * t**2 + t) * (1 - ks) + (-2 * t**3 + 3 * t**2) * m
+    u = (e1 - ks) / (1 - ks) - 1  # T - 1
+    p = ks + 0.5 * (1 - m) * (u * u * u + 1)  # the Hermite spline above, expanded
     return like(xp.where(e1 < ks, e1, p) * lw, signal)
 
 
