@@ -124,21 +124,23 @@ def resolve_colour(
 class RGBConverter:
     """Converts decoded frames to RGB24 with a fixed :class:`ColourSpec` (one per stream).
 
-    ``__call__(frame) -> np.ndarray`` HxWx3 uint8 RGB, full range, stored orientation.
+    ``__call__(frame) -> np.ndarray`` HxWx3 uint8 RGB, full range, stored orientation
+    (``out_format="rgb48le"``: uint16, 0..65535).
     """
 
-    def __init__(self, spec: ColourSpec) -> None:
+    def __init__(self, spec: ColourSpec, out_format: str = "rgb24") -> None:
         self.spec = spec
+        self.out_format = out_format
         self._sws = VideoReformatter()
 
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
         if self.spec.matrix == "rgb":
-            out = self._sws.reformat(frame, format="rgb24", src_color_range=ColorRange.JPEG,
+            out = self._sws.reformat(frame, format=self.out_format, src_color_range=ColorRange.JPEG,
                                      dst_color_range=ColorRange.JPEG)
         else:
             out = self._sws.reformat(
                 frame,
-                format="rgb24",
+                format=self.out_format,
                 src_colorspace=_MATRIX[self.spec.matrix][0],
                 src_color_range=_RANGE[self.spec.range],
                 dst_color_range=ColorRange.JPEG,
