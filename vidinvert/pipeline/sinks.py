@@ -54,9 +54,12 @@ class DirectSink:
             carry_from=enc.carry_from, time_range=enc.time_range, metadata=dict(enc.metadata),
         )
 
-    def write_chunk(self, number: int, frames: list[np.ndarray], pts: list[int], durations: list) -> None:
-        for rgb, p, d in zip(frames, pts, durations):
-            self.writer.write(rgb, p, d)
+    def write_chunk(self, number: int, frames: list[np.ndarray], pts: list[int], durations: list,
+                    planes: list | None = None) -> None:
+        """``frames`` uint8 RGB; ``planes``: the same frames' samples (a frame's Planes is written instead
+        of its RGB where given)."""
+        for rgb, pl, p, d in zip(frames, planes or [None] * len(frames), pts, durations):
+            self.writer.write(rgb if pl is None else pl, p, d)
 
     def close(self) -> Path:
         return self.writer.close()

@@ -182,3 +182,13 @@ class FrameMaker:
         frame.color_primaries = self.spec.primaries
         frame.color_trc = self.spec.trc
         return frame
+
+
+def sws_args(src: ColourSpec, dst: ColourSpec) -> dict:
+    """swscale arguments converting between two specs (RGB specs: full range, no matrix)."""
+    args: dict = {"src_color_range": _RANGE[src.range], "dst_color_range": _RANGE[dst.range]}
+    if src.matrix != "rgb":
+        args["src_colorspace"] = _MATRIX[src.matrix][0]
+    if dst.matrix != "rgb":
+        args["dst_colorspace"] = _MATRIX[dst.matrix][0]
+    return args

@@ -17,8 +17,11 @@ Inputs are only ever opened for reading.
 Pixel format (``pix_fmt=None``): libx264/libx265 keep the source's chroma layout (4:2:0,
 4:2:2, 4:4:4) and bit depth (10-bit -> ``yuv4xxp10le``; 12-bit -> ``yuv4xxp12le`` with
 libx265, 10-bit with libx264); odd sizes cannot be 4:2:0/4:2:2, so
-they get 4:4:4 with a notice. FFV1 writes ``bgr0`` (``gbrp10le`` for >8-bit sources): exact
-RGB, so decoding gives back the written frames bit for bit.
+they get 4:4:4 with a notice. FFV1 writes the source's own pixel format when it is a planar YUV or
+RGB format (:mod:`vidinvert.video.planes`): frames written as planes keep every sample, and outside
+the faces an FFV1 output decodes to the source's decoded samples exactly. For other sources FFV1
+writes ``bgr0`` (``gbrp10le`` for >8-bit sources): exact RGB, so decoding gives back the written
+RGB frames bit for bit.
 
 HDR sources (PQ, HLG; :mod:`vidinvert.video.hdrmeta`): the transfer, primaries and matrix are
 tagged as the source's; libx265 also writes the source's mastering-display and content-light-level
@@ -36,15 +39,17 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from vidinvert.choices import Codec, Preset
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import publish
 from vidinvert.timespec import TimeRange
 from vidinvert.video.carry import StreamCarrier, tag_output
-from vidinvert.video.colour import ColourSpec, FrameMaker, chroma_layout
+from vidinvert.video.colour import ColourSpec, FrameMaker, chroma_layout, sws_args
 from vidinvert.video.hdrmeta import notice_dropped, x265_hdr_params
 from vidinvert.video.matroska import set_display_size
+from vidinvert.video.planes import Planes, planar_format
 from vidinvert.video.probe import VideoInfo, check_input_path
 
 log = logging.getLogger(__name__)
@@ -74,6 +79,8 @@ def choose_pix_fmt(codec: str, like: VideoInfo, requested: str | None = None) ->
         return requested
     deep = like.bit_depth > 8
     if codec == "ffv1":
+        if planar_format(like.pix_fmt) is not None and like.pix_fmt in supported and _holds(like.pix_fmt, w, h):
+            return like.pix_fmt  # the source's own samples, kept exactly
         return "gbrp10le" if deep and "gbrp10le" in supported else "bgr0"
     chroma = like.chroma if like.chroma in ("420", "422", "444") else ("444" if like.chroma == "rgb" else "420")
     odd = (chroma in ("420", "422") and w % 2) or (chroma == "420" and h % 2)
@@ -90,6 +97,12 @@ def choose_pix_fmt(codec: str, like: VideoInfo, requested: str | None = None) ->
             return f"{fmt}{depths[0]}le"
         log.warning("%s in this FFmpeg build cannot write %d-bit video; writing 8-bit %s", codec, like.bit_depth, fmt)
     return fmt
+
+
+def _holds(pix_fmt: str, w: int, h: int) -> bool:
+    """A frame of ``w`` x ``h`` fits ``pix_fmt``'s chroma blocks (no odd size in a subsampled direction)."""
+    fmt = planar_format(pix_fmt)
+    return fmt is not None and w % fmt[1][0] == 0 and h % fmt[1][1] == 0
 
 
 def check_encoder_available(codec: str) -> None:
@@ -204,6 +217,7 @@ class VideoWriter:
             colour = ColourSpec("bt709" if like.height >= 720 else "bt601", "limited", True, True,
                                 colour.primaries, colour.trc)
         self._maker = FrameMaker(self.pix_fmt, colour)
+        self._sws = VideoReformatter()
         spec = self._maker.spec
         cc.colorspace = spec.avcol_matrix
         cc.color_range = spec.avcol_range
@@ -227,18 +241,19 @@ class VideoWriter:
 
     # -- writing ----------------------------------------------------------------------------
     def write(self, image, pts: int, duration: int | None = None) -> None:
-        """Write one frame: ``image`` numpy uint8 HxWx3 RGB, or torch uint8 [3, H, W] RGB (any device).
+        """Write one frame: ``image`` numpy uint8 HxWx3 RGB, torch uint8 [3, H, W] RGB (any device), or
+        the source's :class:`~vidinvert.video.planes.Planes` (written as they are when the output's pixel
+        format is theirs, else converted by swscale with the matrix and range of both).
 
         ``pts`` in ``like.time_base`` ticks, strictly increasing; ``duration`` ticks or None
         (then the gap to the next frame, and for the last frame the previous gap).
         """
         if self._closed:
             raise RuntimeError("VideoWriter is closed")
-        rgb = _as_hwc_uint8(image)
-        if rgb.shape != (self.like.height, self.like.width, 3):
-            raise ValueError(
-                f"frame is {rgb.shape[1]}x{rgb.shape[0]}, the output is {self.like.width}x{self.like.height}"
-            )
+        rgb = image if isinstance(image, Planes) else _as_hwc_uint8(image)
+        hw = (image.height, image.width) if isinstance(image, Planes) else rgb.shape[:2]
+        if hw != (self.like.height, self.like.width):
+            raise ValueError(f"frame is {hw[1]}x{hw[0]}, the output is {self.like.width}x{self.like.height}")
         pts = int(pts)
         if self._last_pts is not None and pts <= self._last_pts:
             raise ValueError(f"pts must increase: {pts} after {self._last_pts}")
@@ -272,7 +287,7 @@ class VideoWriter:
 
     def _encode(self, rgb: np.ndarray, pts: int, duration: int | None) -> None:
         out_pts = pts - self._first_pts if self.trimmed else pts
-        frame = self._maker(rgb)
+        frame = self._planes_frame(rgb) if isinstance(rgb, Planes) else self._maker(rgb)
         frame.pts = out_pts
         frame.time_base = self.like.time_base
         if duration:
@@ -280,6 +295,18 @@ class VideoWriter:
             self._durations[out_pts] = duration
         self._mux(self._encode_checked(frame))
         self.frames_written += 1
+
+    def _planes_frame(self, planes: Planes) -> av.VideoFrame:
+        """An encoder frame from the source's samples: as they are, or converted to the output's format."""
+        spec = self._maker.spec
+        frame = planes.to_frame()
+        if planes.pix_fmt != self.pix_fmt or planes.spec.matrix != spec.matrix or planes.spec.range != spec.range:
+            frame = self._sws.reformat(frame, format=self.pix_fmt, **sws_args(planes.spec, spec))
+        frame.colorspace = spec.avcol_matrix
+        frame.color_range = spec.avcol_range
+        frame.color_primaries = spec.primaries
+        frame.color_trc = spec.trc
+        return frame
 
     def _encode_checked(self, frame):
         try:
