@@ -28,6 +28,7 @@ import torch
 from vidinvert.face.paste import PasteField, blend_rgb, depth_fields, paste_fields
 from vidinvert.pipeline.video_config import SIDE_BY_SIDE
 from vidinvert.video.colour import RGBConverter
+from vidinvert.video.hdr_frames import SdrRGBConverter, rgb_converter
 from vidinvert.video.planes import Planes, add_rgb_delta, block_box
 from vidinvert.video.rendering import SDR_IDENTITY, Rendering, is_identity
 
@@ -91,12 +92,12 @@ class Compositor:
 
     def __init__(self, rendering: Rendering = SDR_IDENTITY) -> None:
         self.rendering = rendering
-        self._to_rgb: RGBConverter | None = None
+        self._to_rgb: RGBConverter | SdrRGBConverter | None = None
 
     def rgb8(self, planes: Planes) -> np.ndarray:
         """``planes`` as the reader's 8-bit RGB (HxWx3 uint8, full range), with the planes' matrix and range."""
         if self._to_rgb is None or self._to_rgb.spec != planes.spec:
-            self._to_rgb = RGBConverter(planes.spec)
+            self._to_rgb = rgb_converter(planes.spec, self.rendering)  # R's 8-bit rendering for HDR
         return self._to_rgb(planes.to_frame())
 
     def frame(self, rgb: np.ndarray, planes: Planes | None,

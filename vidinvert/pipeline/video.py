@@ -291,11 +291,12 @@ class VideoRun:
     def run(self) -> dict:
         from vidinvert.video import open_video
         from vidinvert.video.damage import damage_report
-        from vidinvert.video.rendering_hdr import hdr_record
+        from vidinvert.video.rendering_hdr import hdr_record, rendering_for
 
         job, cfg = self.job, self.cfg
         t_start = time.perf_counter()
         reader = open_video(job.source, time_range=job.time_range, on_damage=cfg.on_damage, planes=True)
+        self.compositor = Compositor(rendering_for(reader.info))  # HDR: the networks see R(x)
         self._prepare_side_outputs()
         sinks = self._open_sinks(reader.info)
         writer = WriterThread()

@@ -151,8 +151,9 @@ class RGBConverter:
 class FrameMaker:
     """Builds encoder frames from RGB24 arrays in a pixel format, tagged with a :class:`ColourSpec`.
 
-    ``__call__(rgb HxWx3 uint8) -> av.VideoFrame`` in ``pix_fmt``. For RGB pixel formats
-    (``bgr0``, ``gbrp``...) the conversion is a lossless re-packing and the tags say RGB/full.
+    ``__call__(rgb HxWx3 uint8) -> av.VideoFrame`` in ``pix_fmt`` (``uint16`` 0..65535: taken as
+    ``rgb48le``). For RGB pixel formats (``bgr0``, ``gbrp``...) the conversion is a lossless
+    re-packing and the tags say RGB/full.
     """
 
     def __init__(self, pix_fmt: str, spec: ColourSpec) -> None:
@@ -162,7 +163,8 @@ class FrameMaker:
         self._sws = VideoReformatter()
 
     def __call__(self, rgb: np.ndarray) -> av.VideoFrame:
-        src = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        in_fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
+        src = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=in_fmt)
         if self.rgb_out:
             frame = self._sws.reformat(src, format=self.pix_fmt, src_color_range=ColorRange.JPEG,
                                        dst_color_range=ColorRange.JPEG)
@@ -175,8 +177,8 @@ class FrameMaker:
                 src_color_range=ColorRange.JPEG,
                 dst_color_range=_RANGE[self.spec.range],
             )
-        if frame is src:  # swscale had nothing to do (pix_fmt == rgb24)
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        if frame is src:  # swscale had nothing to do (pix_fmt == the input's)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=in_fmt)
         frame.colorspace = self.spec.avcol_matrix
         frame.color_range = self.spec.avcol_range
         frame.color_primaries = self.spec.primaries

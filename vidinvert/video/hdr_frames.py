@@ -1,5 +1,9 @@
 """The working copy of an HDR frame: R(x) in 8 bits, what the face stage and the networks see.
 
+The 8-bit copy of every frame of a PQ / HLG clip is R(x) (reader, random access, the composite's
+8-bit copy: :func:`converter_for`, :func:`rgb_converter`); a writer given such 8-bit frames for an
+HDR output (frames without planes, side-by-side panels) writes R⁻¹ of them (:func:`frame_maker_for`).
+
 :func:`converter_for` gives the reader's frame converter for a probed clip: for SDR the plain
 :class:`~vidinvert.video.colour.RGBConverter` (rgb24); for PQ / HLG an :class:`SdrRGBConverter`,
 which converts the decoded frame to 16-bit signal RGB (swscale, the stream's matrix and range)
@@ -17,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from vidinvert.video import hdr
-from vidinvert.video.colour import ColourSpec, RGBConverter
+from vidinvert.video.colour import ColourSpec, FrameMaker, RGBConverter
+from vidinvert.video.rendering import is_identity
 from vidinvert.video.rendering_hdr import SdrRendering, rendering_for
 
 _CODES = np.arange(65536, dtype=np.float64) / 65535.0
@@ -27,6 +32,7 @@ class SdrRGBConverter:
     """Decoded HDR frame -> HxWx3 uint8: R(x) clipped, full range, stored orientation (one per stream)."""
 
     def __init__(self, spec: ColourSpec, rendering: SdrRendering) -> None:
+        self.spec = spec
         self.rendering = rendering
         self._rgb16 = RGBConverter(spec, out_format="rgb48le")
         s = rendering.spec
@@ -62,9 +68,37 @@ class SdrRGBConverter:
         return np.rint(light ** np.float32(1 / 2.4) * 255).astype(np.uint8)
 
 
-def converter_for(info):
-    """The reader's frame converter for a probed clip: rgb24 for SDR, R's 8-bit rendering for PQ / HLG."""
+class SdrFrameMaker:
+    """Encoder frames for an HDR output from 8-bit working copies (frames without planes, side-by-side
+    panels): ``__call__(rgb HxWx3 uint8 of R) -> av.VideoFrame``, the signal R⁻¹(rgb / 255) at 16 bits
+    converted by :class:`~vidinvert.video.colour.FrameMaker` (tagged with the source's spec)."""
+
+    def __init__(self, pix_fmt: str, spec: ColourSpec, rendering: SdrRendering) -> None:
+        self.rendering = rendering
+        self._maker = FrameMaker(pix_fmt, spec)
+        self.spec = self._maker.spec
+        self.pix_fmt = pix_fmt
+
+    def __call__(self, rgb: np.ndarray):
+        signal = self.rendering.inverse(np.asarray(rgb, np.float64) / 255.0)
+        return self._maker(np.rint(np.clip(signal, 0.0, 1.0) * 65535).astype(np.uint16))
+
+
+def rgb_converter(spec: ColourSpec, rendering) -> RGBConverter | SdrRGBConverter:
+    """Decoded frames (or planes' frames) of ``spec`` -> the 8-bit working copy under ``rendering``."""
+    if is_identity(rendering):
+        return RGBConverter(spec)
+    return SdrRGBConverter(spec, rendering)
+
+
+def frame_maker_for(pix_fmt: str, spec: ColourSpec, info) -> FrameMaker | SdrFrameMaker:
+    """The writer's RGB -> encoder-frame maker for an output like ``info``: R⁻¹ first for PQ / HLG."""
     rendering = rendering_for(info)
     if rendering.is_identity:
-        return RGBConverter(info.colour)
-    return SdrRGBConverter(info.colour, rendering)
+        return FrameMaker(pix_fmt, spec)
+    return SdrFrameMaker(pix_fmt, spec, rendering)
+
+
+def converter_for(info) -> RGBConverter | SdrRGBConverter:
+    """The reader's frame converter for a probed clip: rgb24 for SDR, R's 8-bit rendering for PQ / HLG."""
+    return rgb_converter(info.colour, rendering_for(info))

@@ -30,7 +30,7 @@ import av
 import numpy as np
 
 from vidinvert.errors import VidinvertError
-from vidinvert.video.colour import RGBConverter
+from vidinvert.video.hdr_frames import converter_for
 from vidinvert.video.index import PtsIndex, build_pts_index
 from vidinvert.video.probe import VideoInfo, ffmpeg_message, open_input, probe, video_stream
 from vidinvert.video.reader import Frame, FrameBatch, VideoReader
@@ -141,7 +141,7 @@ class RandomAccessVideo:
             stream.codec_context.thread_type = "AUTO"
             stream.codec_context.thread_count = self.threads
             self._state = {"container": container, "stream": stream, "frames": None, "pos": None,
-                           "convert": RGBConverter(self.info.colour), "from_start": True, "decoded": 0}
+                           "convert": converter_for(self.info), "from_start": True, "decoded": 0}
         return self._state
 
     def _get_pyav(self, i: int) -> Frame:

@@ -48,8 +48,8 @@ import numpy as np
 from vidinvert.errors import VidinvertError
 from vidinvert.threads import prefetch as prefetch_items
 from vidinvert.timespec import TimeRange
-from vidinvert.video.colour import RGBConverter
 from vidinvert.video.damage import DamagedFrame, StandIns, check_on_damage, damage_message
+from vidinvert.video.hdr_frames import converter_for
 from vidinvert.video.index import PtsIndex, build_pts_index
 from vidinvert.video.planes import Planes
 from vidinvert.video.probe import (
@@ -217,7 +217,7 @@ class VideoReader:
     def _frames(self) -> Iterator[Frame]:
         info, tr, path = self.info, self.time_range, self.path
         tb = info.time_base
-        convert = RGBConverter(info.colour)
+        convert = converter_for(info)
         orient = info.orientation
         conceal = self.on_damage == "conceal"
         with open_input(path) as container:

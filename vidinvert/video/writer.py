@@ -46,7 +46,8 @@ from vidinvert.errors import VidinvertError
 from vidinvert.fileio import publish
 from vidinvert.timespec import TimeRange
 from vidinvert.video.carry import StreamCarrier, tag_output
-from vidinvert.video.colour import ColourSpec, FrameMaker, chroma_layout, sws_args
+from vidinvert.video.colour import ColourSpec, chroma_layout, sws_args
+from vidinvert.video.hdr_frames import frame_maker_for
 from vidinvert.video.hdrmeta import notice_dropped, x265_hdr_params
 from vidinvert.video.matroska import set_display_size
 from vidinvert.video.planes import Planes, planar_format
@@ -216,7 +217,7 @@ class VideoWriter:
         if colour.matrix == "rgb":  # RGB source into a YUV format: tag what we convert with
             colour = ColourSpec("bt709" if like.height >= 720 else "bt601", "limited", True, True,
                                 colour.primaries, colour.trc)
-        self._maker = FrameMaker(self.pix_fmt, colour)
+        self._maker = frame_maker_for(self.pix_fmt, colour, like)  # R⁻¹ first for HDR (video.hdr_frames)
         self._sws = VideoReformatter()
         spec = self._maker.spec
         cc.colorspace = spec.avcol_matrix
