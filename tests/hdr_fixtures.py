@@ -20,25 +20,27 @@ MAX_CLL = (1000, 400)
 TRC = {"pq": 16, "hlg": 18}
 
 
-def hdr_planes(i: int, w: int, h: int, depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Frame ``i``'s limited-range Y, U, V planes (4:2:0) at ``depth`` bits: a luma ramp over the
-    whole range (black to peak), mild chroma gradients (skin-like, inside BT.709), moving."""
+def hdr_planes(i: int, w: int, h: int, depth: int, sub: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frame ``i``'s limited-range Y, U, V planes (chroma subsampled by ``sub`` both ways: 2 = 4:2:0,
+    1 = 4:4:4) at ``depth`` bits: a luma ramp over the whole range (black to peak), mild chroma
+    gradients (skin-like, inside BT.709), moving."""
     scale = 1 << (depth - 8)
     y = np.linspace(16 * scale, 235 * scale, w)[None, :] + np.zeros((h, 1))
     y = np.roll(y, 2 * i, axis=1)
-    cw, ch = w // 2, h // 2
+    cw, ch = w // sub, h // sub
     u = 128 * scale - 2 * scale + 1 * scale * np.linspace(0, 1, ch)[:, None] + np.zeros((1, cw))
     v = 128 * scale + 2 * scale + 2 * scale * np.linspace(0, 1, cw)[None, :] + np.zeros((ch, 1))
     return tuple(np.round(p).astype(np.uint16) for p in (y, u, v))
 
 
 def make_hdr_clip(path: str | Path, *, transfer: str = "pq", depth: int = 10, metadata: bool = True,
-                  size: tuple[int, int] = (64, 48), n_frames: int = 3) -> Path:
-    """A libx265 clip tagged BT.2020 / ``transfer`` / BT.2020 NCL, limited range, 4:2:0 ``depth``-bit;
+                  size: tuple[int, int] = (64, 48), n_frames: int = 3, chroma: str = "420") -> Path:
+    """A libx265 clip tagged BT.2020 / ``transfer`` / BT.2020 NCL, limited range, ``chroma`` (420 | 444) ``depth``-bit;
     with ``metadata`` the PQ mastering display and MaxCLL SEI (:data:`MASTER_DISPLAY`, :data:`MAX_CLL`)."""
     path = Path(path)
     w, h = size
-    pix_fmt = f"yuv420p{depth}le"
+    pix_fmt = f"yuv{chroma}p{depth}le"
+    sub = 2 if chroma == "420" else 1
     params = ["log-level=error", "repeat-headers=1"]
     if metadata:
         params += ["hdr10=1", f"master-display={MASTER_DISPLAY}", f"max-cll={MAX_CLL[0]},{MAX_CLL[1]}"]
@@ -50,7 +52,7 @@ def make_hdr_clip(path: str | Path, *, transfer: str = "pq", depth: int = 10, me
         cc.options = {"crf": "12", "preset": "ultrafast", "x265-params": ":".join(params)}
         for i in range(n_frames):
             f = av.VideoFrame(w, h, pix_fmt)
-            for plane, arr in zip(f.planes, hdr_planes(i, w, h, depth)):
+            for plane, arr in zip(f.planes, hdr_planes(i, w, h, depth, sub)):
                 buf = np.frombuffer(plane, dtype=np.uint16).reshape(plane.height, -1)
                 buf[:, : arr.shape[1]] = arr
             f.color_primaries, f.color_trc, f.colorspace, f.color_range = 9, TRC[transfer], 9, 1
