@@ -212,3 +212,20 @@ def test_edit_of_an_hdr_clip_records_r_and_keeps_the_metadata(tmp_path, tiny_wei
         assert rec["is_hdr"] is True and rec["signal"].startswith("PQ (SMPTE ST 2084), BT.2020")
         assert rec["sdr_rendering"]["name"] == "pq-bt2390-1000to100-bt709-bt1886"
         assert rec["metadata"]["content_light_level"] == {"max_cll": 1000, "max_fall": 400}
+
+
+@pytest.mark.parametrize("transfer", ["pq", "hlg"])
+def test_working_copy_is_r_within_one_level(tmp_path, transfer):
+    clip = make_hdr_clip(tmp_path / f"{transfer}.mkv", transfer=transfer, chroma="444")
+    r = rendering_for(probe(clip))
+    frame = next(iter(open_video(clip)))
+    want = np.rint(255 * np.clip(r.forward(decoded_signal(clip)), 0, 1))  # R computed directly, float64
+    assert np.abs(frame.rgb.astype(int) - want).max() <= 1
+
+
+def test_eight_bit_frames_of_an_hdr_clip_are_written_through_r_inverse(tmp_path):
+    clip = make_hdr_clip(tmp_path / "pq444.mkv", chroma="444")
+    _rewrite(clip, tmp_path / "o.mkv", "ffv1")  # the reader's 8-bit frames (R), no planes
+    src, out = decoded_signal(clip), decoded_signal(tmp_path / "o.mkv")
+    ok = rendering_for(probe(clip)).unclipped(src)
+    assert np.abs(out - src).max(-1)[ok].max() < 6 * CODE10  # the 8-bit SDR steps, brought back
