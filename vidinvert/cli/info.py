@@ -49,10 +49,9 @@ def rows(info) -> list[tuple[str, str]]:
         ("colour range", c.range + ("" if c.range_tagged else " (untagged, assumed)")),
         ("colour matrix", c.matrix + ("" if c.matrix_tagged else " (untagged, assumed)")),
         ("HDR", info.hdr.describe()),
+        *([("networks see", rendering_spec(info).describe())] if info.is_hdr else []),
         ("time base", str(info.time_base)),
     ]
-    if info.is_hdr:
-        out.append(("networks see", rendering_spec(info).describe()))
     if info.timecode:
         out.append(("timecode", f"starts at {info.timecode}"))
     if not info.audio:
