@@ -27,7 +27,7 @@ import torch
 
 from vidinvert.face.paste import PasteField, blend_rgb, depth_fields, paste_fields
 from vidinvert.pipeline.video_config import SIDE_BY_SIDE
-from vidinvert.video.colour import RGBConverter
+from vidinvert.video.colour import ColourSpec, RGBConverter
 from vidinvert.video.planes import Planes, add_rgb_delta, block_box
 from vidinvert.video.rendering import SDR_IDENTITY, Rendering, is_identity
 
@@ -55,6 +55,13 @@ def composite_field(planes: Planes, fld: PasteField, rendering: Rendering = SDR_
         d = rendering.inverse(r + m[..., None] * target) - x
         d[~support] = 0.0
     add_rgb_delta(planes, box, d, support)
+
+
+def rgb16_planes(high: np.ndarray) -> Planes:
+    """A 16-bit RGB image (uint16 ``[H,W,3]``, a photo's samples) as :class:`Planes` (``gbrp16le``
+    order; the arrays are copies, to composite into)."""
+    data = tuple(np.ascontiguousarray(high[..., c]) for c in (1, 2, 0))
+    return Planes("gbrp16le", 16, (1, 1), data, ColourSpec("rgb", "full"), (2, 0, 1))
 
 
 class Outputs(dict):
