@@ -125,8 +125,21 @@ class Compositor:
               recon: torch.Tensor | None, weights: np.ndarray,
               color_reference: torch.Tensor | None) -> dict[int, tuple[np.ndarray, Planes | None]]:
         """Paste a batch's crops ``img [n,3,S,S]`` (RGB in [-1,1]) into their source frames -> ``{position:
-        (rgb, planes)}``. Frames with one face of the batch: one batched field computation; frames
-        with several: the depth-ordered fields (farther faces first, masks cut by nearer faces)."""
+        (rgb, planes)}`` (the fields: :meth:`fields`)."""
+        fields = self.fields(chunk, sel, img, mask, mode=mode, recon=recon, weights=weights,
+                             color_reference=color_reference)
+        out = {}
+        for p, flds in fields.items():
+            ff = chunk.frames[p]
+            out[p] = self.frame(ff.frame, getattr(ff, "planes", None), flds)
+        return out
+
+    @staticmethod
+    def fields(chunk, sel: list, img: torch.Tensor, mask: torch.Tensor, *, mode: str, recon: torch.Tensor | None,
+               weights: np.ndarray, color_reference: torch.Tensor | None) -> dict[int, list[PasteField]]:
+        """Each frame's :class:`PasteField` s in paste order, ``{position: [fields]}``. Frames with one face
+        of the batch: one batched computation; frames with several: the depth-ordered fields (farther
+        faces first, masks cut by nearer faces)."""
         quads = np.stack([chunk.face(k).quad for k in sel])
         rows: dict[int, list[int]] = {}
         for j, (p, _) in enumerate(sel):
@@ -148,11 +161,7 @@ class Compositor:
                 fields[p] = depth_fields(hw, quads[js], take(img, js), take(mask, js), mode=mode,
                                          recon=take(recon, js), weights=weights[js],
                                          color_reference=take(color_reference, js))
-        out = {}
-        for p, flds in fields.items():
-            ff = chunk.frames[p]
-            out[p] = self.frame(ff.frame, getattr(ff, "planes", None), flds)
-        return out
+        return fields
 
 
 def rows_of(x: torch.Tensor | None, js: list[int], n: int) -> torch.Tensor | None:
