@@ -27,7 +27,7 @@ import torch
 
 from vidinvert.face.paste import PasteField, blend_rgb, depth_fields, paste_fields
 from vidinvert.pipeline.video_config import SIDE_BY_SIDE
-from vidinvert.video.colour import RGBConverter
+from vidinvert.video.colour import ColourSpec, RGBConverter
 from vidinvert.video.hdr_frames import SdrRGBConverter, rgb_converter
 from vidinvert.video.planes import Planes, add_rgb_delta, block_box
 from vidinvert.video.rendering import SDR_IDENTITY, Rendering, is_identity
@@ -56,6 +56,13 @@ def composite_field(planes: Planes, fld: PasteField, rendering: Rendering = SDR_
         d = rendering.inverse(r + m[..., None] * target) - x
         d[~support] = 0.0
     add_rgb_delta(planes, box, d, support)
+
+
+def rgb16_planes(high: np.ndarray) -> Planes:
+    """A 16-bit RGB image (uint16 ``[H,W,3]``, a photo's samples) as :class:`Planes` (``gbrp16le``
+    order; the arrays are copies, to composite into)."""
+    data = tuple(np.ascontiguousarray(high[..., c]) for c in (1, 2, 0))
+    return Planes("gbrp16le", 16, (1, 1), data, ColourSpec("rgb", "full"), (2, 0, 1))
 
 
 class Outputs(dict):
@@ -119,8 +126,21 @@ class Compositor:
               recon: torch.Tensor | None, weights: np.ndarray,
               color_reference: torch.Tensor | None) -> dict[int, tuple[np.ndarray, Planes | None]]:
         """Paste a batch's crops ``img [n,3,S,S]`` (RGB in [-1,1]) into their source frames -> ``{position:
-        (rgb, planes)}``. Frames with one face of the batch: one batched field computation; frames
-        with several: the depth-ordered fields (farther faces first, masks cut by nearer faces)."""
+        (rgb, planes)}`` (the fields: :meth:`fields`)."""
+        fields = self.fields(chunk, sel, img, mask, mode=mode, recon=recon, weights=weights,
+                             color_reference=color_reference)
+        out = {}
+        for p, flds in fields.items():
+            ff = chunk.frames[p]
+            out[p] = self.frame(ff.frame, getattr(ff, "planes", None), flds)
+        return out
+
+    @staticmethod
+    def fields(chunk, sel: list, img: torch.Tensor, mask: torch.Tensor, *, mode: str, recon: torch.Tensor | None,
+               weights: np.ndarray, color_reference: torch.Tensor | None) -> dict[int, list[PasteField]]:
+        """Each frame's :class:`PasteField` s in paste order, ``{position: [fields]}``. Frames with one face
+        of the batch: one batched computation; frames with several: the depth-ordered fields (farther
+        faces first, masks cut by nearer faces)."""
         quads = np.stack([chunk.face(k).quad for k in sel])
         rows: dict[int, list[int]] = {}
         for j, (p, _) in enumerate(sel):
@@ -142,11 +162,7 @@ class Compositor:
                 fields[p] = depth_fields(hw, quads[js], take(img, js), take(mask, js), mode=mode,
                                          recon=take(recon, js), weights=weights[js],
                                          color_reference=take(color_reference, js))
-        out = {}
-        for p, flds in fields.items():
-            ff = chunk.frames[p]
-            out[p] = self.frame(ff.frame, getattr(ff, "planes", None), flds)
-        return out
+        return fields
 
 
 def rows_of(x: torch.Tensor | None, js: list[int], n: int) -> torch.Tensor | None:
