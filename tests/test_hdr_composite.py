@@ -8,6 +8,7 @@ import math
 
 import av
 import numpy as np
+import pytest
 import torch
 
 from tests.hdr_fixtures import make_hdr_clip, make_hdr_face_clip
@@ -147,3 +148,33 @@ def test_strength_zero_edit_of_an_hdr_clip_is_the_source(tmp_path, tiny_weights,
     assert len(src) == len(got) == 3
     for a, b in zip(src, got):
         assert all(np.array_equal(p, q) for p, q in zip(a, b))
+
+
+def test_session_render_of_an_hdr_frame_equals_the_job(tmp_path, tiny_weights, direction):
+    pytest.importorskip("dlib")
+    import cv2
+
+    from vidinvert import Editor, EditRequest, run_edit
+    from vidinvert.pipeline.side_outputs import png16_of
+
+    clip = make_hdr_face_clip(tmp_path / "hdr.mkv", n_frames=3)
+    models = {"encoder": str(tiny_weights["encoder"]), "generator": str(tiny_weights["generator"]), "device": "cpu"}
+    settings = {"direction": (direction,), "strength": "2"}
+    req = EditRequest(inputs=(clip,), output=tmp_path / "out.mkv", codec="ffv1", frames_dir=tmp_path / "frames",
+                      identity=False, batch_size=1, **models, **settings)
+    assert run_edit(req).exit_code == 0
+    tag = req.tags[0]
+    job = cv2.imread(str(tmp_path / "frames" / tag / "000001.png"), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    editor = Editor.from_request(EditRequest(inputs=(), **models))
+    shown = editor.render(editor.open(clip), 1, EditRequest(inputs=(), **settings))
+    assert job.dtype == np.uint16 and np.array_equal(png16_of(shown.planes[tag]), job)
+    source = [p.data for p in (_nth_planes(clip, 1),)][0]
+    assert any(not np.array_equal(a, b) for a, b in zip(shown.planes[tag].data, source))  # the edit shows
+
+
+def _nth_planes(path, n):
+    info = probe(path, count_frames=False)
+    with av.open(str(path)) as c:
+        for i, frame in enumerate(c.decode(video=0)):
+            if i == n:
+                return Planes.from_frame(frame, info.colour)

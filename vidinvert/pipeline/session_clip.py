@@ -26,6 +26,7 @@ from vidinvert.errors import VidinvertError
 from vidinvert.face.stream import FaceFrame, MultiFaceAligner
 from vidinvert.face.types import parse_face_select
 from vidinvert.pipeline.chunks import Chunk, Key
+from vidinvert.pipeline.composite import Compositor
 from vidinvert.pipeline.context import JobContext
 from vidinvert.pipeline.request import CHUNK_FRAMES, VIDEO
 from vidinvert.pipeline.session_types import ByteLRU, FaceInfo, Media, RenderCancelled, Rendered
@@ -33,6 +34,7 @@ from vidinvert.pipeline.settings import JobSettings
 from vidinvert.pipeline.video import VideoRun
 from vidinvert.pipeline.video_config import OutputSpec, VideoJob, face_config
 from vidinvert.video import RandomAccessVideo, open_video, probe
+from vidinvert.video.rendering_hdr import rendering_for
 
 #: Inversions kept (w+ and F per face: about 0.55 MB each at 1024 px).
 LATENT_CACHE_BYTES = 1 << 30
@@ -239,8 +241,10 @@ class ClipRenderer:
         job = VideoJob.from_settings(s, media.path, outs, compute=self.inv.compute, image_size=self.inv.size,
                                      frames_dir=None, save_latents=None)
         cfg = dataclasses.replace(job.config, batch_size=1, side_by_side=False, frames_dir=None)
-        return VideoRun(synth, dataclasses.replace(job, config=cfg), masker=self.masker, plan=ctx.plan,
-                        detector=self.detector)
+        run = VideoRun(synth, dataclasses.replace(job, config=cfg), masker=self.masker, plan=ctx.plan,
+                       detector=self.detector)
+        run.compositor = Compositor(rendering_for(media.info))  # HDR clips: R and R⁻¹ (video.rendering_hdr)
+        return run
 
     @staticmethod
     def _chunk(st: FaceStage, j: int, positions: set[int], render_at: int | None) -> Chunk:
