@@ -219,3 +219,26 @@ def test_16_bit_photo_faces_are_composited_at_16_bits(tmp_path, tiny_weights, di
     assert np.abs(got - ref)[sup].max() <= 1.0
     change = (got - high)[sup]
     assert (change % 257 != 0).any()  # not an 8-bit change moved onto 16 bits
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le",
+                                     "yuv420p12le", "gbrp10le"])
+def test_the_8_bit_copy_of_a_face_box_equals_the_whole_frame_conversion(pix_fmt):
+    """The composite's 8-bit RGB converts only the faces' boxes: it must equal converting the whole frame
+    (what a reader of a lossless output gets)."""
+    from vidinvert.video.colour import ColourSpec, RGBConverter
+    from vidinvert.video.planes import Planes
+
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (270, 481, 3), dtype=np.uint8) if "444" in pix_fmt or "gbr" in pix_fmt else \
+        rng.integers(0, 256, (270, 480, 3), dtype=np.uint8)
+    f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(
+        format=pix_fmt, dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
+    planes = Planes.from_frame(f, ColourSpec("bt709", "limited"))
+    whole = RGBConverter(planes.spec)(planes.to_frame())
+    comp = composite.Compositor()
+    for box in [(0, 0, 64, 50), (200, 100, 330, 222), (400, 200, img.shape[1], 270), (17, 33, 95, 101)]:
+        out = np.zeros_like(whole)
+        comp.rgb8_into(out, planes, box)
+        x0, y0, x1, y1 = box
+        assert np.array_equal(out[y0:y1, x0:x1], whole[y0:y1, x0:x1]), box

@@ -27,6 +27,7 @@ class EncodeSettings:
     carry_from: Path | None = None
     time_range: TimeRange | None = None
     metadata: tuple[tuple[str, str], ...] = ()
+    planes: bool = False  # frames come as the source's Planes (FFV1 keeps the source's pixel format)
 
     @property
     def trimmed(self) -> bool:
@@ -52,6 +53,7 @@ class DirectSink:
         self.writer = VideoWriter(
             path, like=info, codec=enc.codec, crf=enc.crf, preset=enc.preset, overwrite=enc.overwrite,
             carry_from=enc.carry_from, time_range=enc.time_range, metadata=dict(enc.metadata),
+            planes=enc.planes,
         )
 
     def write_chunk(self, number: int, frames: list[np.ndarray], pts: list[int], durations: list,

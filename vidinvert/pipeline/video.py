@@ -406,7 +406,7 @@ class VideoRun:
         cfg, job = self.cfg, self.job
         return EncodeSettings(codec=cfg.codec, crf=cfg.crf, preset=cfg.preset, overwrite=cfg.overwrite,
                               carry_from=job.source, time_range=job.time_range,
-                              metadata=output_metadata([o.name for o in job.outputs], job.metadata))
+                              metadata=output_metadata([o.name for o in job.outputs], job.metadata), planes=True)
 
     def _open_sinks(self, info) -> dict:
         import dataclasses
@@ -414,19 +414,19 @@ class VideoRun:
         from vidinvert.pipeline.sinks import DirectSink
 
         enc = self.encode_settings()
-        specs = [(o, info) for o in self.job.outputs]
-        if self.cfg.side_by_side:
+        specs = [(o, info, enc) for o in self.job.outputs]
+        if self.cfg.side_by_side:  # RGB panels
             first = self.job.outputs[0].path
             sbs = OutputSpec(SIDE_BY_SIDE, first.with_name(first.stem + ".side-by-side" + first.suffix))
             specs.append((sbs, dataclasses.replace(info, width=3 * info.width, coded_width=3 * info.width,
-                                                   coded_height=info.height, pix_fmt="bgr0")))  # RGB panels
+                                                   coded_height=info.height), dataclasses.replace(enc, planes=False)))
         sinks: dict = {}
         try:
-            for o, like in specs:
+            for o, like, settings in specs:
                 if self.workdir is not None:
-                    sinks[o.name] = self.workdir.sink(o, like, enc)
+                    sinks[o.name] = self.workdir.sink(o, like, settings)
                 else:
-                    sinks[o.name] = DirectSink(o.path, like, enc)
+                    sinks[o.name] = DirectSink(o.path, like, settings)
         except BaseException:
             for s in sinks.values():
                 s.abort()

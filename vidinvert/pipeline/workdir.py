@@ -164,7 +164,7 @@ class SegmentSink:
 
         enc = self.enc
         with VideoWriter(self._seg(number), like=self.info, codec=enc.codec, crf=enc.crf, preset=enc.preset,
-                         overwrite=True, carry_from=None, time_range=None) as w:
+                         overwrite=True, carry_from=None, time_range=None, planes=enc.planes) as w:
             for rgb, pl, p, d in zip(frames, planes or [None] * len(frames), pts, durations):
                 w.write(rgb if pl is None else pl, p, d)
         self.numbers.add(number)

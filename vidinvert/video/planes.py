@@ -100,7 +100,7 @@ class Planes:
         for plane in frame.planes:
             raw = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
             row = plane.width * dtype.itemsize
-            data.append(np.ascontiguousarray(raw[:, :row]).view(dtype).astype(_native(depth), copy=False))
+            data.append(np.array(raw[:, :row]).view(dtype).astype(_native(depth), copy=False))  # a copy
         if spec.matrix != "rgb" and format_is_rgb(frame.format.name):
             spec = ColourSpec("rgb", "full", True, True, spec.primaries, spec.trc)
         return cls(frame.format.name, depth, sub, tuple(data), spec, rgb_planes)

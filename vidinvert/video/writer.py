@@ -17,11 +17,11 @@ Inputs are only ever opened for reading.
 Pixel format (``pix_fmt=None``): libx264/libx265 keep the source's chroma layout (4:2:0,
 4:2:2, 4:4:4) and bit depth (10-bit -> ``yuv4xxp10le``; 12-bit -> ``yuv4xxp12le`` with
 libx265, 10-bit with libx264); odd sizes cannot be 4:2:0/4:2:2, so
-they get 4:4:4 with a notice. FFV1 writes the source's own pixel format when it is a planar YUV or
-RGB format (:mod:`vidinvert.video.planes`): frames written as planes keep every sample, and outside
-the faces an FFV1 output decodes to the source's decoded samples exactly. For other sources FFV1
-writes ``bgr0`` (``gbrp10le`` for >8-bit sources): exact RGB, so decoding gives back the written
-RGB frames bit for bit.
+they get 4:4:4 with a notice. With ``planes=True`` (the video job: frames written as the source's
+:class:`~vidinvert.video.planes.Planes`) FFV1 writes the source's own pixel format when it is a
+planar YUV or RGB format, so every sample is kept (outside the faces the output decodes to the
+source's decoded samples exactly). Otherwise FFV1 writes ``bgr0`` (``gbrp10le`` for >8-bit
+sources): exact RGB, so decoding gives back the written RGB frames bit for bit.
 
 HDR sources (PQ, HLG; :mod:`vidinvert.video.hdrmeta`): the transfer, primaries and matrix are
 tagged as the source's; libx265 also writes the source's mastering-display and content-light-level
@@ -67,8 +67,9 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def choose_pix_fmt(codec: str, like: VideoInfo, requested: str | None = None) -> str:
-    """The output pixel format for ``codec`` given the source (see the module doc)."""
+def choose_pix_fmt(codec: str, like: VideoInfo, requested: str | None = None, planes: bool = False) -> str:
+    """The output pixel format for ``codec`` given the source (see the module doc); ``planes``: the
+    frames come as the source's :class:`~vidinvert.video.planes.Planes` (FFV1 then keeps its format)."""
     supported = [f.name for f in (av.Codec(codec, "w").video_formats or ())]
     w, h = like.width, like.height
     if requested:
@@ -80,7 +81,7 @@ def choose_pix_fmt(codec: str, like: VideoInfo, requested: str | None = None) ->
         return requested
     deep = like.bit_depth > 8
     if codec == "ffv1":
-        if planar_format(like.pix_fmt) is not None and like.pix_fmt in supported and _holds(like.pix_fmt, w, h):
+        if planes and like.pix_fmt in supported and _holds(like.pix_fmt, w, h):
             return like.pix_fmt  # the source's own samples, kept exactly
         return "gbrp10le" if deep and "gbrp10le" in supported else "bgr0"
     chroma = like.chroma if like.chroma in ("420", "422", "444") else ("444" if like.chroma == "rgb" else "420")
@@ -134,7 +135,9 @@ class VideoWriter:
     other streams, chapters and tags are carried over (usually the source; None = none, the
     container tags then come from ``like``); ``time_range`` the trim the frames come from: when
     set, the output starts at 0 and the carried streams and chapters are cut to the span of the
-    written frames; ``metadata`` tags added to the source's (``encoder`` on the video stream).
+    written frames; ``metadata`` tags added to the source's (``encoder`` on the video stream);
+    ``planes``: the frames are (mostly) written as the source's Planes, so FFV1 takes the source's own
+    pixel format (else RGB, which keeps RGB frames exact).
     """
 
     def __init__(
@@ -152,6 +155,7 @@ class VideoWriter:
         metadata: Mapping[str, str] | None = None,
         threads: int = 0,
         codec_options: Mapping[str, str] | None = None,
+        planes: bool = False,
     ) -> None:
         self.dest = Path(dest).expanduser()
         self.like = like
@@ -159,7 +163,7 @@ class VideoWriter:
         self.trimmed = bool(time_range and (time_range.start or time_range.end))
         self._check_dest(overwrite, carry_from)
         check_encoder_settings(codec, crf, preset)
-        self.pix_fmt = choose_pix_fmt(codec, like, pix_fmt)
+        self.pix_fmt = choose_pix_fmt(codec, like, pix_fmt, planes)
         fmt = _FORMATS[self.dest.suffix.lower()]
         fd, tmp = tempfile.mkstemp(prefix=f".{self.dest.stem}.partial-", suffix=self.dest.suffix, dir=self.dest.parent)
         os.close(fd)
