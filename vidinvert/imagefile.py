@@ -272,8 +272,12 @@ def check_photo_output(photo: Photo, path: str | Path) -> str:
     return fmt
 
 
-def write_photo(path: str | Path, photo: Photo, rgb: np.ndarray, *, overwrite: bool) -> Path:
+def write_photo(path: str | Path, photo: Photo, rgb: np.ndarray, *, overwrite: bool,
+                high: np.ndarray | None = None) -> Path:
     """Write the edited uint8 RGB ``[H,W,3]`` of ``photo`` to ``path`` in the source's kind.
+
+    ``high``: the edited 16-bit samples (uint16 ``[H,W,3]``, a colour 16-bit source's faces composited
+    at 16 bits); written instead of the 8-bit change moved onto the source's samples where 16 bits are.
 
     Format from the suffix. Greyscale sources are written greyscale, 16-bit ones 16-bit (PNG,
     and greyscale TIFF; other formats take 8 bits) with every sample whose 8-bit pixel was not
@@ -292,7 +296,7 @@ def write_photo(path: str | Path, photo: Photo, rgb: np.ndarray, *, overwrite: b
         log.info(f"{p.name}: {fmt} takes 8-bit samples; the 16-bit source is written with 8 bits")
     if sixteen and fmt == "PNG" and not (photo.grey and photo.alpha is None):
         with atomic_path(p, overwrite=overwrite) as tmp:
-            tmp.write_bytes(_png16_bytes(photo, rgb))
+            tmp.write_bytes(_png16_bytes(photo, rgb, high))
         return p
     if photo.grey:
         g = _luma(rgb)
@@ -328,16 +332,17 @@ def _alpha8(alpha: np.ndarray) -> np.ndarray:
     return alpha if alpha.dtype == np.uint8 else _to8(alpha)
 
 
-def photo_samples(photo: Photo, rgb: np.ndarray) -> np.ndarray:
+def photo_samples(photo: Photo, rgb: np.ndarray, high: np.ndarray | None = None) -> np.ndarray:
     """The samples a lossless (PNG) output of ``photo`` edited to uint8 RGB ``rgb`` holds, as the photo
     job writes them: uint16 for 16-bit sources (``high`` moved by the 8-bit change), one channel for
     greyscale, the alpha channel appended untouched. ``[H,W]``, ``[H,W,2]``, ``[H,W,3]`` or
-    ``[H,W,4]``, in RGB(A) order."""
+    ``[H,W,4]``, in RGB(A) order. ``high``: a colour source's edited 16-bit samples, when composited
+    at 16 bits (see :func:`write_photo`)."""
     if photo.high is not None:
         if photo.grey:
             planes = [_apply_to_high(photo.high, photo.rgb[..., 0], _luma(rgb))]
         else:
-            high = _apply_to_high(photo.high, photo.rgb, rgb)
+            high = _apply_to_high(photo.high, photo.rgb, rgb) if high is None else high
             planes = [high[..., 0], high[..., 1], high[..., 2]]
         if photo.alpha is not None:
             a = photo.alpha
@@ -349,11 +354,11 @@ def photo_samples(photo: Photo, rgb: np.ndarray) -> np.ndarray:
     return planes[0] if len(planes) == 1 else np.dstack(planes)
 
 
-def _png16_bytes(photo: Photo, rgb: np.ndarray) -> bytes:
+def _png16_bytes(photo: Photo, rgb: np.ndarray, high: np.ndarray | None = None) -> bytes:
     """A 16-bit PNG (OpenCV's encoder) of the edited photo, with the ICC profile as an iCCP chunk."""
     import cv2
 
-    arr = photo_samples(photo, rgb)
+    arr = photo_samples(photo, rgb, high)
     if arr.ndim == 3 and arr.shape[2] >= 3:  # RGB(A) -> BGR(A)
         arr = np.ascontiguousarray(arr[..., [2, 1, 0, *range(3, arr.shape[2])]])
     ok, buf = cv2.imencode(".png", arr)

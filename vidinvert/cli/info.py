@@ -48,6 +48,8 @@ def rows(info) -> list[tuple[str, str]]:
         ("pixel format", f"{info.pix_fmt} ({info.chroma}, {info.bit_depth}-bit)"),
         ("colour range", c.range + ("" if c.range_tagged else " (untagged, assumed)")),
         ("colour matrix", c.matrix + ("" if c.matrix_tagged else " (untagged, assumed)")),
+        ("HDR", info.hdr.describe()),
+        *([("networks see", rendering_spec(info).describe())] if info.is_hdr else []),
         ("time base", str(info.time_base)),
     ]
     if info.timecode:
@@ -83,11 +85,19 @@ def info_command(
     clip: Annotated[Path, typer.Argument(help="The video to describe.", show_default=False)],
 ) -> common.Shown:
     """Describe a video: container, duration, frames, frame rate, stored and displayed size, rotation,
-    colour, audio, subtitles and other streams, chapters, timecode and tags."""
+    colour (HDR: PQ / HLG, mastering display, light level, and the SDR rendering the networks see), audio,
+    subtitles and other streams, chapters, timecode and tags."""
     from vidinvert.video import probe
 
     info = probe(clip, count_frames=True)
-    return common.Shown(info.to_dict(), lambda: _render(info))
+    return common.Shown({**info.to_dict(), "sdr_rendering": rendering_spec(info).to_dict()}, lambda: _render(info))
+
+
+def rendering_spec(info):
+    """The SDR rendering R the networks see of ``info``'s frames (:mod:`vidinvert.video.rendering_hdr`)."""
+    from vidinvert.video.rendering_hdr import spec_for
+
+    return spec_for(info.hdr)
 
 
 def _render(info) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -124,40 +125,58 @@ def _paste_content(edited: torch.Tensor, masks: torch.Tensor, mode: str, recon: 
         content = match_color(content, color_reference.to(edited.device).float(), masks)
     return content
 
-def paste_faces(frames: Sequence[np.ndarray], quads: np.ndarray, edited: torch.Tensor, masks: torch.Tensor, *,
-                mode: str = "delta", recon: torch.Tensor | None = None,
-                weights: Sequence[float] | np.ndarray | None = None,
-                color_reference: torch.Tensor | None = None, antialias: bool = True,
-                inplace: bool = False) -> list[np.ndarray]:
-    """Blend aligned crops back into their frames.
+@dataclass(frozen=True, eq=False)
+class PasteField:
+    """One face's paste in frame space, independent of the picture it goes into.
 
-    frames: B uint8 RGB ``[H,W,3]`` of one size. quads: ``[B,4,2]`` (the quads the crops were
-    aligned with). edited: ``[B,3,S,S]`` RGB in [-1,1]. masks: ``[B,1,r,r]`` in [0,1] covering the
-    crop at any resolution r (a smooth mask at 256 is plenty and cheaper than at S).
-    mode ``delta`` needs ``recon`` ``[B,3,S,S]``. weights: per-frame edit weight in [0,1] (fades).
-    color_reference (``full`` only): the aligned source crops; the edited face's colours are matched
-    to them inside the mask. Returns new uint8 frames (or the same arrays, modified, with ``inplace``).
+    ``box``: (x0, y0, x1, y1) frame pixels, exclusive end; ``weight``: ``[h,w]`` float32 tensor, the
+    warped mask times the edit weight, in [0,1], exactly 0 outside the mask's support; ``value``:
+    ``[3,h,w]`` float32 RGB in [-1,1] units: the change (``delta``) or the synthesis (``full``).
     """
+
+    box: tuple[int, int, int, int]
+    weight: torch.Tensor
+    value: torch.Tensor
+    mode: str
+
+
+def blend_rgb(image: np.ndarray, fld: PasteField) -> None:
+    """Blend ``fld`` into ``image`` (uint8 RGB ``[H,W,3]``, modified in place)."""
+    x0, y0, x1, y1 = fld.box
+    src = torch.from_numpy(np.ascontiguousarray(image[y0:y1, x0:x1])).to(fld.value.device).permute(2, 0, 1).float()
+    m = fld.weight[None]
+    # Where m == 0 exactly, both formulas add +-0.0 to the integer-valued source: bit-identical.
+    if fld.mode == "delta":
+        src.addcmul_(m, fld.value, value=127.5)
+    else:
+        src.addcmul_(m, (fld.value + 1).mul_(127.5).sub_(src))
+    image[y0:y1, x0:x1] = src.round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def paste_fields(frame_hw: tuple[int, int], quads: np.ndarray, edited: torch.Tensor, masks: torch.Tensor, *,
+                 mode: str = "delta", recon: torch.Tensor | None = None,
+                 weights: Sequence[float] | np.ndarray | None = None,
+                 color_reference: torch.Tensor | None = None, antialias: bool = True) -> list[PasteField | None]:
+    """The :class:`PasteField` of each of B faces, one per frame of size ``frame_hw`` (None where
+    nothing is pasted: an empty mask or weight 0); arguments as :func:`paste_faces`."""
     if mode not in PASTE_MODES:
         raise VidinvertError(f"unknown paste mode {mode!r}: choose one of {', '.join(PASTE_MODES)}")
     quads = np.asarray(quads, np.float64).reshape(-1, 4, 2)
     b = len(quads)
+    out: list[PasteField | None] = [None] * b
     if b == 0:
-        return []
+        return out
     device = edited.device
     s = edited.shape[-1]
     masks = masks.to(device, torch.float32)
     content = _paste_content(edited, masks, mode, recon, color_reference)
     wts = torch.ones(b, device=device) if weights is None else torch.as_tensor(
         np.asarray(weights, np.float64), dtype=torch.float32, device=device)
-
-    h, w = frames[0].shape[:2]
-    boxes = _support_boxes(masks, quads, s, (h, w))
+    boxes = _support_boxes(masks, quads, s, frame_hw)
     ext = boxes[:, 2:] - boxes[:, :2]
-    outs = [f if inplace else f.copy() for f in frames]
     active = np.flatnonzero((ext > 0).all(1) & (np.asarray(wts.cpu()) > 0))
     if len(active) == 0:
-        return outs
+        return out
     bw, bh = int(ext[active, 0].max()), int(ext[active, 1].max())
 
     # antialias: shrink crop and mask to about the footprint's size (one size for the batch)
@@ -184,22 +203,32 @@ def paste_faces(frames: Sequence[np.ndarray], quads: np.ndarray, edited: torch.T
     m = F.grid_sample(masks, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     m = m.clamp_(0, 1).mul_(wts[idx].view(-1, 1, 1, 1))
     val = torch.nan_to_num_(val, nan=0.0, posinf=0.0, neginf=0.0)  # 0 * NaN would leak outside the mask
+    for j, i in enumerate(active):
+        x0, y0, x1, y1 = (int(v) for v in boxes[i])
+        out[i] = PasteField((x0, y0, x1, y1), m[j, 0, : y1 - y0, : x1 - x0], val[j, :, : y1 - y0, : x1 - x0], mode)
+    return out
 
-    src = np.zeros((len(active), bh, bw, 3), np.uint8)
-    for j, i in enumerate(active):
-        x0, y0, x1, y1 = boxes[i]
-        src[j, : y1 - y0, : x1 - x0] = frames[i][y0:y1, x0:x1]
-    blended = torch.from_numpy(src).to(device).permute(0, 3, 1, 2).float()
-    # Where m == 0 exactly, both formulas add +-0.0 to the integer-valued source: bit-identical.
-    if mode == "delta":
-        blended.addcmul_(m, val, value=127.5)
-    else:
-        blended.addcmul_(m, val.add_(1).mul_(127.5).sub_(blended))
-    blended = blended.round_().clamp_(0, 255)
-    res = blended.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    for j, i in enumerate(active):
-        x0, y0, x1, y1 = boxes[i]
-        outs[i][y0:y1, x0:x1] = res[j, : y1 - y0, : x1 - x0]
+
+def paste_faces(frames: Sequence[np.ndarray], quads: np.ndarray, edited: torch.Tensor, masks: torch.Tensor, *,
+                mode: str = "delta", recon: torch.Tensor | None = None,
+                weights: Sequence[float] | np.ndarray | None = None,
+                color_reference: torch.Tensor | None = None, antialias: bool = True,
+                inplace: bool = False) -> list[np.ndarray]:
+    """Blend aligned crops back into their frames.
+
+    frames: B uint8 RGB ``[H,W,3]`` of one size. quads: ``[B,4,2]`` (the quads the crops were
+    aligned with). edited: ``[B,3,S,S]`` RGB in [-1,1]. masks: ``[B,1,r,r]`` in [0,1] covering the
+    crop at any resolution r (a smooth mask at 256 is plenty and cheaper than at S).
+    mode ``delta`` needs ``recon`` ``[B,3,S,S]``. weights: per-frame edit weight in [0,1] (fades).
+    color_reference (``full`` only): the aligned source crops; the edited face's colours are matched
+    to them inside the mask. Returns new uint8 frames (or the same arrays, modified, with ``inplace``).
+    """
+    fields = paste_fields(frames[0].shape[:2] if len(frames) else (0, 0), quads, edited, masks, mode=mode,
+                          recon=recon, weights=weights, color_reference=color_reference, antialias=antialias)
+    outs = [f if inplace else f.copy() for f in frames]
+    for img, fld in zip(outs, fields):
+        if fld is not None:
+            blend_rgb(img, fld)
     return outs
 
 
@@ -224,37 +253,27 @@ def _warp_into(x: torch.Tensor, quad: np.ndarray, size: int, box: Sequence[int],
     return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
 
-def paste_faces_depth(image: np.ndarray, quads: np.ndarray, edited: torch.Tensor, masks: torch.Tensor, *,
-                      mode: str = "delta", recon: torch.Tensor | None = None,
-                      color_reference: torch.Tensor | None = None, antialias: bool = True,
-                      inplace: bool = False, weights: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
-    """Paste N aligned faces into ONE image, farthest (smallest) first, with masks that do not bleed.
-
-    image: uint8 RGB ``[H,W,3]``. quads: ``[N,4,2]``. edited: ``[N,3,S,S]`` RGB in [-1,1].
-    masks: ``[N,1,r,r]`` in [0,1] at any resolution r. ``delta`` needs ``recon`` ``[N,3,S,S]``;
-    ``color_reference`` (``full`` only): the aligned source crops. Each face's mask, in the image,
-    is multiplied by ``1 - m_j`` of every nearer face j (see :func:`depth_order`), so a face's edit
-    stops where a nearer face begins; the faces are then blended one after the other. Work is done
-    in each mask's bounding box: pixels outside the union of the masks' supports are bit-identical
-    (``inplace=False`` returns a copy: the only full-size array made here). weights: per-face edit
-    weight in [0,1] (a video track's fades) scaling its mask; a face of weight 0 is not pasted but
-    still cuts the masks of farther faces.
-    """
+def depth_fields(frame_hw: tuple[int, int], quads: np.ndarray, edited: torch.Tensor, masks: torch.Tensor, *,
+                 mode: str = "delta", recon: torch.Tensor | None = None,
+                 color_reference: torch.Tensor | None = None, antialias: bool = True,
+                 weights: Sequence[float] | np.ndarray | None = None) -> list[PasteField]:
+    """The :class:`PasteField` s of N faces of ONE image of size ``frame_hw``, in paste order (farthest
+    first), each face's weight cut by ``1 - m_j`` of every nearer face j; arguments as
+    :func:`paste_faces_depth`."""
     if mode not in PASTE_MODES:
         raise VidinvertError(f"unknown paste mode {mode!r}: choose one of {', '.join(PASTE_MODES)}")
     quads = np.asarray(quads, np.float64).reshape(-1, 4, 2)
-    out = image if inplace else image.copy()
     n = len(quads)
     if n == 0:
-        return out
+        return []
     device = edited.device
     s = edited.shape[-1]
     masks = masks.to(device, torch.float32)
     content = _paste_content(edited, masks, mode, recon, color_reference)
-    h, w = image.shape[:2]
-    boxes = _support_boxes(masks, quads, s, (h, w))
+    boxes = _support_boxes(masks, quads, s, frame_hw)
     order = [int(i) for i in depth_order(quads)]
     wts = np.ones(n) if weights is None else np.asarray(weights, np.float64).reshape(n)
+    out: list[PasteField] = []
     for k, i in enumerate(order):
         x0, y0, x1, y1 = (int(v) for v in boxes[i])
         if x1 <= x0 or y1 <= y0 or wts[i] <= 0:
@@ -276,12 +295,29 @@ def paste_faces_depth(image: np.ndarray, quads: np.ndarray, edited: torch.Tensor
         if wts[i] != 1:
             m = m * float(wts[i])
         val = torch.nan_to_num_(_warp_into(c, quads[i], s, boxes[i], _SAMPLER), nan=0.0, posinf=0.0, neginf=0.0)
-        src = torch.from_numpy(np.ascontiguousarray(out[y0:y1, x0:x1])).to(device).permute(2, 0, 1)[None].float()
-        # Where m == 0 exactly, both formulas add +-0.0 to the integer-valued source: bit-identical.
-        if mode == "delta":
-            src.addcmul_(m, val, value=127.5)
-        else:
-            src.addcmul_(m, val.add_(1).mul_(127.5).sub_(src))
-        res = src.round_().clamp_(0, 255).to(torch.uint8)[0].permute(1, 2, 0).cpu().numpy()
-        out[y0:y1, x0:x1] = res
+        out.append(PasteField((x0, y0, x1, y1), m[0, 0], val[0], mode))
+    return out
+
+
+def paste_faces_depth(image: np.ndarray, quads: np.ndarray, edited: torch.Tensor, masks: torch.Tensor, *,
+                      mode: str = "delta", recon: torch.Tensor | None = None,
+                      color_reference: torch.Tensor | None = None, antialias: bool = True,
+                      inplace: bool = False, weights: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
+    """Paste N aligned faces into ONE image, farthest (smallest) first, with masks that do not bleed.
+
+    image: uint8 RGB ``[H,W,3]``. quads: ``[N,4,2]``. edited: ``[N,3,S,S]`` RGB in [-1,1].
+    masks: ``[N,1,r,r]`` in [0,1] at any resolution r. ``delta`` needs ``recon`` ``[N,3,S,S]``;
+    ``color_reference`` (``full`` only): the aligned source crops. Each face's mask, in the image,
+    is multiplied by ``1 - m_j`` of every nearer face j (see :func:`depth_order`), so a face's edit
+    stops where a nearer face begins; the faces are then blended one after the other. Work is done
+    in each mask's bounding box: pixels outside the union of the masks' supports are bit-identical
+    (``inplace=False`` returns a copy: the only full-size array made here). weights: per-face edit
+    weight in [0,1] (a video track's fades) scaling its mask; a face of weight 0 is not pasted but
+    still cuts the masks of farther faces.
+    """
+    fields = depth_fields(image.shape[:2], quads, edited, masks, mode=mode, recon=recon,
+                          color_reference=color_reference, antialias=antialias, weights=weights)
+    out = image if inplace else image.copy()
+    for fld in fields:
+        blend_rgb(out, fld)
     return out

@@ -68,6 +68,7 @@ class FaceFrame:
     duration: int | None
     frame: np.ndarray
     faces: list[AlignedFace] = field(default_factory=list)
+    planes: Any = None  # the decoded samples (vidinvert.video.planes.Planes), set by the video job
 
     @property
     def edited_faces(self) -> list[AlignedFace]:

@@ -61,6 +61,7 @@ class Chunk:
         """Free a finished chunk's pixels (its latents stay for the filters' context)."""
         for ff in self.frames:
             ff.frame = None  # type: ignore[assignment]
+            ff.planes = None
             for a in ff.faces:
                 a.frame = None  # type: ignore[assignment]
 

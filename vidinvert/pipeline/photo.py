@@ -30,7 +30,7 @@ from vidinvert.errors import VidinvertError
 from vidinvert.face.align import warp_faces
 from vidinvert.face.detect import FaceDetector, make_detector
 from vidinvert.face.masks import outline_masks
-from vidinvert.face.paste import combine_masks, paste_faces_depth
+from vidinvert.face.paste import blend_rgb, combine_masks, depth_fields
 from vidinvert.face.regions import feature_grid_mask
 from vidinvert.face.select import NumberedFace, check_min_face, find_faces
 from vidinvert.face.stage import to_crop_normalised
@@ -39,6 +39,7 @@ from vidinvert.fileio import atomic_path, check_output
 from vidinvert.imagefile import check_photo_output, read_photo, write_photo
 from vidinvert.memory import BatchSize, batch_report
 from vidinvert.metrics.identity import measure_label, measure_of, paired_identity
+from vidinvert.pipeline.composite import composite_field, rgb16_planes
 from vidinvert.pipeline.edits import EditPlan, style_offsets
 from vidinvert.pipeline.request import EditRequest
 from vidinvert.pipeline.settings import JobSettings
@@ -283,13 +284,31 @@ def paste_photo(photo, chosen, quads, src, recon, img, region, *, inversion: boo
     """One output's full photo, uint8 RGB ``[H,W,3]``: the faces' syntheses ``img`` ``[N,3,S,S]`` pasted
     back in depth order (the reconstruction in full; edits by ``cfg.paste_mode``, inside ``region``).
     ``mask``: the faces' masks when already made (:func:`photo_masks`)."""
+    return paste_photo_samples(photo, chosen, quads, src, recon, img, region, inversion=inversion, cfg=cfg,
+                               masker=masker, mask=mask)[0]
+
+
+def paste_photo_samples(photo, chosen, quads, src, recon, img, region, *, inversion: bool, cfg: PhotoConfig,
+                        masker, mask: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`paste_photo` and, for a 16-bit colour photo, the same faces composited into its 16-bit
+    samples (uint16 ``[H,W,3]``, the delta added to the 16-bit source: :mod:`vidinvert.pipeline.composite`;
+    None for other photos)."""
     mode = "full" if inversion else cfg.paste_mode
     if mask is None:
         mask = photo_masks(chosen, src, img, masker=masker, mask_size=cfg.mask_size)
     if region is not None and not inversion:
         mask = combine_masks(mask, region)
-    return paste_faces_depth(photo.rgb, quads, img, mask, mode=mode, recon=recon,
-                             color_reference=src if (cfg.color_match and mode == "full") else None)
+    fields = depth_fields(photo.rgb.shape[:2], quads, img, mask, mode=mode, recon=recon,
+                          color_reference=src if (cfg.color_match and mode == "full") else None)
+    rgb = photo.rgb.copy()
+    for fld in fields:
+        blend_rgb(rgb, fld)
+    if photo.high is None or photo.grey:
+        return rgb, None
+    deep = rgb16_planes(photo.high)
+    for fld in fields:
+        composite_field(deep, fld)
+    return rgb, np.stack([deep.data[i] for i in deep.rgb_planes], -1)
 
 
 def _paste_and_write(photo, chosen, quads, src, recon, edited, dests, region, tick, *, masker, cfg: PhotoConfig,
@@ -303,11 +322,11 @@ def _paste_and_write(photo, chosen, quads, src, recon, edited, dests, region, ti
         mask = face_batch.map_rows(len(src), lambda rows, img=img: photo_masks(
             chosen[rows], src[rows], img[rows], masker=masker, mask_size=cfg.mask_size))
         t = tick("masks", t)
-        rgb = paste_photo(photo, chosen, quads, src, recon, img, region, inversion=tag == INVERSION, cfg=cfg,
-                          masker=masker, mask=mask)
+        rgb, high = paste_photo_samples(photo, chosen, quads, src, recon, img, region, inversion=tag == INVERSION,
+                                        cfg=cfg, masker=masker, mask=mask)
         t = tick("paste", t)
-        written[tag] = write_photo(dest, photo, rgb, overwrite=cfg.overwrite)
-        del rgb
+        written[tag] = write_photo(dest, photo, rgb, overwrite=cfg.overwrite, high=high)
+        del rgb, high
         t = tick("write", t)
         if embedder is not None:
             identity[tag] = _identity(embedder, src, img, face_batch)

@@ -26,6 +26,7 @@ from vidinvert.errors import VidinvertError
 from vidinvert.face.stream import FaceFrame, MultiFaceAligner
 from vidinvert.face.types import parse_face_select
 from vidinvert.pipeline.chunks import Chunk, Key
+from vidinvert.pipeline.composite import Compositor
 from vidinvert.pipeline.context import JobContext
 from vidinvert.pipeline.request import CHUNK_FRAMES, VIDEO
 from vidinvert.pipeline.session_types import ByteLRU, FaceInfo, Media, RenderCancelled, Rendered
@@ -33,6 +34,7 @@ from vidinvert.pipeline.settings import JobSettings
 from vidinvert.pipeline.video import VideoRun
 from vidinvert.pipeline.video_config import OutputSpec, VideoJob, face_config
 from vidinvert.video import RandomAccessVideo, open_video, probe
+from vidinvert.video.rendering_hdr import rendering_for
 
 #: Inversions kept (w+ and F per face: about 0.55 MB each at 1024 px).
 LATENT_CACHE_BYTES = 1 << 30
@@ -57,15 +59,23 @@ class FaceStage:
 
     def __init__(self, media: Media, s: JobSettings, device: str, detector=None) -> None:
         self.media = media
-        self.reader = open_video(media.path, time_range=s.time_range, on_damage=str(s.request.on_damage))
+        self.reader = open_video(media.path, time_range=s.time_range, on_damage=str(s.request.on_damage),
+                                 planes=True)
         self.aligner = MultiFaceAligner(face_config(s, device), detector=detector,
                                         pixel_aspect=self.reader.info.pixel_aspect)
-        self._stream = self.aligner.run(iter(self.reader))
+        self._planes_at: dict = {}  # decoded samples of the frames inside the face stage, by index
+        self._stream = self.aligner.run(self._decoded())
         self.frames: list[FaceFrame] = []  # pixels dropped (kept in ``pixels``)
         self.position: dict[int, int] = {}  # frame index -> position in the range
         self.finished = False
-        self.pixels = ByteLRU(FRAME_CACHE_BYTES, lambda a: a.nbytes)
+        # frame index -> (uint8 RGB, Planes or None)
+        self.pixels = ByteLRU(FRAME_CACHE_BYTES, lambda a: a[0].nbytes + (a[1].nbytes if a[1] is not None else 0))
         self._random: RandomAccessVideo | None = None
+
+    def _decoded(self):
+        for f in self.reader:
+            self._planes_at[f.index] = f.planes
+            yield f
 
     def advance(self, n: int, progress: Progress | None = None, cancel: threading.Event | None = None) -> None:
         """Run the stage until ``n`` frames have left it (or the range ends)."""
@@ -77,7 +87,7 @@ class FaceStage:
             except StopIteration:
                 self.finished = True
                 break
-            self.pixels.put(ff.index, ff.frame)
+            self.pixels.put(ff.index, (ff.frame, self._planes_at.pop(ff.index, None)))
             ff.frame = None  # type: ignore[assignment]
             for a in ff.faces:
                 a.frame = None  # type: ignore[assignment]
@@ -96,23 +106,28 @@ class FaceStage:
             raise VidinvertError(f"frame {index} is outside the rendered range of {self.media.path.name}")
         return self.position[index]
 
+    def samples(self, position: int) -> tuple[np.ndarray, object]:
+        """The decoded frame at ``position``: uint8 RGB ``[H,W,3]`` and its Planes (or None)."""
+        index = self.frames[position].index
+        got = self.pixels.get(index)
+        if got is None:
+            if self._random is None:
+                self._random = RandomAccessVideo(self.media.path, planes=True)
+            fr = self._random.get(index)
+            got = (fr.rgb, fr.planes)
+            self.pixels.put(index, got)
+        return got
+
     def rgb(self, position: int) -> np.ndarray:
         """The decoded frame at ``position``, uint8 RGB ``[H,W,3]``."""
-        index = self.frames[position].index
-        rgb = self.pixels.get(index)
-        if rgb is None:
-            if self._random is None:
-                self._random = RandomAccessVideo(self.media.path)
-            rgb = self._random.get(index).rgb
-            self.pixels.put(index, rgb)
-        return rgb
+        return self.samples(position)[0]
 
     def frame(self, position: int, *, pixels: bool) -> FaceFrame:
-        """A copy of the frame at ``position`` (with its pixels when ``pixels``)."""
+        """A copy of the frame at ``position`` (with its pixels and planes when ``pixels``)."""
         ff = self.frames[position]
-        rgb = self.rgb(position) if pixels else None
+        rgb, planes = self.samples(position) if pixels else (None, None)
         faces = [dataclasses.replace(a, frame=rgb) for a in ff.faces]
-        return dataclasses.replace(ff, frame=rgb, faces=faces)
+        return dataclasses.replace(ff, frame=rgb, faces=faces, planes=planes)
 
     def first_numbers(self) -> dict[int, int]:
         """Track id -> ``--face`` number of the faces on the first frame with faces (those seen so far)."""
@@ -215,6 +230,7 @@ class ClipRenderer:
         notes = () if sel else ("no face to edit on this frame: it is written unedited",)
         return Rendered(frame, float(ff.time), {name: frames[p] for name, frames in outputs.items()}, ff.frame,
                         _face_infos(st, st.frames[k]), crops, edited,
+                        planes={name: pl[p] for name, pl in outputs.planes.items() if pl[p] is not None} or None,
                         timings={"faces": round(t_faces - t0, 4), "invert": round(t_inv - t_faces, 4),
                                  "render": round(t_end - t_inv, 4), **{k: round(v, 4) for k, v in run.clock.seconds.items()}},
                         exact=not approximated, approximated=tuple(approximated), notes=notes)
@@ -225,8 +241,10 @@ class ClipRenderer:
         job = VideoJob.from_settings(s, media.path, outs, compute=self.inv.compute, image_size=self.inv.size,
                                      frames_dir=None, save_latents=None)
         cfg = dataclasses.replace(job.config, batch_size=1, side_by_side=False, frames_dir=None)
-        return VideoRun(synth, dataclasses.replace(job, config=cfg), masker=self.masker, plan=ctx.plan,
-                        detector=self.detector)
+        run = VideoRun(synth, dataclasses.replace(job, config=cfg), masker=self.masker, plan=ctx.plan,
+                       detector=self.detector)
+        run.compositor = Compositor(rendering_for(media.info))  # HDR clips: R and R⁻¹ (video.rendering_hdr)
+        return run
 
     @staticmethod
     def _chunk(st: FaceStage, j: int, positions: set[int], render_at: int | None) -> Chunk:

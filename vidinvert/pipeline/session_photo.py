@@ -1,7 +1,7 @@
 """Photos for the editing session, from the photo job's own pieces (see :mod:`vidinvert.pipeline.session`):
 the faces found and aligned (:func:`~vidinvert.pipeline.photo.photo_faces`), inverted as one batch and
 reconstructed (cached per face settings), edited (:func:`~vidinvert.pipeline.photo.photo_edits`) and
-pasted back in depth order (:func:`~vidinvert.pipeline.photo.paste_photo`) without the write."""
+pasted back in depth order (:func:`~vidinvert.pipeline.photo.paste_photo_samples`) without the write."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from vidinvert.engine import Inverter, Latents
 from vidinvert.imagefile import Photo, photo_samples, read_photo
 from vidinvert.pipeline.context import JobContext
 from vidinvert.pipeline.edits import EditPlan
-from vidinvert.pipeline.photo import INVERSION, PhotoConfig, paste_photo, photo_edits, photo_faces
+from vidinvert.pipeline.photo import INVERSION, PhotoConfig, paste_photo_samples, photo_edits, photo_faces
 from vidinvert.pipeline.request import PHOTO
 from vidinvert.pipeline.session_types import FaceInfo, Media, Rendered
 from vidinvert.pipeline.settings import JobSettings
@@ -92,10 +92,10 @@ class PhotoRenderer:
         outputs, samples = {}, {}
         for tag in tags:
             img = recon if tag == INVERSION else edited[tag]
-            rgb = paste_photo(found.photo, found.chosen, found.quads, found.src, recon, img, region,
-                              inversion=tag == INVERSION, cfg=cfg, masker=self.masker)
+            rgb, high = paste_photo_samples(found.photo, found.chosen, found.quads, found.src, recon, img, region,
+                                            inversion=tag == INVERSION, cfg=cfg, masker=self.masker)
             outputs["inverted" if invert else tag] = rgb
-            samples["inverted" if invert else tag] = photo_samples(found.photo, rgb)
+            samples["inverted" if invert else tag] = photo_samples(found.photo, rgb, high)
         t2 = time.perf_counter()
         crops = to_uint8(found.src)
         edited_crops = {tag: to_uint8(x.clamp(-1, 1)) for tag, x in edited.items()}

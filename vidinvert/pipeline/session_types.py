@@ -79,7 +79,9 @@ class Rendered:
     frame itself; ``crops``: the aligned source crops ``[n,S,S,3]`` uint8 and ``edited_crops`` each
     output's synthesized crops; ``faces``: the faces rendered; ``timings``: seconds per step;
     ``exact``: False for an approximation, ``approximated`` then names what; ``notes``: anything worth
-    saying (no face on this frame ...)."""
+    saying (no face on this frame ...); ``planes`` (clips): tag -> the same composite in the source's
+    own samples (:class:`~vidinvert.video.planes.Planes`, what a lossless FFV1 output of the job holds;
+    None when the source's format has no planes)."""
 
     frame: int
     time: float
@@ -93,6 +95,7 @@ class Rendered:
     exact: bool = True
     approximated: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    planes: dict[str, Any] | None = None
 
     @property
     def preview(self) -> np.ndarray:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -84,12 +85,38 @@ def prepare_frames_dir(root: Path, names: Sequence[str], *, overwrite: bool, res
         d.mkdir(parents=True, exist_ok=True)
 
 
-def write_frames(root: Path, outputs: dict[str, list[np.ndarray]], indices: list[int]) -> None:
-    """Every output frame (uint8 RGB) as ``root/<output name>/<frame index>.png``, each written
-    through a temporary name."""
+def write_frames(root: Path, outputs: dict[str, list[np.ndarray]], indices: list[int],
+                 planes: dict[str, list] | None = None) -> None:
+    """Every output frame as ``root/<output name>/<frame index>.png``, each written through a temporary
+    name: 8-bit RGB, or 16-bit RGB for a frame whose composited samples (``planes``, the same frames'
+    :class:`~vidinvert.video.planes.Planes`) are deeper than 8 bits (:func:`png16_of`)."""
     for name, frames in outputs.items():
         d = Path(root) / name
         d.mkdir(parents=True, exist_ok=True)
-        for i, rgb in zip(indices, frames):
+        deep = (planes or {}).get(name) or [None] * len(frames)
+        for i, rgb, pl in zip(indices, frames, deep):
             with atomic_path(d / f"{i:06d}.png", overwrite=True) as tmp:
-                Image.fromarray(rgb).save(tmp, format="PNG")
+                if pl is not None and pl.depth > 8:
+                    Path(tmp).write_bytes(png16_bytes(png16_of(pl)))
+                else:
+                    Image.fromarray(rgb).save(tmp, format="PNG")
+
+
+def png16_of(planes) -> np.ndarray:
+    """Deep samples -> uint16 RGB ``[H,W,3]``: the exact float RGB of the planes
+    (:meth:`~vidinvert.video.planes.Planes.to_rgb`, chroma by sample replication) clipped to [0, 1],
+    ``round(65535 * v)``."""
+    rows = 256
+    out = np.empty((planes.height, planes.width, 3), np.uint16)
+    for y in range(0, planes.height, rows):  # bounded float64 temporaries on 4K frames
+        box = (0, y, planes.width, min(planes.height, y + rows))
+        out[y : box[3]] = np.rint(np.clip(planes.to_rgb(box), 0, 1) * 65535)
+    return out
+
+
+def png16_bytes(rgb16: np.ndarray) -> bytes:
+    """uint16 RGB ``[H,W,3]`` -> 16-bit PNG bytes (OpenCV's encoder)."""
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb16[..., ::-1]))
+    if not ok:  # pragma: no cover - OpenCV failure
+        raise VidinvertError("cannot encode a 16-bit PNG")
+    return buf.tobytes()

@@ -28,6 +28,7 @@ class EncodeSettings:
     carry_from: Path | None = None
     time_range: TimeRange | None = None
     metadata: tuple[tuple[str, str], ...] = ()
+    planes: bool = False  # frames come as the source's Planes (FFV1 keeps the source's pixel format)
 
     @property
     def trimmed(self) -> bool:
@@ -51,11 +52,15 @@ class DirectSink:
         self.writer = VideoWriter(
             path, like=info, codec=enc.codec, crf=enc.crf, preset=enc.preset, overwrite=enc.overwrite,
             carry_from=enc.carry_from, time_range=enc.time_range, metadata=dict(enc.metadata),
+            planes=enc.planes,
         )
 
-    def write_chunk(self, number: int, frames: list[np.ndarray], pts: list[int], durations: list) -> None:
-        for rgb, p, d in zip(frames, pts, durations):
-            self.writer.write(rgb, p, d)
+    def write_chunk(self, number: int, frames: list[np.ndarray], pts: list[int], durations: list,
+                    planes: list | None = None) -> None:
+        """``frames`` uint8 RGB; ``planes``: the same frames' samples (a frame's Planes is written instead
+        of its RGB where given)."""
+        for rgb, pl, p, d in zip(frames, planes or [None] * len(frames), pts, durations):
+            self.writer.write(rgb if pl is None else pl, p, d)
 
     def close(self) -> Path:
         return self.writer.close()

@@ -24,9 +24,7 @@ import torch
 
 from vidinvert.engine import Inverter, Latents
 from vidinvert.errors import VidinvertError
-from vidinvert.face import masks as face_masks
 from vidinvert.face.align import warp_faces
-from vidinvert.face.paste import combine_masks, paste_faces, paste_faces_depth
 from vidinvert.face.regions import feature_grid_mask
 from vidinvert.face.smooth import INTERPOLATED
 from vidinvert.face.stream import FaceFrame, MultiFaceAligner
@@ -34,6 +32,7 @@ from vidinvert.face.types import parse_face_select
 from vidinvert.memory import BatchSize, batch_report, concat_rows
 from vidinvert.pipeline import side_outputs
 from vidinvert.pipeline.chunks import Chunk, Key, batches, filter_latents
+from vidinvert.pipeline.composite import Compositor, Outputs, paste_batch, rows_of
 from vidinvert.pipeline.edits import EditPlan
 from vidinvert.pipeline.report import build_report, combine_track_reports, total_counts
 from vidinvert.pipeline.sinks import DirectSink, EncodeSettings, output_metadata
@@ -48,6 +47,7 @@ from vidinvert.pipeline.video_config import (
 from vidinvert.threads import WriterThread, prefetch
 from vidinvert.video import open_video
 from vidinvert.video.damage import damage_report
+from vidinvert.video.rendering_hdr import hdr_record, rendering_for
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class VideoRun:
         self.state = RunState(edit_names=tuple(o.name for o in job.outputs if o.edit is not None
                                                or (plan is not None and plan.style is not None)))
         self.plan = plan if plan is not None else EditPlan(strength=job.config.strength)
+        self.compositor = Compositor()  # faces into the source's own samples (vidinvert.pipeline.composite)
         self._chunk_latents: dict[int, list[dict]] = {}
         self._bare_frames = 0  # frames without any edited face
         self._clip: dict = {}  # the first and last frame's index and time (the report picture's axis)
@@ -102,7 +103,15 @@ class VideoRun:
         frames: list[FaceFrame] = []
         number = 0
         t0 = time.perf_counter()
-        for ff in aligner.run(reader.frames(prefetch=4)):
+        planes_at: dict = {}  # the decoded samples of the frames inside the face stage, by index
+
+        def decoded():
+            for f in reader.frames(prefetch=4):
+                planes_at[f.index] = f.planes
+                yield f
+
+        for ff in aligner.run(decoded()):
+            ff.planes = planes_at.pop(ff.index, None)
             frames.append(ff)
             self._clip.setdefault("first_frame", ff.index)
             self._clip.setdefault("start", round(ff.time, 6))
@@ -149,7 +158,7 @@ class VideoRun:
     def _is_edit(self, o: OutputSpec) -> bool:
         return o.edit is not None or self.plan.style is not None
 
-    def render_chunk(self, chunk: Chunk, latents: dict[Key, Latents]) -> dict[str, list[np.ndarray]]:
+    def render_chunk(self, chunk: Chunk, latents: dict[Key, Latents]) -> Outputs:
         """Edited full frames of every output for this chunk (uint8 RGB), and metrics. Batches hold
         whole frames (the faces of the same frames, mixed)."""
         outputs = self.chunk_outputs(chunk)
@@ -157,12 +166,10 @@ class VideoRun:
             self.render_batch(outputs, chunk, sel, latents)
         return outputs
 
-    def chunk_outputs(self, chunk: Chunk) -> dict[str, list[np.ndarray]]:
-        """Each output's frames of ``chunk`` before any face is pasted (the source frames)."""
-        outputs = {o.name: [ff.frame for ff in chunk.frames] for o in self.job.outputs}
-        if self.cfg.side_by_side:
-            outputs[SIDE_BY_SIDE] = [ff.frame for ff in chunk.frames]  # the inversion, pasted in full
-        return outputs
+    def chunk_outputs(self, chunk: Chunk) -> Outputs:
+        """Each output's frames of ``chunk`` before any face is pasted (the source frames and planes);
+        the side-by-side inversion is pasted in full."""
+        return Outputs.of_chunk(chunk, [o.name for o in self.job.outputs] + [SIDE_BY_SIDE] * self.cfg.side_by_side)
 
     def render_batch(self, outputs: dict[str, list[np.ndarray]], chunk: Chunk, sel: list[Key],
                      latents: dict[Key, Latents], *, recon: torch.Tensor | None = None,
@@ -220,73 +227,12 @@ class VideoRun:
             with self.clock.timer("synthesize", len(sel)):
                 edited = {name: inv.synthesize(le) for name, le in lats.items()}
         with self.clock.timer("paste", len(sel)):
-            mask = self._paste_batch(outputs, chunk, sel, src, recon, edited, region)
+            mask = paste_batch(self, outputs, chunk, sel, src, recon, edited, region)
         embs = None
         if embed:
             with self.clock.timer("metrics", 0):  # the frames are counted once, with the meters
                 embs = self._embeddings(src, recon, edited)
         return lat, src, recon, edited, mask, embs
-
-    def _paste(self, chunk: Chunk, sel: list[Key], img, mask, *, mode: str, recon, weights,
-               color_reference) -> dict[int, np.ndarray]:
-        """Paste a batch's crops ``img [n,3,S,S]`` into their frames -> new frame per position.
-        Frames with one face of the batch: one batched one-face paste; frames with several: the
-        depth-ordered paste (farther faces first, masks cut by nearer faces)."""
-        quads = np.stack([chunk.face(k).quad for k in sel])
-        rows: dict[int, list[int]] = {}
-        for j, (p, _) in enumerate(sel):
-            rows.setdefault(p, []).append(j)
-        single = [j for js in rows.values() if len(js) == 1 for j in js]
-
-        def take(x, js):
-            return _rows(x, js, len(sel))
-
-        out: dict[int, np.ndarray] = {}
-        if single:
-            pasted = paste_faces([chunk.frames[sel[j][0]].frame for j in single], quads[single], take(img, single),
-                                 take(mask, single), mode=mode, recon=take(recon, single), weights=weights[single],
-                                 color_reference=take(color_reference, single))
-            out.update({sel[j][0]: fr for j, fr in zip(single, pasted)})
-        for p, js in rows.items():
-            if len(js) > 1:
-                out[p] = paste_faces_depth(chunk.frames[p].frame, quads[js], take(img, js), take(mask, js),
-                                           mode=mode, recon=take(recon, js), weights=weights[js],
-                                           color_reference=take(color_reference, js))
-        return out
-
-    def _paste_batch(self, outputs, chunk: Chunk, sel: list[Key], src, recon, edited, region) -> torch.Tensor:
-        """Paste a batch's syntheses into its frames: the inversion in full, edits by ``paste_mode``
-        (a delta only inside the region with ``--region``), and the side-by-side inversion. Returns
-        the first output's paste masks ``[n,1,r,r]`` (the warping error's valid set)."""
-        cfg, dev = self.cfg, self.inv.compute.device
-        items = [chunk.face(k) for k in sel]
-        weights = np.array([it.edit_weight for it in items])
-        base_mask = first_mask = None
-        if self.masker is None:
-            base_mask = face_masks.outline_masks([it.landmarks_crop for it in items], cfg.mask_size, device=dev)
-        for o in self.job.outputs:
-            is_edit = self._is_edit(o)
-            img = edited[o.name] if is_edit else recon
-            mode = cfg.paste_mode if is_edit else "full"
-            mask = self.masker.masks(src, img, size=cfg.mask_size) if self.masker is not None else base_mask
-            if is_edit and region is not None:
-                mask = combine_masks(mask, region)
-            first_mask = mask if first_mask is None else first_mask
-            pasted = self._paste(chunk, sel, img, mask, mode=mode, recon=recon, weights=weights,
-                                 color_reference=src if (cfg.color_match and mode == "full") else None)
-            for p, fr in pasted.items():
-                outputs[o.name][p] = fr
-        if cfg.side_by_side:
-            first = self.job.outputs[0]
-            if not self._is_edit(first):
-                inv_frames = {p: outputs[first.name][p] for p, _ in sel}
-            else:
-                mask = self.masker.masks(src, recon, size=cfg.mask_size) if self.masker else base_mask
-                inv_frames = self._paste(chunk, sel, recon, mask, mode="full", recon=None, weights=weights,
-                                         color_reference=None)
-            for p, fr in inv_frames.items():
-                outputs[SIDE_BY_SIDE][p] = fr
-        return first_mask
 
     def _embed(self, crops: torch.Tensor):
         if self.embedder is None or not self.cfg.report_identity:
@@ -317,7 +263,7 @@ class VideoRun:
         marks = [FrameMark(it.index, it.time, it.status == INTERPOLATED, s) for it, s in zip(items, strengths)]
 
         def take(x, js):
-            return _rows(x, js, len(sel))
+            return rows_of(x, js, len(sel))
 
         for tid in sorted({t for _, t in sel}):
             js = [j for j, (_, t) in enumerate(sel) if t == tid]
@@ -348,7 +294,8 @@ class VideoRun:
     def run(self) -> dict:
         job, cfg = self.job, self.cfg
         t_start = time.perf_counter()
-        reader = open_video(job.source, time_range=job.time_range, on_damage=cfg.on_damage)
+        reader = open_video(job.source, time_range=job.time_range, on_damage=cfg.on_damage, planes=True)
+        self.compositor = Compositor(rendering_for(reader.info))  # HDR: the networks see R(x)
         self._prepare_side_outputs()
         sinks = self._open_sinks(reader.info)
         writer = WriterThread()
@@ -401,7 +348,7 @@ class VideoRun:
                    "wall_seconds": round(wall, 3), "fps_end_to_end": round(frames_done / wall, 3) if wall else None,
                    "device": self.inv.compute.describe(), "paste_mode": cfg.paste_mode,
                    "strength": str(cfg.strength), "face": str(self.aligner.tracker.select), "clip": dict(self._clip),
-                   "decode_damage": damage_report(reader.damaged),
+                   "decode_damage": damage_report(reader.damaged), "hdr": hdr_record(reader.info),
                    "batch_size": self.batch_sizes()},
         )
 
@@ -427,12 +374,13 @@ class VideoRun:
             last = self.job.outputs[-1].name
             outputs[SIDE_BY_SIDE] = [np.concatenate([it.frame, inv, out], axis=1) for it, inv, out in
                                      zip(chunk.frames, outputs[SIDE_BY_SIDE], outputs[last])]
+            outputs.planes.pop(SIDE_BY_SIDE, None)  # an RGB picture
         if self.cfg.frames_dir is not None:
-            idx = [ff.index for ff in chunk.frames]
-            writer.put(lambda o=dict(outputs), ix=idx: side_outputs.write_frames(self.cfg.frames_dir, o, ix))
+            idx, deep = [ff.index for ff in chunk.frames], {k: outputs.planes_of(k) for k in outputs}
+            writer.put(lambda o=dict(outputs), ix=idx, d=deep: side_outputs.write_frames(self.cfg.frames_dir, o, ix, d))
         for name, frames in outputs.items():
-            sink = sinks[name]
-            writer.put(lambda s=sink, fr=frames, c=chunk.number: s.write_chunk(c, fr, pts, durs))
+            sink, deep = sinks[name], outputs.planes_of(name)
+            writer.put(lambda s=sink, fr=frames, d=deep, c=chunk.number: s.write_chunk(c, fr, pts, durs, d))
         if self.job.save_latents is not None:
             batches = self._chunk_latents.pop(chunk.number, [])
             writer.put(lambda c=chunk.number, b=batches: side_outputs.write_chunk_latents(self.job.save_latents, c, b))
@@ -455,32 +403,25 @@ class VideoRun:
         cfg, job = self.cfg, self.job
         return EncodeSettings(codec=cfg.codec, crf=cfg.crf, preset=cfg.preset, overwrite=cfg.overwrite,
                               carry_from=job.source, time_range=job.time_range,
-                              metadata=output_metadata([o.name for o in job.outputs], job.metadata))
+                              metadata=output_metadata([o.name for o in job.outputs], job.metadata), planes=True)
 
     def _open_sinks(self, info) -> dict:
         enc = self.encode_settings()
-        specs = [(o, info) for o in self.job.outputs]
-        if self.cfg.side_by_side:
+        specs = [(o, info, enc) for o in self.job.outputs]
+        if self.cfg.side_by_side:  # RGB panels
             first = self.job.outputs[0].path
             sbs = OutputSpec(SIDE_BY_SIDE, first.with_name(first.stem + ".side-by-side" + first.suffix))
             specs.append((sbs, dataclasses.replace(info, width=3 * info.width, coded_width=3 * info.width,
-                                                   coded_height=info.height)))
+                                                   coded_height=info.height), dataclasses.replace(enc, planes=False)))
         sinks: dict = {}
         try:
-            for o, like in specs:
+            for o, like, settings in specs:
                 if self.workdir is not None:
-                    sinks[o.name] = self.workdir.sink(o, like, enc)
+                    sinks[o.name] = self.workdir.sink(o, like, settings)
                 else:
-                    sinks[o.name] = DirectSink(o.path, like, enc)
+                    sinks[o.name] = DirectSink(o.path, like, settings)
         except BaseException:
             for s in sinks.values():
                 s.abort()
             raise
         return sinks
-
-
-def _rows(x: torch.Tensor | None, js: list[int], n: int) -> torch.Tensor | None:
-    """Rows ``js`` of a batch tensor of ``n`` rows (the tensor itself when all rows are taken)."""
-    if x is None or len(js) == n:
-        return x
-    return x[torch.as_tensor(js, device=x.device)]

@@ -158,12 +158,15 @@ class SegmentSink:
     def _seg(self, number: int) -> Path:
         return self.wd.path / f"seg_{self.output.name}_{number:06d}{self.suffix}"
 
-    def write_chunk(self, number: int, frames: list[np.ndarray], pts: list[int], durations: list) -> None:
+    def write_chunk(self, number: int, frames: list[np.ndarray], pts: list[int], durations: list,
+                    planes: list | None = None) -> None:
+        """``frames`` uint8 RGB; ``planes``: the same frames' samples (a frame's Planes is written instead
+        of its RGB where given)."""
         enc = self.enc
         with VideoWriter(self._seg(number), like=self.info, codec=enc.codec, crf=enc.crf, preset=enc.preset,
-                         overwrite=True, carry_from=None, time_range=None) as w:
-            for rgb, p, d in zip(frames, pts, durations):
-                w.write(rgb, p, d)
+                         overwrite=True, carry_from=None, time_range=None, planes=enc.planes) as w:
+            for rgb, pl, p, d in zip(frames, planes or [None] * len(frames), pts, durations):
+                w.write(rgb if pl is None else pl, p, d)
         self.numbers.add(number)
 
     def close(self) -> Path:

@@ -124,21 +124,23 @@ def resolve_colour(
 class RGBConverter:
     """Converts decoded frames to RGB24 with a fixed :class:`ColourSpec` (one per stream).
 
-    ``__call__(frame) -> np.ndarray`` HxWx3 uint8 RGB, full range, stored orientation.
+    ``__call__(frame) -> np.ndarray`` HxWx3 uint8 RGB, full range, stored orientation
+    (``out_format="rgb48le"``: uint16, 0..65535).
     """
 
-    def __init__(self, spec: ColourSpec) -> None:
+    def __init__(self, spec: ColourSpec, out_format: str = "rgb24") -> None:
         self.spec = spec
+        self.out_format = out_format
         self._sws = VideoReformatter()
 
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
         if self.spec.matrix == "rgb":
-            out = self._sws.reformat(frame, format="rgb24", src_color_range=ColorRange.JPEG,
+            out = self._sws.reformat(frame, format=self.out_format, src_color_range=ColorRange.JPEG,
                                      dst_color_range=ColorRange.JPEG)
         else:
             out = self._sws.reformat(
                 frame,
-                format="rgb24",
+                format=self.out_format,
                 src_colorspace=_MATRIX[self.spec.matrix][0],
                 src_color_range=_RANGE[self.spec.range],
                 dst_color_range=ColorRange.JPEG,
@@ -149,8 +151,9 @@ class RGBConverter:
 class FrameMaker:
     """Builds encoder frames from RGB24 arrays in a pixel format, tagged with a :class:`ColourSpec`.
 
-    ``__call__(rgb HxWx3 uint8) -> av.VideoFrame`` in ``pix_fmt``. For RGB pixel formats
-    (``bgr0``, ``gbrp``...) the conversion is a lossless re-packing and the tags say RGB/full.
+    ``__call__(rgb HxWx3 uint8) -> av.VideoFrame`` in ``pix_fmt`` (``uint16`` 0..65535: taken as
+    ``rgb48le``). For RGB pixel formats (``bgr0``, ``gbrp``...) the conversion is a lossless
+    re-packing and the tags say RGB/full.
     """
 
     def __init__(self, pix_fmt: str, spec: ColourSpec) -> None:
@@ -160,7 +163,8 @@ class FrameMaker:
         self._sws = VideoReformatter()
 
     def __call__(self, rgb: np.ndarray) -> av.VideoFrame:
-        src = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        in_fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
+        src = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=in_fmt)
         if self.rgb_out:
             frame = self._sws.reformat(src, format=self.pix_fmt, src_color_range=ColorRange.JPEG,
                                        dst_color_range=ColorRange.JPEG)
@@ -173,10 +177,20 @@ class FrameMaker:
                 src_color_range=ColorRange.JPEG,
                 dst_color_range=_RANGE[self.spec.range],
             )
-        if frame is src:  # swscale had nothing to do (pix_fmt == rgb24)
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        if frame is src:  # swscale had nothing to do (pix_fmt == the input's)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=in_fmt)
         frame.colorspace = self.spec.avcol_matrix
         frame.color_range = self.spec.avcol_range
         frame.color_primaries = self.spec.primaries
         frame.color_trc = self.spec.trc
         return frame
+
+
+def sws_args(src: ColourSpec, dst: ColourSpec) -> dict:
+    """swscale arguments converting between two specs (RGB specs: full range, no matrix)."""
+    args: dict = {"src_color_range": _RANGE[src.range], "dst_color_range": _RANGE[dst.range]}
+    if src.matrix != "rgb":
+        args["src_colorspace"] = _MATRIX[src.matrix][0]
+    if dst.matrix != "rgb":
+        args["dst_colorspace"] = _MATRIX[dst.matrix][0]
+    return args

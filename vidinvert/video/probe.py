@@ -23,6 +23,7 @@ import numpy as np
 
 from vidinvert.errors import VidinvertError
 from vidinvert.video.colour import ColourSpec, bit_depth, chroma_layout, resolve_colour
+from vidinvert.video.hdrmeta import HdrInfo, read_hdr
 from vidinvert.video.index import PtsIndex, build_pts_index
 from vidinvert.video.orientation import Orientation
 from vidinvert.video.streams import ChapterInfo, StreamInfo, describe, dispositions, tag
@@ -95,6 +96,12 @@ class VideoInfo:
     chapters: tuple[ChapterInfo, ...] = ()
     timecode: str | None = None  # the start timecode (HH:MM:SS:FF; ';' = drop-frame)
     video_metadata: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # the video stream's tags
+    hdr: HdrInfo = HdrInfo()  # PQ / HLG transfer, mastering display and light level (first frame)
+
+    @property
+    def is_hdr(self) -> bool:
+        """PQ (SMPTE ST 2084) or HLG (ARIB STD-B67) transfer."""
+        return self.hdr.is_hdr
 
     @property
     def pixel_aspect(self) -> Fraction:
@@ -130,6 +137,7 @@ class VideoInfo:
         d["display_width"], d["display_height"] = self.display_width, self.display_height
         d["metadata"] = dict(self.metadata)
         d["video_metadata"] = dict(self.video_metadata)
+        d["is_hdr"] = self.is_hdr
         for a in d["audio"]:
             a["time_base"] = str(a["time_base"]) if a["time_base"] else None
         return d
@@ -368,6 +376,7 @@ def _info_from(container, stream, first: av.VideoFrame, index: PtsIndex | None, 
         chapters=chapters,
         timecode=timecode,
         video_metadata=_tags(stream.metadata),
+        hdr=read_hdr(first),
     )
 
 

@@ -30,8 +30,9 @@ import av
 import numpy as np
 
 from vidinvert.errors import VidinvertError
-from vidinvert.video.colour import RGBConverter
+from vidinvert.video.hdr_frames import converter_for
 from vidinvert.video.index import PtsIndex, build_pts_index
+from vidinvert.video.planes import Planes
 from vidinvert.video.probe import VideoInfo, ffmpeg_message, open_input, probe, video_stream
 from vidinvert.video.reader import Frame, FrameBatch, VideoReader
 
@@ -43,7 +44,9 @@ _FORWARD_LIMIT = 16  # decode forward instead of seeking when the target is this
 class RandomAccessVideo:
     """``len(v)``, ``v.get(i) -> Frame``, ``v.get_batch(indices) -> FrameBatch``."""
 
-    def __init__(self, path: str | os.PathLike, backend: str = "pyav", *, threads: int = 0) -> None:
+    def __init__(self, path: str | os.PathLike, backend: str = "pyav", *, threads: int = 0,
+                 planes: bool = False) -> None:
+        self.planes = planes  # frames carry their decoded samples (pyav backend; Frame.planes)
         if backend not in ("pyav", "decord"):
             raise VidinvertError(f"unknown video backend {backend!r}: use pyav or decord")
         self.info: VideoInfo = probe(path, count_frames=False)
@@ -129,10 +132,10 @@ class RandomAccessVideo:
             raise IndexError(f"frame {i} out of range for {self.path.name} ({n} frames)")
         return j
 
-    def _frame(self, i: int, rgb: np.ndarray) -> Frame:
+    def _frame(self, i: int, rgb: np.ndarray, planes=None) -> Frame:
         pts = int(self.index.pts[i])
         dur = int(self.index.durations[i]) or None
-        return Frame(i, pts, float((pts - self.info.start_pts) * self.info.time_base), rgb, dur)
+        return Frame(i, pts, float((pts - self.info.start_pts) * self.info.time_base), rgb, dur, planes)
 
     def _open(self) -> dict:
         if self._state is None:
@@ -141,7 +144,7 @@ class RandomAccessVideo:
             stream.codec_context.thread_type = "AUTO"
             stream.codec_context.thread_count = self.threads
             self._state = {"container": container, "stream": stream, "frames": None, "pos": None,
-                           "convert": RGBConverter(self.info.colour), "from_start": True, "decoded": 0}
+                           "convert": converter_for(self.info), "from_start": True, "decoded": 0}
         return self._state
 
     def _get_pyav(self, i: int) -> Frame:
@@ -179,7 +182,8 @@ class RandomAccessVideo:
                     st["pos"] = p
                 if pts == target:
                     rgb = self.info.orientation.apply(st["convert"](frame))
-                    return self._frame(i, rgb)
+                    planes = Planes.from_frame(frame, self.info.colour) if self.planes else None
+                    return self._frame(i, rgb, planes.oriented(self.info.orientation) if planes else None)
                 if pts > target:
                     break
         except Exception as exc:

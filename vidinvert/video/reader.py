@@ -48,9 +48,10 @@ import numpy as np
 from vidinvert.errors import VidinvertError
 from vidinvert.threads import prefetch as prefetch_items
 from vidinvert.timespec import TimeRange
-from vidinvert.video.colour import RGBConverter
 from vidinvert.video.damage import DamagedFrame, StandIns, check_on_damage, damage_message
+from vidinvert.video.hdr_frames import converter_for
 from vidinvert.video.index import PtsIndex, build_pts_index
+from vidinvert.video.planes import Planes
 from vidinvert.video.probe import (
     VideoInfo,
     check_complete,
@@ -67,7 +68,9 @@ log = logging.getLogger(__name__)
 class Frame:
     """One decoded frame: ``rgb`` is HxWx3 uint8 RGB (full range), upright, displayed size.
 
-    ``duration`` is in time-base ticks when the container says (else None).
+    ``duration`` is in time-base ticks when the container says (else None). ``planes``: the
+    decoded samples at their own depth and layout, upright (:class:`~vidinvert.video.planes.Planes`),
+    when the reader was opened with ``planes=True`` and the format is supported (else None).
     """
 
     index: int
@@ -75,6 +78,7 @@ class Frame:
     time: float
     rgb: np.ndarray = field(repr=False)
     duration: int | None = None
+    planes: Planes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,7 +149,8 @@ class VideoReader:
     """
 
     def __init__(self, path: str | os.PathLike, *, time_range: TimeRange | None = None, threads: int = 0,
-                 info: VideoInfo | None = None, on_damage: str = "stop") -> None:
+                 info: VideoInfo | None = None, on_damage: str = "stop", planes: bool = False) -> None:
+        self.planes = planes
         self.info = info if info is not None else probe(path, count_frames=False)
         self.path = self.info.path
         self.time_range = time_range if time_range and (time_range.start or time_range.end) else None
@@ -212,7 +217,7 @@ class VideoReader:
     def _frames(self) -> Iterator[Frame]:
         info, tr, path = self.info, self.time_range, self.path
         tb = info.time_base
-        convert = RGBConverter(info.colour)
+        convert = converter_for(info)
         orient = info.orientation
         conceal = self.on_damage == "conceal"
         with open_input(path) as container:
@@ -265,11 +270,13 @@ class VideoReader:
                 if frame.is_corrupt:
                     damaged.append(DamagedFrame(idx, time, "concealed"))
                 rgb = orient.apply(convert(frame))
+                planes = Planes.from_frame(frame, info.colour) if self.planes else None
+                planes = planes.oriented(orient) if planes is not None else None
                 for stand_in in fill.before(idx, rgb, tr) if fill is not None else ():
                     yielded += 1
                     yield Frame(*stand_in)
                 yielded += 1
-                yield Frame(idx, pts, time, rgb, int(frame.duration) if frame.duration else None)
+                yield Frame(idx, pts, time, rgb, int(frame.duration) if frame.duration else None, planes)
             if fill is not None:  # the frames due up to the end (of the range) that never decoded
                 for i, pts, time, rgb, dur in fill.before(idx if reached_end_of_range else len(index), None, tr):
                     yielded += 1
@@ -373,11 +380,12 @@ def _range_text(tr: TimeRange) -> str:
 
 
 def open_video(path: str | os.PathLike, *, time_range: TimeRange | None = None, threads: int = 0,
-               on_damage: str = "stop") -> VideoReader:
+               on_damage: str = "stop", planes: bool = False) -> VideoReader:
     """Probe ``path`` and return a streaming :class:`VideoReader` (VidinvertError on bad input).
 
     ``threads``: decoder threads (0 = FFmpeg's choice; ``conceal`` decodes on one);
-    ``on_damage``: ``stop`` | ``conceal`` (see the module doc).
+    ``on_damage``: ``stop`` | ``conceal`` (see the module doc); ``planes``: frames also carry their
+    decoded samples (:attr:`Frame.planes`).
     """
     check_input_path(path)
-    return VideoReader(path, time_range=time_range, threads=threads, on_damage=on_damage)
+    return VideoReader(path, time_range=time_range, threads=threads, on_damage=on_damage, planes=planes)

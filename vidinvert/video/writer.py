@@ -15,9 +15,17 @@ an input (``like.path`` or ``carry_from``), and an existing ``dest`` needs ``ove
 Inputs are only ever opened for reading.
 
 Pixel format (``pix_fmt=None``): libx264/libx265 keep the source's chroma layout (4:2:0,
-4:2:2, 4:4:4) and bit depth (10-bit -> ``yuv4xxp10le``); odd sizes cannot be 4:2:0/4:2:2, so
-they get 4:4:4 with a notice. FFV1 writes ``bgr0`` (``gbrp10le`` for >8-bit sources): exact
-RGB, so decoding gives back the written frames bit for bit.
+4:2:2, 4:4:4) and bit depth (10-bit -> ``yuv4xxp10le``; 12-bit -> ``yuv4xxp12le`` with
+libx265, 10-bit with libx264); odd sizes cannot be 4:2:0/4:2:2, so
+they get 4:4:4 with a notice. With ``planes=True`` (the video job: frames written as the source's
+:class:`~vidinvert.video.planes.Planes`) FFV1 writes the source's own pixel format when it is a
+planar YUV or RGB format, so every sample is kept (outside the faces the output decodes to the
+source's decoded samples exactly). Otherwise FFV1 writes ``bgr0`` (``gbrp10le`` for >8-bit
+sources): exact RGB, so decoding gives back the written RGB frames bit for bit.
+
+HDR sources (PQ, HLG; :mod:`vidinvert.video.hdrmeta`): the transfer, primaries and matrix are
+tagged as the source's; libx265 also writes the source's mastering-display and content-light-level
+metadata (``x265-params``); other encoders drop them with one notice naming what was dropped.
 """
 
 from __future__ import annotations
@@ -31,14 +39,18 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from vidinvert.choices import Codec, Preset
 from vidinvert.errors import VidinvertError
 from vidinvert.fileio import publish
 from vidinvert.timespec import TimeRange
 from vidinvert.video.carry import StreamCarrier, tag_output
-from vidinvert.video.colour import ColourSpec, FrameMaker, chroma_layout
+from vidinvert.video.colour import ColourSpec, chroma_layout, sws_args
+from vidinvert.video.hdr_frames import frame_maker_for
+from vidinvert.video.hdrmeta import notice_dropped, x265_hdr_params
 from vidinvert.video.matroska import set_display_size
+from vidinvert.video.planes import Planes, planar_format
 from vidinvert.video.probe import VideoInfo, check_input_path
 
 log = logging.getLogger(__name__)
@@ -55,8 +67,9 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def choose_pix_fmt(codec: str, like: VideoInfo, requested: str | None = None) -> str:
-    """The output pixel format for ``codec`` given the source (see the module doc)."""
+def choose_pix_fmt(codec: str, like: VideoInfo, requested: str | None = None, planes: bool = False) -> str:
+    """The output pixel format for ``codec`` given the source (see the module doc); ``planes``: the
+    frames come as the source's :class:`~vidinvert.video.planes.Planes` (FFV1 then keeps its format)."""
     supported = [f.name for f in (av.Codec(codec, "w").video_formats or ())]
     w, h = like.width, like.height
     if requested:
@@ -68,6 +81,8 @@ def choose_pix_fmt(codec: str, like: VideoInfo, requested: str | None = None) ->
         return requested
     deep = like.bit_depth > 8
     if codec == "ffv1":
+        if planes and like.pix_fmt in supported and _holds(like.pix_fmt, w, h):
+            return like.pix_fmt  # the source's own samples, kept exactly
         return "gbrp10le" if deep and "gbrp10le" in supported else "bgr0"
     chroma = like.chroma if like.chroma in ("420", "422", "444") else ("444" if like.chroma == "rgb" else "420")
     odd = (chroma in ("420", "422") and w % 2) or (chroma == "420" and h % 2)
@@ -77,10 +92,19 @@ def choose_pix_fmt(codec: str, like: VideoInfo, requested: str | None = None) ->
         chroma = "444"
     fmt = f"yuv{chroma}p"
     if deep:
-        if fmt + "10le" in supported:
-            return fmt + "10le"
+        depths = [d for d in ("12", "10") if int(d) <= max(10, like.bit_depth) and f"{fmt}{d}le" in supported]
+        if depths:
+            if int(depths[0]) < like.bit_depth:
+                log.warning("%s cannot write %d-bit video; writing %s-bit", codec, like.bit_depth, depths[0])
+            return f"{fmt}{depths[0]}le"
         log.warning("%s in this FFmpeg build cannot write %d-bit video; writing 8-bit %s", codec, like.bit_depth, fmt)
     return fmt
+
+
+def _holds(pix_fmt: str, w: int, h: int) -> bool:
+    """A frame of ``w`` x ``h`` fits ``pix_fmt``'s chroma blocks (no odd size in a subsampled direction)."""
+    fmt = planar_format(pix_fmt)
+    return fmt is not None and w % fmt[1][0] == 0 and h % fmt[1][1] == 0
 
 
 def check_encoder_available(codec: str) -> None:
@@ -111,7 +135,9 @@ class VideoWriter:
     other streams, chapters and tags are carried over (usually the source; None = none, the
     container tags then come from ``like``); ``time_range`` the trim the frames come from: when
     set, the output starts at 0 and the carried streams and chapters are cut to the span of the
-    written frames; ``metadata`` tags added to the source's (``encoder`` on the video stream).
+    written frames; ``metadata`` tags added to the source's (``encoder`` on the video stream);
+    ``planes``: the frames are (mostly) written as the source's Planes, so FFV1 takes the source's own
+    pixel format (else RGB, which keeps RGB frames exact).
     """
 
     def __init__(
@@ -129,6 +155,7 @@ class VideoWriter:
         metadata: Mapping[str, str] | None = None,
         threads: int = 0,
         codec_options: Mapping[str, str] | None = None,
+        planes: bool = False,
     ) -> None:
         self.dest = Path(dest).expanduser()
         self.like = like
@@ -136,7 +163,7 @@ class VideoWriter:
         self.trimmed = bool(time_range and (time_range.start or time_range.end))
         self._check_dest(overwrite, carry_from)
         check_encoder_settings(codec, crf, preset)
-        self.pix_fmt = choose_pix_fmt(codec, like, pix_fmt)
+        self.pix_fmt = choose_pix_fmt(codec, like, pix_fmt, planes)
         fmt = _FORMATS[self.dest.suffix.lower()]
         fd, tmp = tempfile.mkstemp(prefix=f".{self.dest.stem}.partial-", suffix=self.dest.suffix, dir=self.dest.parent)
         os.close(fd)
@@ -194,7 +221,8 @@ class VideoWriter:
         if colour.matrix == "rgb":  # RGB source into a YUV format: tag what we convert with
             colour = ColourSpec("bt709" if like.height >= 720 else "bt601", "limited", True, True,
                                 colour.primaries, colour.trc)
-        self._maker = FrameMaker(self.pix_fmt, colour)
+        self._maker = frame_maker_for(self.pix_fmt, colour, like)  # R⁻¹ first for HDR (video.hdr_frames)
+        self._sws = VideoReformatter()
         spec = self._maker.spec
         cc.colorspace = spec.avcol_matrix
         cc.color_range = spec.avcol_range
@@ -205,29 +233,32 @@ class VideoWriter:
         if self.codec in ("libx264", "libx265"):
             opts = {"crf": f"{crf:g}", "preset": preset}
             if self.codec == "libx265":
-                opts["x265-params"] = "log-level=error"
+                opts["x265-params"] = ":".join(["log-level=error", *x265_hdr_params(like.hdr)])
                 if fmt in ("mp4", "mov"):
                     cc.codec_tag = "hvc1"
         else:
             opts = {"level": "3", "slicecrc": "1", "slices": "4", "g": "1"}
+        if self.codec != "libx265":
+            notice_dropped(self.codec, like.hdr, like.path)
         opts.update(extra)  # e.g. {"bf": "0"} for segments that are joined later
         cc.options = opts
         self._stream = s
 
     # -- writing ----------------------------------------------------------------------------
     def write(self, image, pts: int, duration: int | None = None) -> None:
-        """Write one frame: ``image`` numpy uint8 HxWx3 RGB, or torch uint8 [3, H, W] RGB (any device).
+        """Write one frame: ``image`` numpy uint8 HxWx3 RGB, torch uint8 [3, H, W] RGB (any device), or
+        the source's :class:`~vidinvert.video.planes.Planes` (written as they are when the output's pixel
+        format is theirs, else converted by swscale with the matrix and range of both).
 
         ``pts`` in ``like.time_base`` ticks, strictly increasing; ``duration`` ticks or None
         (then the gap to the next frame, and for the last frame the previous gap).
         """
         if self._closed:
             raise RuntimeError("VideoWriter is closed")
-        rgb = _as_hwc_uint8(image)
-        if rgb.shape != (self.like.height, self.like.width, 3):
-            raise ValueError(
-                f"frame is {rgb.shape[1]}x{rgb.shape[0]}, the output is {self.like.width}x{self.like.height}"
-            )
+        rgb = image if isinstance(image, Planes) else _as_hwc_uint8(image)
+        hw = (image.height, image.width) if isinstance(image, Planes) else rgb.shape[:2]
+        if hw != (self.like.height, self.like.width):
+            raise ValueError(f"frame is {hw[1]}x{hw[0]}, the output is {self.like.width}x{self.like.height}")
         pts = int(pts)
         if self._last_pts is not None and pts <= self._last_pts:
             raise ValueError(f"pts must increase: {pts} after {self._last_pts}")
@@ -261,7 +292,7 @@ class VideoWriter:
 
     def _encode(self, rgb: np.ndarray, pts: int, duration: int | None) -> None:
         out_pts = pts - self._first_pts if self.trimmed else pts
-        frame = self._maker(rgb)
+        frame = self._planes_frame(rgb) if isinstance(rgb, Planes) else self._maker(rgb)
         frame.pts = out_pts
         frame.time_base = self.like.time_base
         if duration:
@@ -269,6 +300,18 @@ class VideoWriter:
             self._durations[out_pts] = duration
         self._mux(self._encode_checked(frame))
         self.frames_written += 1
+
+    def _planes_frame(self, planes: Planes) -> av.VideoFrame:
+        """An encoder frame from the source's samples: as they are, or converted to the output's format."""
+        spec = self._maker.spec
+        frame = planes.to_frame()
+        if planes.pix_fmt != self.pix_fmt or planes.spec.matrix != spec.matrix or planes.spec.range != spec.range:
+            frame = self._sws.reformat(frame, format=self.pix_fmt, **sws_args(planes.spec, spec))
+        frame.colorspace = spec.avcol_matrix
+        frame.color_range = spec.avcol_range
+        frame.color_primaries = spec.primaries
+        frame.color_trc = spec.trc
+        return frame
 
     def _encode_checked(self, frame):
         try:
