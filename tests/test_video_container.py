@@ -66,12 +66,15 @@ def test_container_only_pixel_aspect_reaches_the_output(tmp_path, ext):
     # displayed as players do: 176 * 128/117 = 192.5 -> 193 (Matroska stores the rounded display width)
     assert (info.display_width, info.display_height) == (193, 144)
     assert (info.width, info.height) == (176, 144)  # frames stay in stored pixels
-    for out_ext, codec in (("mp4", "libx264"), ("mkv", "ffv1")):
-        out = probe(_carry(src, tmp_path / f"out.{out_ext}", codec=codec))
+    for out_ext, codec in (("mp4", "libx264"), ("mov", "libx264"), ("mkv", "ffv1")):
+        dest = _carry(src, tmp_path / f"out.{out_ext}", codec=codec)
+        out = probe(dest)
         assert (out.display_width, out.display_height) == (193, 144), out_ext
         assert (out.width, out.height) == (176, 144)
-        if ext in ("mov", "mp4") and out_ext == "mp4":
-            assert out.sample_aspect_ratio == SAR  # exact through pasp
+        if out_ext in ("mp4", "mov"):
+            assert b"pasp" in dest.read_bytes(), out_ext  # the container says it too, not only the H.264 VUI
+            if ext in ("mov", "mp4"):
+                assert out.sample_aspect_ratio == SAR, out_ext  # exact through pasp
 
 
 def test_subtitles_survive_mp4_to_mp4_and_to_mkv(tmp_path, rich):
