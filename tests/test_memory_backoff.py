@@ -294,6 +294,30 @@ def test_eval_images_after_a_retry_equal_the_smaller_batch(tmp_path, tiny_weight
     assert sizes.limit == 2 and [(r.before, r.after) for r in sizes.reductions] == [(4, 2)]
 
 
+def test_eval_clip_after_a_retry_equals_the_smaller_batch(tiny_weights, clip, monkeypatch):
+    from vidinvert.device import resolve_compute
+    from vidinvert.evaluate.datasets import MediaItem
+    from vidinvert.evaluate.suite import MetricSuite
+    from vidinvert.evaluate.video import VideoEvalConfig, evaluate_video
+
+    inv = Inverter.from_files(tiny_weights["encoder"], tiny_weights["generator"], resolve_compute("cpu", "fp32"))
+    suite = MetricSuite(lpips=None, identity=None)
+    item = MediaItem(path=clip, key=clip.name)
+    ref = evaluate_video(item, inv, suite, VideoEvalConfig(batch_size=2))
+    assert (ref.status, ref.frames, ref.evaluated) == ("ok", 10, 10)
+    inj = Inject(monkeypatch, Inverter, "synthesize", lambda n, a: n == 2)  # the second batch of 4 fails
+    sizes = BatchSize(4, "eval", source=str(clip))
+    got = evaluate_video(item, inv, suite, VideoEvalConfig(batch_size=4), batch_size=sizes)
+    assert inj.raised == 1
+    assert (got.status, got.frames, got.evaluated) == ("ok", 10, 10)
+    assert got.frame_indices == ref.frame_indices  # every frame measured once, in order
+    assert got.per_frame.keys() == ref.per_frame.keys() and {"ssim", "psnr", "mse"} <= got.per_frame.keys()
+    for m in ("ssim", "psnr", "mse"):
+        assert got.per_frame[m] == pytest.approx(ref.per_frame[m], rel=1e-4, abs=1e-6), m
+        assert got.metrics[m] == pytest.approx(ref.metrics[m], rel=1e-4, abs=1e-6), m
+    assert sizes.limit == 2 and [(r.before, r.after) for r in sizes.reductions] == [(4, 2)]
+
+
 # ---------------------------------------------------------------------------------- training
 def test_training_step_redone_with_more_micro_steps_equals_that_accumulation(tmp_path, monkeypatch):
     """An out-of-memory error in the second micro-step of the first step (after one backward has
