@@ -8,6 +8,7 @@
 * :func:`make_rich` writes H.264 + AAC with two subtitle events (language, title, default +
   forced), chapters, container and stream tags, a start timecode, a cover picture (MP4) or a font
   attachment and a cover (Matroska);
+* :func:`make_with_data_stream` writes H.264 with an opaque data stream (MPEG-TS);
 * :func:`read_subtitles`, :func:`read_chapters` read them back with plain PyAV.
 """
 
@@ -123,6 +124,22 @@ def make_rich(path: str | Path, *, subtitle_codec: str | None = None, n_frames: 
         c.set_chapters([{"id": i + 1, "start": s0, "end": e0, "time_base": Fraction(1, 1000), "metadata": {"title": t}}
                         for i, (s0, e0, t) in enumerate(CHAPTERS)])
     return Rich(path, n_frames)
+
+
+def make_with_data_stream(path: str | Path, n_frames: int = 5) -> Path:
+    """H.264 (25 fps, 64x48) with a data stream of opaque packets (``bin_data``) beside it, one per
+    frame; MPEG-TS holds it, MP4 and Matroska do not."""
+    path = Path(path)
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        d = c.add_data_stream()
+        for i in range(n_frames):
+            pk = av.Packet(b"sensor %d" % i)
+            pk.stream, pk.pts, pk.dts, pk.time_base = d, i * 40, i * 40, Fraction(1, 1000)
+            c.mux(pk)
+        _encode_video(c, v, [pattern(i, 64, 48) for i in range(n_frames)], "yuv420p")
+    return path
 
 
 def read_subtitles(path) -> list[dict]:

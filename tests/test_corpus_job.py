@@ -29,10 +29,14 @@ def test_corpus_mode_only_with_out_dir_and_a_collection_shard_or_torchrun(tree, 
     files = (tree / "c/a.mp4", tree / "c/sub/b.png")
     assert not corpus_mode(EditRequest(inputs=files, out_dir=out, attr=("smile",)))   # flat, as before
     assert not corpus_mode(EditRequest(inputs=files[:1], attr=("smile",)))
-    for src in (tree / "c", tree / "list.txt", Path(str(tree / "c" / "**" / "*.mp4"))):
+    (tree / "clips.mp4").mkdir()  # a folder named like a video file
+    kinds = {tree / "c": "a folder", tree / "clips.mp4": "a folder", tree / "list.txt": "a list file",
+             Path(str(tree / "c" / "**" / "*.mp4")): "a glob"}
+    for src, kind in kinds.items():
         assert corpus_mode(EditRequest(inputs=(src,), out_dir=out, attr=("smile",)))
-        with pytest.raises(VidinvertError, match="needs --out-dir"):
-            corpus_mode(EditRequest(inputs=(src,), attr=("smile",)))
+        with pytest.raises(VidinvertError, match="needs --out-dir") as err:
+            corpus_mode(EditRequest(inputs=(files[0], src), attr=("smile",)))
+        assert str(err.value).startswith(f"{src} is {kind}: "), err.value  # the input is named
     assert corpus_mode(EditRequest(inputs=files, out_dir=out, attr=("smile",), shard="0/2"))
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert corpus_mode(EditRequest(inputs=files, out_dir=out, attr=("smile",)))

@@ -294,6 +294,30 @@ def test_eval_images_after_a_retry_equal_the_smaller_batch(tmp_path, tiny_weight
     assert sizes.limit == 2 and [(r.before, r.after) for r in sizes.reductions] == [(4, 2)]
 
 
+def test_eval_clip_after_a_retry_equals_the_smaller_batch(tiny_weights, clip, monkeypatch):
+    from vidinvert.device import resolve_compute
+    from vidinvert.evaluate.datasets import MediaItem
+    from vidinvert.evaluate.suite import MetricSuite
+    from vidinvert.evaluate.video import VideoEvalConfig, evaluate_video
+
+    inv = Inverter.from_files(tiny_weights["encoder"], tiny_weights["generator"], resolve_compute("cpu", "fp32"))
+    suite = MetricSuite(lpips=None, identity=None)
+    item = MediaItem(path=clip, key=clip.name)
+    ref = evaluate_video(item, inv, suite, VideoEvalConfig(batch_size=2))
+    assert (ref.status, ref.frames, ref.evaluated) == ("ok", 10, 10)
+    inj = Inject(monkeypatch, Inverter, "synthesize", lambda n, a: n == 2)  # the second batch of 4 fails
+    sizes = BatchSize(4, "eval", source=str(clip))
+    got = evaluate_video(item, inv, suite, VideoEvalConfig(batch_size=4), batch_size=sizes)
+    assert inj.raised == 1
+    assert (got.status, got.frames, got.evaluated) == ("ok", 10, 10)
+    assert got.frame_indices == ref.frame_indices  # every frame measured once, in order
+    assert got.per_frame.keys() == ref.per_frame.keys() and {"ssim", "psnr", "mse"} <= got.per_frame.keys()
+    for m in ("ssim", "psnr", "mse"):
+        assert got.per_frame[m] == pytest.approx(ref.per_frame[m], rel=1e-4, abs=1e-6), m
+        assert got.metrics[m] == pytest.approx(ref.metrics[m], rel=1e-4, abs=1e-6), m
+    assert sizes.limit == 2 and [(r.before, r.after) for r in sizes.reductions] == [(4, 2)]
+
+
 # ---------------------------------------------------------------------------------- training
 def test_training_step_redone_with_more_micro_steps_equals_that_accumulation(tmp_path, monkeypatch):
     """An out-of-memory error in the second micro-step of the first step (after one backward has
@@ -327,15 +351,33 @@ def test_training_step_redone_with_more_micro_steps_equals_that_accumulation(tmp
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # BatchNorm statistics included
 
 
-def test_under_torchrun_a_training_oom_stops_with_a_line_saying_what_to_change(tmp_path):
+def test_under_torchrun_a_training_oom_stops_with_a_line_saying_what_to_change(tmp_path, monkeypatch):
     from tests.conftest import ROOT
     from vidinvert.distributed import DistContext
+    from vidinvert.memory import OutOfMemoryStop
     from vidinvert.train.config import load_config
     from vidinvert.train.loop import Trainer
 
-    t = Trainer(load_config(ROOT / "configs" / "tiny.yaml"), tmp_path / "run")
-    t.info = DistContext(0, 2, 0)
+    cfg = load_config(ROOT / "configs" / "tiny.yaml", ["schedule.iterations=1", "log.tensorboard=false"])
+    t = Trainer(cfg, tmp_path / "run")
+    t.info = DistContext(0, 2, 0)  # rank 0 of two processes: no process may retry on its own
     assert t._smaller_micro_batch(1) is None
+    inj = Inject(monkeypatch, Trainer, "_losses", lambda n, a: True)
+    # the process group, joined here as one gloo process (the run reuses a joined group); the
+    # collectives of a world of one need no second process
+    torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        with pytest.raises(OutOfMemoryStop) as stop:
+            t.run()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    assert inj.raised == 1  # stopped at the first failure, not retried smaller
+    line = str(stop.value)
+    micro = (cfg.data.batch_real + cfg.data.batch_synthetic) // 2  # this process's half, optim.accumulate=1
+    assert line == (f"the GPU ran out of memory at a batch of {micro} (training step: CUDA out of memory. Tried to "
+                    "allocate 2.00 GiB (GPU 0; 7.79 GiB total)): start the run with a larger optim.accumulate (the "
+                    "same global batch in smaller micro-steps; the processes of torchrun cannot retry on their own)")
     t.info = DistContext()
     from vidinvert.train.data import BatchLayout
 

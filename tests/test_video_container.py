@@ -22,6 +22,7 @@ from tests.container_fixtures import (
     cover_png,
     make_anamorphic,
     make_rich,
+    make_with_data_stream,
     read_chapters,
     read_subtitles,
 )
@@ -66,12 +67,15 @@ def test_container_only_pixel_aspect_reaches_the_output(tmp_path, ext):
     # displayed as players do: 176 * 128/117 = 192.5 -> 193 (Matroska stores the rounded display width)
     assert (info.display_width, info.display_height) == (193, 144)
     assert (info.width, info.height) == (176, 144)  # frames stay in stored pixels
-    for out_ext, codec in (("mp4", "libx264"), ("mkv", "ffv1")):
-        out = probe(_carry(src, tmp_path / f"out.{out_ext}", codec=codec))
+    for out_ext, codec in (("mp4", "libx264"), ("mov", "libx264"), ("mkv", "ffv1")):
+        dest = _carry(src, tmp_path / f"out.{out_ext}", codec=codec)
+        out = probe(dest)
         assert (out.display_width, out.display_height) == (193, 144), out_ext
         assert (out.width, out.height) == (176, 144)
-        if ext in ("mov", "mp4") and out_ext == "mp4":
-            assert out.sample_aspect_ratio == SAR  # exact through pasp
+        if out_ext in ("mp4", "mov"):
+            assert b"pasp" in dest.read_bytes(), out_ext  # the container says it too, not only the H.264 VUI
+            if ext in ("mov", "mp4"):
+                assert out.sample_aspect_ratio == SAR, out_ext  # exact through pasp
 
 
 def test_subtitles_survive_mp4_to_mp4_and_to_mkv(tmp_path, rich):
@@ -100,6 +104,36 @@ def test_ass_into_mp4_is_converted_with_a_notice_and_the_font_named(tmp_path, ri
     assert any("ssa" in m and "mov_text" in m and "styling" in m for m in msgs)
     (left,) = [m for m in msgs if "not carried" in m]
     assert "attachment" in left and "font.ttf" in left and "\n" not in left
+
+
+@pytest.mark.parametrize("codec", ["srt", "webvtt"])
+def test_srt_and_webvtt_into_mp4_are_converted_to_mov_text_with_text_times_and_flags(tmp_path, codec):
+    src = make_rich(tmp_path / f"src.{codec}.mkv", subtitle_codec=codec).path
+    (want,) = read_subtitles(src)
+    assert want["codec"] == codec and [e[2] for e in want["events"]] == [t for _, _, t in EVENTS]
+    with LogCapture("vidinvert.video") as logs:
+        out = _carry(src, tmp_path / "out.mp4")
+    (got,) = read_subtitles(out)
+    assert got["codec"] == "mov_text"
+    assert (got["language"], got["title"], got["default"], got["forced"]) == ("fra", "French", True, True)
+    t0 = _video_start(out) - _video_start(src)
+    assert [(round(a - t0, 3), round(b - t0, 3), t) for a, b, t in got["events"]] == want["events"]
+    (notice,) = [m for m in logs.messages(logging.WARNING) if "converted to mov_text" in m]
+    assert f"({codec})" in notice and "this loses" in notice
+
+
+def test_a_data_stream_the_output_cannot_hold_is_named_in_one_notice(tmp_path):
+    src = make_with_data_stream(tmp_path / "src.ts")
+    with av.open(str(src)) as c:  # the fixture has what we think: a data stream beside the video
+        assert [s.type for s in c.streams] == ["video", "data"]
+    with LogCapture("vidinvert.video") as logs:
+        out = _carry(src, tmp_path / "out.mp4")
+    (left,) = [m for m in logs.messages(logging.WARNING) if "not carried" in m]
+    assert left.startswith("src.ts: ") and "MP4 output" in left and "data stream #1 (bin_data)" in left
+    assert "\n" not in left
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video"]
+    assert probe(out).frame_count == 5
 
 
 def test_timecode_chapters_tags_cover_and_attachment_read_back_equal(tmp_path, rich):
