@@ -17,6 +17,7 @@ _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 ENV_DTYPE = "VIDINVERT_DTYPE"
 #: /proc/cpuinfo flags of the CPU bf16 matrix units ``--dtype auto`` picks bf16 for (see :func:`resolve_compute`).
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+CPUINFO = "/proc/cpuinfo"  # where :func:`cpu_bf16_units` reads the CPU flags (Linux)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def cpu_bf16_units() -> tuple[str, ...]:
     """The bf16 matrix units of this CPU: the :data:`CPU_BF16_FLAGS` among the ``flags`` of
     ``/proc/cpuinfo`` (elsewhere: torch's own AMX / AVX512-BF16 probes). () when it has none."""
     try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+        with open(CPUINFO, encoding="ascii", errors="replace") as f:
             for line in f:
                 if line.startswith("flags"):
                     flags = set(line.split(":", 1)[1].split())
