@@ -2,7 +2,8 @@
 """Time the StyleGAN2 generator (and the Feature-Style encoder) per aligned 1024 frame.
 
 Random weights (timing does not depend on them). For each batch size:
-  - generator full pass, our batched non-fused path and the per-sample grouped path;
+  - generator full pass, our batched non-fused path and the per-sample grouped path; in bf16 on the CPU
+    the generator's fast path (default) and its reference path (``fast_path = False``);
   - the same convolutions run bare (same shapes, weights, memory format; inputs prepared beforehand),
     and a profiler split of our pass into convolutions / FIR (blur, skip upsample) / style scaling /
     demod+noise+bias+lrelu epilogue / other;
@@ -155,13 +156,30 @@ class BareConvs:
         return run
 
 
+def reference_path(G: Generator, fn):
+    """``fn`` run with the generator's bf16 CPU fast path switched off (the reference path)."""
+    def run():
+        G.fast_path = False
+        try:
+            return fn()
+        finally:
+            G.fast_path = True
+    return run
+
+
 def record_convs(model: nn.Module, fn) -> BareConvs:
+    """The convolutions ``fn`` makes (recorded on the reference path: the fast path has the same ones)."""
     rec = BareConvs(model)
+    fast = getattr(model, "fast_path", None)
+    if fast is not None:
+        model.fast_path = False
     try:
         with torch.no_grad():
             fn()
     finally:
         rec.remove()
+        if fast is not None:
+            model.fast_path = fast
     return rec
 
 
@@ -188,7 +206,7 @@ def profile_split(fn) -> dict[str, float]:
             cat = "convolution"
         elif name == "aten::mul_":
             cat = "style scaling x*s"
-        elif name in ("aten::addcmul", "aten::add_", "aten::leaky_relu_", "aten::clamp_"):
+        elif name in ("aten::addcmul", "aten::add_", "aten::add", "aten::leaky_relu_", "aten::clamp_"):
             cat = "demod+noise+bias+lrelu"
         else:
             cat = "other"
@@ -260,6 +278,9 @@ def main(argv=None) -> int:
                "pair": early_pair, "bare_pair": record_convs(G, early_pair).replay_fn(dtype, device)}
         if not args.no_grouped:
             fns["grouped"] = full_grouped
+        fast_applies = device.type == "cpu" and dtype == torch.bfloat16
+        if fast_applies:  # the bf16 CPU fast path (default) against the reference path
+            fns["full_ref"] = reference_path(G, full)
         if enc is not None:
             face = torch.rand(b, 3, args.size, args.size, generator=gen).to(device) * 2 - 1
             face = face.contiguous(memory_format=torch.channels_last)
@@ -276,9 +297,14 @@ def main(argv=None) -> int:
 
             fns.update(encode=encode, bare_enc=record_convs(enc, encode).replay_fn(dtype, device),
                        frame=edited_frame)
+            if fast_applies:
+                fns["frame_ref"] = reference_path(G, edited_frame)
         t = {name: r["min_s"] for name, r in timer.interleaved(fns).items()}
 
-        add(b, "generator full pass (ours, batched non-fused)", t["full"])
+        add(b, "generator full pass (ours, batched non-fused)" + (", bf16 fast path" if fast_applies else ""),
+            t["full"])
+        if "full_ref" in t:
+            add(b, "generator full pass, bf16 reference path", t["full_ref"], t["full"], "ratio vs the fast path")
         if "grouped" in t:
             add(b, "generator full pass (grouped per-sample)", t["grouped"], t["full"])
         add(b, "  same convolutions run bare", t["bare_full"], t["full"])
@@ -298,6 +324,8 @@ def main(argv=None) -> int:
             add(b, "EDITED FRAME (encoder + early pair + synthesis)", t["frame"], frame_bare,
                 "ratio vs its convolutions run bare (target <= 1.5 on CPU)")
             add(b, "  its convolutions run bare", frame_bare)
+            if "frame_ref" in t:
+                add(b, "EDITED FRAME, bf16 reference path", t["frame_ref"], t["frame"], "ratio vs the fast path")
             inv = t["encode"] + t["full"]
             add(b, "INVERTED FRAME (encoder + synthesis)", inv, note=f"{b / inv:.2f} frames/s")
 

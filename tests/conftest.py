@@ -14,6 +14,9 @@ from pathlib import Path
 # Idle OpenMP threads sleep instead of spinning: on a small shared CPU spinning threads slow every
 # other process (and the 2-process training tests) by up to 10x.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# ``--dtype auto`` picks bf16 on CPUs with bf16 matrix units (AMX-BF16, AVX512-BF16); the suite's
+# outputs and golden comparisons are fp32 on every machine (tests of the auto rule unset this).
+os.environ.setdefault("VIDINVERT_DTYPE", "fp32")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -81,9 +81,10 @@ def test_batch_size_on_the_cpu_and_an_explicit_ceiling(fake_cuda, tmp_path):
 
 
 # ------------------------------------------------------------------------------------ dtype
-def test_auto_dtype_and_device_choice_with_cuda(fake_cuda):
+def test_auto_dtype_and_device_choice_with_cuda(fake_cuda, monkeypatch):
     from vidinvert.device import resolve_compute
 
+    monkeypatch.delenv("VIDINVERT_DTYPE", raising=False)  # the auto rule itself (conftest pins fp32)
     c = resolve_compute("auto", "auto")
     assert (c.device, c.dtype, c.fell_back) == (torch.device("cuda"), torch.bfloat16, False)
     assert c.describe() == "cuda (Mock GPU), bf16"

@@ -87,6 +87,9 @@ def test_video_edit_on_the_device_with_every_output(tmp_path, tiny_weights, weig
         r = json.loads(rep.read_text())
         assert r["identity_embedder"].startswith("arcface") and r["frames"]["edited"] == 12
         assert r["identity_consistency"]["smile"] is not None
+        assert r["dtype_reason"] == f"--dtype {dtype}"  # the precision and why, in the report and run.json
+        run = json.loads(out.with_name(out.stem + ".run.json").read_text())
+        assert run["compute"] == {"device": r["device"], "dtype": dtype, "dtype_reason": f"--dtype {dtype}"}
         z = np.load(next(lat.glob("*.npz")))
         assert z["w"].shape == (12, 10, 64) and z["w"].dtype == np.float16
         outs[device, dtype] = np.stack([f.rgb for f in open_video(out)])

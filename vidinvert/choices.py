@@ -9,6 +9,7 @@ raises one :class:`~vidinvert.errors.VidinvertError` line naming the flag and th
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -145,5 +146,7 @@ class ModelChoice:
     def check(self) -> None:
         parse_device(self.device)
         Dtype.parse(self.dtype, "--dtype")
+        if os.environ.get("VIDINVERT_DTYPE", "").strip():  # read by resolve_compute when --dtype is auto
+            Dtype.parse(os.environ["VIDINVERT_DTYPE"].strip().lower(), "VIDINVERT_DTYPE")
         if self.weights_dir is not None and not Path(self.weights_dir).is_dir():
             raise VidinvertError(f"--weights-dir {self.weights_dir} is not an existing folder")

@@ -115,7 +115,8 @@ WeightsDirOpt = Annotated[
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cuda | cuda:N | cpu.")]
 DtypeOpt = Annotated[
-    str, typer.Option("--dtype", help="auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16.")
+    str, typer.Option("--dtype", help="auto ($VIDINVERT_DTYPE if set, else bf16 on CUDA and on CPUs with AMX-BF16 or AVX512-BF16, "
+                              "fp32 elsewhere) | fp32 | bf16 | fp16.")
 ]
 EncoderOpt = Annotated[
     Optional[str], typer.Option("--encoder", help="Encoder file or registry name (default: fs-encoder).")

@@ -29,6 +29,7 @@ def collect(weights_dir: Path | None = None) -> dict:
         "devices": [],
         "threads": torch.get_num_threads(),
     }
+    rep["cpu_dtype"] = cpu_dtype()
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             p = torch.cuda.get_device_properties(i)
@@ -62,6 +63,17 @@ def collect(weights_dir: Path | None = None) -> dict:
     return rep
 
 
+def cpu_dtype() -> dict:
+    """What ``--dtype auto`` picks on this CPU and why (its bf16 matrix units), and ``$VIDINVERT_DTYPE``."""
+    import os
+
+    from vidinvert.device import ENV_DTYPE, auto_cpu_dtype, cpu_bf16_units, dtype_name
+
+    dtype, reason = auto_cpu_dtype()
+    return {"bf16_units": list(cpu_bf16_units()), "auto": dtype_name(dtype), "reason": reason,
+            "env": os.environ.get(ENV_DTYPE) or None}
+
+
 def register(app: typer.Typer) -> None:
     def doctor(weights_dir: common.WeightsDirOpt = None) -> common.Shown:
         """Check the machine: Python, torch, CUDA and GPUs, PyAV codecs, face tools, weight files."""
@@ -81,6 +93,9 @@ def _render(rep: dict) -> None:
     t.add_row("vidinvert", rep["vidinvert"])
     t.add_row("python", f"{rep['python']} ({rep['platform']})")
     t.add_row("torch", f"{rep['torch']} (CUDA {rep['cuda_version'] or 'none'}, {rep['threads']} CPU threads)")
+    cd = rep["cpu_dtype"]
+    env = f"; {cd['env']} from $VIDINVERT_DTYPE" if cd["env"] else ""
+    t.add_row("CPU precision", f"{cd['reason']}{env}")
     if rep["devices"]:
         for d in rep["devices"]:
             t.add_row(f"cuda:{d['index']}", f"{d['name']}, {d['memory_gib']} GiB, bf16 {'yes' if d['bf16'] else 'no'}")

@@ -166,7 +166,7 @@ def run_eval(run: EvalRun, progress: Progress | None = None,
     compute = resolve_compute(run.device, run.dtype)
     ctx = distributed.context_from_env()
     device = distributed.device_for(ctx, compute.device)
-    compute = Compute(device, compute.dtype, compute.fell_back)
+    compute = Compute(device, compute.dtype, compute.fell_back, compute.reason)
     # rank 0 waits at the gather for the slowest rank's whole slice of videos
     ctx = distributed.init_process_group(ctx, device, timeout=GATHER_TIMEOUT)
     try:

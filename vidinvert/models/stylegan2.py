@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vidinvert.models import stylegan2_fast
 from vidinvert.models.ops import (
     LRELU_SLOPE,
     SQRT2,
@@ -173,10 +174,16 @@ class StyledConv(nn.Module):
         self.conv = ModulatedConv(in_ch, out_ch, 3, style_dim, upsample=upsample, blur_taps=blur_taps)
         self.noise = NoiseInjection()
         self.activate = BiasLeakyReLU(out_ch)
+        self.fast = True  # the bf16 CPU fast path where it applies (False: the reference path only)
 
     def forward(self, x: Tensor, w: Tensor, noise: Tensor | None, *, inplace_input: bool = False,
                 style_offset: Tensor | None = None) -> Tensor:
-        """x [B, I, H, W] -> [B, O, H', W'] in x's dtype (float16: clamped to +-256)."""
+        """x [B, I, H, W] -> [B, O, H', W'] in x's dtype (float16: clamped to +-256). bf16 on the CPU
+        without autograd takes :mod:`~vidinvert.models.stylegan2_fast` unless ``fast`` is False."""
+        if self.fast and not self.conv.grouped and stylegan2_fast.applies(x):
+            out = stylegan2_fast.styled_conv(self, x, w, noise, style_offset)
+            if out is not None:
+                return out
         out, dcoefs = self.conv(x, w, inplace_input=inplace_input, style_offset=style_offset)
         return bias_noise_lrelu(out, self.activate.bias, dcoefs=dcoefs, noise=noise,
                                 noise_strength=self.noise.weight, inplace=not torch.is_grad_enabled())
@@ -331,6 +338,17 @@ class Generator(nn.Module):
         for m in self.modules():
             if isinstance(m, ModulatedConv):
                 m.grouped = bool(value)
+
+    @property
+    def fast_path(self) -> bool:
+        """True when bf16 on the CPU may take :mod:`~vidinvert.models.stylegan2_fast` (False: reference)."""
+        return all(m.fast for m in self.modules() if isinstance(m, StyledConv))
+
+    @fast_path.setter
+    def fast_path(self, value: bool) -> None:
+        for m in self.modules():
+            if isinstance(m, StyledConv):
+                m.fast = bool(value)
 
     def extra_repr(self) -> str:
         return f"size={self.size}, style_dim={self.style_dim}, n_latent={self.n_latent}"

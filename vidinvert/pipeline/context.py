@@ -12,7 +12,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 
-from vidinvert.device import Compute, resolve_compute, warn_cpu_fallback
+from vidinvert.device import Compute, dtype_notice, resolve_compute, warn_cpu_fallback
 from vidinvert.edit.conditional import restrict_and_condition
 from vidinvert.edit.directions import EditSpec, load_named
 from vidinvert.edit.layers import parse_layers, rows_mask
@@ -58,6 +58,7 @@ def load_inverter(models: ModelChoice) -> Inverter:
     enc_path, gen_path = model_files(models.encoder, models.generator, models.weights_dir)
     compute = resolve_compute(models.device, models.dtype)
     warn_cpu_fallback(compute, models.device)
+    log.info(dtype_notice(compute))
     return Inverter.from_files(enc_path, gen_path, compute)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from vidinvert.device import compute_record
 from vidinvert.fileio import write_json
 from vidinvert.pipeline.report_figure import figure_path, write_report_figure
 from vidinvert.pipeline.request import VIDEO
@@ -16,7 +17,7 @@ from vidinvert.runinfo import run_json_path, run_record
 
 def write_records(s: JobSettings, ctx, p, outputs: dict[str, Path], rep: dict | None, config: dict) -> None:
     """``run.json`` beside each of ``outputs`` (the request, ``config``, the edits, the model files,
-    timings and the report but its per-frame arrays) and the report where ``report`` says, a clip's
+    timings, the compute (device, dtype and why) and the report but its per-frame arrays) and the report where ``report`` says, a clip's
     with its picture beside it (:mod:`~vidinvert.pipeline.report_figure`; ``p``: the
     :class:`~vidinvert.pipeline.plan.PlannedInput`; ``ctx``: the :class:`~vidinvert.pipeline.context.JobContext`)."""
     req, inv = s.request, ctx.inverter
@@ -27,6 +28,7 @@ def write_records(s: JobSettings, ctx, p, outputs: dict[str, Path], rep: dict | 
             picture = write_report_figure(rep, figure_path(dest))
             rep["report_figure"] = None if picture is None else str(picture)
     extra = {"report": {k: v for k, v in rep.items() if k != "per_frame"}} if rep else {}
+    extra["compute"] = compute_record(inv.compute)
     fields = {f.name: getattr(req, f.name) for f in dataclasses.fields(req) if f.name != "explicit"}
     styles = describe_style_edits(ctx.edits, inv)
     config = {**config, "stylespace": styles} if styles else config

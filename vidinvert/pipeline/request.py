@@ -138,7 +138,8 @@ class InvertRequest:
     weights_dir: Path | None = option(
         None, "Folder with the model files (before $VIDINVERT_HOME and ~/.cache/vidinvert).", panel=_MODELS)
     device: str = option("auto", "auto | cuda | cuda:N | cpu.", panel=_MODELS)
-    dtype: Dtype = option(Dtype.AUTO, "{choices} (auto: bf16 on CUDA, fp32 on CPU).", panel=_MODELS)
+    dtype: Dtype = option(Dtype.AUTO, "{choices} (auto: $VIDINVERT_DTYPE if set, else bf16 on CUDA and on CPUs with AMX-BF16 or "
+                          "AVX512-BF16 units, fp32 elsewhere; fp32 matches the official code).", panel=_MODELS)
     batch_size: int | None = option(None, "Most frames per batch, halved when memory runs out (default: from free "
                                     "GPU memory).", panel=_MODELS,
                                     kinds=frozenset({VIDEO, ALIGNED}), min=1)

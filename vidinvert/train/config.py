@@ -113,7 +113,7 @@ class TrainConfig:
     log: LogConfig = field(default_factory=LogConfig)
     seed: int = 0
     device: str = "auto"  # auto | cuda | cpu (under torchrun: cuda:LOCAL_RANK)
-    dtype: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+    dtype: str = "auto"  # auto (see vidinvert.device.resolve_compute) | fp32 | bf16
     compile: bool = False  # torch.compile the encoder
 
 
