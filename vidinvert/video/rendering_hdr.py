@@ -168,15 +168,6 @@ class SdrRendering:
             light = hdr.apply_matrix(light, hdr.BT709_TO_BT2020)
         return hdr.like(hdr.channels_back(self._from_light(light), axis), y)
 
-    def apply_delta(self, x, delta, axis: int = -1):
-        """x' = x + (R⁻¹(R(x) + Δ) - R⁻¹(R(x))): R⁻¹(R(x) + Δ) up to rounding, and exactly x (bit for
-        bit) wherever Δ = 0. ``delta`` in the networks' units ([0, 1] scale)."""
-        if self.is_identity:
-            return hdr.like(hdr.as64(x) + hdr.as64(delta), x)
-        x64 = hdr.as64(x)
-        y = self.forward(x64, axis)
-        return hdr.like(x64 + (self.inverse(y + hdr.as64(delta), axis) - self.inverse(y, axis)), x)
-
     def unclipped(self, x, axis: int = -1, tol: float = 1e-9):
         """Boolean mask (the shape without ``axis``): where R(x) lies in [0, 1], R's unclipped range."""
         y = hdr.channels_last(hdr.as64(self.forward(x, axis)), axis)
