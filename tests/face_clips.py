@@ -5,6 +5,8 @@ Written with PyAV directly (frames + a sine audio track), so they are an indepen
 
 from __future__ import annotations
 
+import struct
+import zlib
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence
@@ -22,6 +24,20 @@ def face_patch(size: int) -> np.ndarray:
 
     img = data.astronaut()[0:260, 110:370]
     return np.asarray(Image.fromarray(img).resize((size, size), Image.BICUBIC))
+
+
+def write_png16_grey_alpha(path: Path, ga: np.ndarray) -> Path:
+    """uint16 ``[H,W,2]`` (grey, alpha) as a 16-bit grey+alpha PNG written by hand (colour type 4, no row
+    filter): neither OpenCV nor Pillow writes one."""
+    h, w = ga.shape[:2]
+    raw = b"".join(b"\x00" + ga[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0))
+                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return Path(path)
 
 
 def face_frame(i: int, size=(176, 144), face_px: int = 96, faces: Sequence[tuple[int, int]] = ((40, 20),),

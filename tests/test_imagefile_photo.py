@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageOps, JpegImagePlugin
 
+from tests.face_clips import write_png16_grey_alpha
 from vidinvert.errors import VidinvertError
 from vidinvert.imagefile import orient, read_photo, write_photo
 
@@ -100,29 +101,60 @@ def test_greyscale_written_greyscale_with_unchanged_pixels_exact(tmp_path):
     assert np.array_equal(got[mask], g[mask])
 
 
-@pytest.mark.parametrize("channels", [3, 4, 1])
+def _read16(path, channels: int) -> np.ndarray:
+    """A 16-bit PNG's samples through OpenCV (grey+alpha: OpenCV's BGRA, grey in B, G and R -> [H,W,2])."""
+    got = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if channels == 2:
+        assert got.shape[2] == 4 and (got[..., 0] == got[..., 2]).all()
+        assert open(path, "rb").read(26)[24:26] == b"\x10\x04"  # 16-bit grey+alpha on disk
+        got = got[..., [0, 3]]
+    return got
+
+
+@pytest.mark.parametrize("channels", [3, 4, 1, 2])
 def test_16bit_png_keeps_exact_16bit_values_outside_the_edit(tmp_path, channels):
     rng = np.random.default_rng(2)
     shape = (40, 56) if channels == 1 else (40, 56, channels)
     hi = rng.integers(0, 65536, shape, dtype=np.uint16)
     src = tmp_path / "h.png"
-    assert cv2.imwrite(str(src), hi)  # OpenCV: BGR(A) order on disk
+    if channels == 2:
+        write_png16_grey_alpha(src, hi)
+    else:
+        assert cv2.imwrite(str(src), hi)  # OpenCV: BGR(A) order on disk
+    grey = channels in (1, 2)
     photo = read_photo(src)
-    assert photo.bits == 16 and photo.grey == (channels == 1) and (photo.alpha is not None) == (channels == 4)
-    ref_rgb = hi[..., [2, 1, 0]] if channels > 1 else np.repeat(hi[..., None], 3, -1)
+    assert photo.bits == 16 and photo.grey == grey and (photo.alpha is not None) == (channels in (2, 4))
+    ref_rgb = np.repeat(hi[..., :1] if channels == 2 else hi[..., None], 3, -1) if grey else hi[..., [2, 1, 0]]
     assert np.array_equal(photo.rgb, np.round(ref_rgb / 257).astype(np.uint8))
     edited = _edit(photo.rgb)
     out = write_photo(tmp_path / "o.png", photo, edited, overwrite=False)
-    got = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    got = _read16(out, channels)
     assert got.dtype == np.uint16 and got.shape == hi.shape
     keep = np.ones(hi.shape[:2], bool)
     keep[5:15, 10:30] = False
     assert np.array_equal(got[keep], hi[keep])
     inside = got[~keep].astype(float) / 257
-    want = edited[~keep][:, ::-1] if channels > 1 else np.asarray(Image.fromarray(edited).convert("L"))[~keep]
-    assert np.abs((inside[..., :3] if channels > 1 else inside) - want).max() < 0.51  # the 8-bit edit carried to 16 bits
-    if channels == 4:
-        assert np.array_equal(got[..., 3], hi[..., 3])
+    want = np.asarray(Image.fromarray(edited).convert("L"))[~keep] if grey else edited[~keep][:, ::-1]
+    inside = inside[..., 0] if channels == 2 else inside if channels == 1 else inside[..., :3]
+    assert np.abs(inside - want).max() < 0.51  # the 8-bit edit carried to 16 bits
+    if channels in (2, 4):
+        assert np.array_equal(got[..., -1], hi[..., -1])
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_16bit_grey_png_writes_the_given_16bit_samples(tmp_path, channels):
+    """``high`` (the faces composited at 16 bits) is what a 16-bit grey (+alpha) PNG holds, alpha untouched."""
+    rng = np.random.default_rng(4)
+    hi = rng.integers(0, 65536, (30, 44) if channels == 1 else (30, 44, 2), dtype=np.uint16)
+    src = tmp_path / "g.png"
+    write_png16_grey_alpha(src, hi) if channels == 2 else cv2.imwrite(str(src), hi)
+    photo = read_photo(src)
+    high = photo.high.copy()
+    high[3:9, 5:20] = rng.integers(0, 65536, (6, 15), dtype=np.uint16)
+    got = _read16(write_photo(tmp_path / "o.png", photo, _edit(photo.rgb), overwrite=False, high=high), channels)
+    assert np.array_equal(got, high if channels == 1 else np.dstack([high, hi[..., 1]]))
+    with pytest.raises(ValueError):
+        write_photo(tmp_path / "bad.png", photo, photo.rgb, overwrite=False, high=high[:-1])
 
 
 def test_webp_lossless_stays_lossless_and_lossy_is_high_quality(tmp_path):

@@ -1,6 +1,6 @@
 """Only the faces change: FFV1 outputs keep the source's own samples outside the paste masks' support,
 10-bit faces are composited at 10 bits, ``--frames-dir`` writes 16-bit PNG for deep sources, and 16-bit
-photos keep 16 bits inside the faces.
+photos (colour and greyscale) keep 16 bits inside the faces.
 
 The fixtures are written and read back with PyAV directly (planes through their buffers), and the
 references (support, YCbCr conversion, chroma block means) are computed here in float64, apart from the
@@ -16,10 +16,13 @@ import cv2
 import numpy as np
 import pytest
 from av.video.reformatter import ColorRange, Colorspace
+from PIL import Image
 
-from tests.face_clips import face_frame, face_patch
+from tests.face_clips import face_frame, face_patch, write_png16_grey_alpha
+from vidinvert import Editor, EditRequest
 from vidinvert.cli.app import main
 from vidinvert.pipeline import composite
+from vidinvert.pipeline import photo as photo_job
 
 KR_KB = {"bt709": (0.2126, 0.0722)}
 
@@ -190,35 +193,93 @@ def test_strength_zero_delta_keeps_a_10_bit_clip_exactly(tmp_path, tiny_weights,
     assert all(np.array_equal(a, b) for fa, fb in zip(src, got) for a, b in zip(fa, fb))
 
 
-def test_16_bit_photo_faces_are_composited_at_16_bits(tmp_path, tiny_weights, direction, monkeypatch):
+@pytest.fixture
+def photo_fields(monkeypatch):
+    """Records the photo job's paste fields: ``[(box, weight [h,w], value [h,w,3])]`` (float64)."""
+    seen: list = []
+    orig = photo_job.depth_fields
+
+    def spy(*a, **k):
+        out = orig(*a, **k)
+        seen.extend((f.box, f.weight.double().cpu().numpy(), f.value.double().cpu().permute(1, 2, 0).numpy())
+                    for f in out)
+        return out
+
+    monkeypatch.setattr(photo_job, "depth_fields", spy)
+    return seen
+
+
+def _face16(grey: bool) -> np.ndarray:
+    """The astronaut's face on a flat ground in 16 bits with a seeded +-100 texture (so the samples are
+    not 8-bit values scaled): uint16 ``[200,200,3]`` RGB, or ``[200,200]`` (Rec. 601 luma) for ``grey``."""
     rng = np.random.default_rng(3)
     img = np.full((200, 200, 3), 120, np.uint8)
     img[10:190, 10:190] = face_patch(180)
-    high = np.clip(img.astype(np.int64) * 257 + rng.integers(-100, 101, img.shape), 0, 65535).astype(np.uint16)
+    base = img.astype(np.float64) @ np.array([0.299, 0.587, 0.114]) if grey else img.astype(np.float64)
+    return np.clip(np.rint(base * 257) + rng.integers(-100, 101, base.shape), 0, 65535).astype(np.uint16)
+
+
+def test_16_bit_photo_faces_are_composited_at_16_bits(tmp_path, tiny_weights, direction, photo_fields):
+    high = _face16(grey=False)
     src = tmp_path / "face16.png"
     cv2.imwrite(str(src), high[..., ::-1])
-    seen = []
-    orig = composite.composite_field
-
-    def spy(planes, fld, *a, **k):
-        seen.append((fld.box, fld.weight.double().cpu().numpy(), fld.value.double().cpu().permute(1, 2, 0).numpy()))
-        return orig(planes, fld, *a, **k)
-
-    monkeypatch.setattr(composite, "composite_field", spy)
     out = tmp_path / "out.png"
     assert main(["edit", str(src), "--direction", str(direction), "--strength", "3", "--paste", "delta",
                  "-o", str(out), *_models(tiny_weights)]) == 0
     got = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)[..., ::-1].astype(np.float64)
-    assert len(seen) == 1
-    (x0, y0, x1, y1), w, val = seen[0]
+    assert len(photo_fields) == 1
+    (x0, y0, x1, y1), w, val = photo_fields[0]
     ref = high.astype(np.float64)
     ref[y0:y1, x0:x1] += 65535 * w[..., None] * val / 2
     ref = np.clip(ref, 0, 65535)
-    sup = _luma_support(seen, high.shape[:2])
+    sup = _luma_support(photo_fields, high.shape[:2])
     assert np.array_equal(got[~sup], high[~sup])  # outside the faces: the source's 16-bit samples
     assert np.abs(got - ref)[sup].max() <= 1.0
     change = (got - high)[sup]
     assert (change % 257 != 0).any()  # not an 8-bit change moved onto 16 bits
+
+
+@pytest.mark.parametrize("kind", ["png", "png+alpha", "tif"])
+def test_16_bit_grey_photo_faces_are_composited_at_16_bits(tmp_path, tiny_weights, direction, photo_fields, kind):
+    high = _face16(grey=True)
+    alpha = np.random.default_rng(6).integers(30000, 65536, high.shape, dtype=np.uint16)
+    suffix = ".tif" if kind == "tif" else ".png"
+    src = tmp_path / f"grey16{suffix}"
+    if kind == "png":
+        cv2.imwrite(str(src), high)
+    elif kind == "png+alpha":
+        write_png16_grey_alpha(src, np.dstack([high, alpha]))
+    else:
+        Image.fromarray(high).save(src)  # I;16 TIFF
+    out = tmp_path / f"out{suffix}"
+    assert main(["edit", str(src), "--direction", str(direction), "--strength", "3", "--paste", "delta",
+                 "-o", str(out), *_models(tiny_weights)]) == 0
+    if kind == "png+alpha":  # OpenCV decodes grey+alpha as BGRA, the grey in B, G and R
+        bgra = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(bgra[..., 3], alpha) and (bgra[..., 0] == bgra[..., 2]).all()
+        written, got = bgra[..., [0, 3]], bgra[..., 0].astype(np.float64)
+    else:
+        with Image.open(out) as im:
+            assert im.mode.startswith("I;16")
+            written = np.asarray(im)
+        got = written.astype(np.float64)
+    assert got.shape == high.shape
+    assert len(photo_fields) == 1
+    (x0, y0, x1, y1), w, val = photo_fields[0]
+    ref = high.astype(np.float64)  # the grey source as RGB plus the change, clipped, back to Rec. 601 luma
+    rgb = np.clip(ref[y0:y1, x0:x1, None] / 65535 + w[..., None] * val / 2, 0, 1)
+    ref[y0:y1, x0:x1] = 65535 * (rgb @ np.array([0.299, 0.587, 0.114]))
+    sup = _luma_support(photo_fields, high.shape)
+    assert sup.sum() > 1000
+    assert np.array_equal(got[~sup], high[~sup])  # outside the face: the source's 16-bit samples
+    assert np.abs(got - ref)[sup].max() <= 1.0
+    change = (got - high)[sup]
+    assert np.abs(change).max() > 257 and (change % 257 != 0).any()  # not an 8-bit change moved onto 16 bits
+    models = dict(encoder=str(tiny_weights["encoder"]), generator=str(tiny_weights["generator"]), device="cpu")
+    editor = Editor.from_request(EditRequest(inputs=(), **models))
+    shown = editor.render(editor.open(src), 0, EditRequest(inputs=(), direction=(direction,), strength="3", **models))
+    (samples,) = shown.samples.values()
+    assert samples.dtype == np.uint16 and np.array_equal(samples, written)  # the session holds what the job wrote
 
 
 @pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le",

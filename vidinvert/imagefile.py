@@ -180,7 +180,7 @@ def read_photo(path: str | Path) -> Photo:
             orientation = int(exif.get(0x0112, 1) or 1)
             png = _png_header(p) if fmt == "PNG" else None
             if png is not None and png[0] == 16 and png[1] != 0:  # 16-bit colour/grey+alpha: Pillow truncates
-                photo = _read_png16(p, orientation)
+                photo = _read_png16(p, orientation, grey_alpha=png[1] == 4)
             else:
                 if fmt == "TIFF" and im.mode not in ("I;16", "I;16B", "I;16L"):
                     bits = im.tag_v2.get(258, (8,))
@@ -224,8 +224,9 @@ def _from_pil(p: Path, im, fmt: str) -> Photo:
     return Photo(p, np.asarray(im if mode == "RGB" else im.convert("RGB")), fmt)
 
 
-def _read_png16(p: Path, orientation: int) -> Photo:
-    """16-bit colour or grey+alpha PNG through OpenCV (Pillow keeps only 8 bits of these)."""
+def _read_png16(p: Path, orientation: int, *, grey_alpha: bool = False) -> Photo:
+    """16-bit colour or grey+alpha PNG through OpenCV (Pillow keeps only 8 bits of these). OpenCV
+    decodes grey+alpha (PNG colour type 4, ``grey_alpha``) as BGRA with the grey in all three."""
     import cv2
 
     a = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
@@ -235,17 +236,22 @@ def _read_png16(p: Path, orientation: int) -> Photo:
     if a.ndim == 2:
         return Photo(p, np.repeat(_to8(a)[..., None], 3, -1), "PNG", grey=True, high=a)
     ch = a.shape[2]
-    if ch == 2:
+    if grey_alpha or ch == 2:
         return Photo(p, np.repeat(_to8(a[..., 0])[..., None], 3, -1), "PNG", grey=True,
-                     high=np.ascontiguousarray(a[..., 0]), alpha=np.ascontiguousarray(a[..., 1]))
+                     high=np.ascontiguousarray(a[..., 0]), alpha=np.ascontiguousarray(a[..., ch - 1]))
     high = np.ascontiguousarray(a[..., 2::-1])  # BGR(A) -> RGB
     return Photo(p, _to8(high), "PNG", high=high, alpha=np.ascontiguousarray(a[..., 3]) if ch == 4 else None)
+
+
+#: Rec. 601 luma weights in 1/65536 (Pillow's ``L``): R, G, B; they sum to 65536
+LUMA_WEIGHTS = (19595, 38470, 7471)
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
     """uint8 RGB -> uint8 grey with Rec. 601 weights (Pillow's ``L``); equal channels map to themselves."""
     r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
-    return ((19595 * r + 38470 * g + 7471 * b + 32768) >> 16).astype(np.uint8)
+    kr, kg, kb = LUMA_WEIGHTS
+    return ((kr * r + kg * g + kb * b + 32768) >> 16).astype(np.uint8)
 
 
 def _apply_to_high(high: np.ndarray, orig8: np.ndarray, new8: np.ndarray, rows: int = 512) -> np.ndarray:
@@ -276,12 +282,14 @@ def write_photo(path: str | Path, photo: Photo, rgb: np.ndarray, *, overwrite: b
                 high: np.ndarray | None = None) -> Path:
     """Write the edited uint8 RGB ``[H,W,3]`` of ``photo`` to ``path`` in the source's kind.
 
-    ``high``: the edited 16-bit samples (uint16 ``[H,W,3]``, a colour 16-bit source's faces composited
-    at 16 bits); written instead of the 8-bit change moved onto the source's samples where 16 bits are.
+    ``high``: the edited 16-bit samples, the shape of ``photo.high`` (uint16 ``[H,W,3]`` colour, ``[H,W]``
+    grey: the faces composited at 16 bits, :func:`vidinvert.pipeline.composite.composite_field` and
+    :func:`~vidinvert.pipeline.composite.composite_grey_field`); written where 16 bits are. Without it
+    the 8-bit change is moved onto the source's 16-bit samples (``high + 257 * change``).
 
     Format from the suffix. Greyscale sources are written greyscale, 16-bit ones 16-bit (PNG,
-    and greyscale TIFF; other formats take 8 bits) with every sample whose 8-bit pixel was not
-    changed keeping its exact 16-bit value; alpha is written untouched; the ICC profile and the
+    and greyscale TIFF; other formats take 8 bits) with every sample outside the edit keeping
+    its exact 16-bit value; alpha is written untouched; the ICC profile and the
     EXIF block (without orientation) are copied. JPEG: quality 95, 4:4:4; PNG/TIFF/BMP lossless;
     WebP lossless when the source was lossless, else quality 95. Temp file + rename.
     """
@@ -291,6 +299,9 @@ def write_photo(path: str | Path, photo: Photo, rgb: np.ndarray, *, overwrite: b
     fmt = check_photo_output(photo, p)
     if rgb.shape != photo.rgb.shape or rgb.dtype != np.uint8:
         raise ValueError(f"write_photo: expected uint8 {photo.rgb.shape}, got {rgb.dtype} {rgb.shape}")
+    if high is not None and (photo.high is None or high.shape != photo.high.shape or high.dtype != np.uint16):
+        raise ValueError(f"write_photo: high must be uint16 like the source's 16-bit samples, got {high.dtype} "
+                         f"{high.shape}")
     sixteen = photo.high is not None and (fmt == "PNG" or (fmt == "TIFF" and photo.grey and photo.alpha is None))
     if photo.high is not None and not sixteen:
         log.info(f"{p.name}: {fmt} takes 8-bit samples; the 16-bit source is written with 8 bits")
@@ -301,7 +312,7 @@ def write_photo(path: str | Path, photo: Photo, rgb: np.ndarray, *, overwrite: b
     if photo.grey:
         g = _luma(rgb)
         if sixteen:
-            im = Image.fromarray(_apply_to_high(photo.high, photo.rgb[..., 0], g))  # uint16 -> I;16
+            im = Image.fromarray(_grey16(photo, g, high))  # uint16 -> I;16
         else:
             im = Image.fromarray(g, "L")
             if photo.alpha is not None:
@@ -332,15 +343,21 @@ def _alpha8(alpha: np.ndarray) -> np.ndarray:
     return alpha if alpha.dtype == np.uint8 else _to8(alpha)
 
 
+def _grey16(photo: Photo, g8: np.ndarray, high: np.ndarray | None) -> np.ndarray:
+    """A 16-bit grey source's written samples uint16 ``[H,W]``: ``high`` (composited at 16 bits) or,
+    without it, the source's samples moved by the 8-bit change to ``g8``."""
+    return high if high is not None else _apply_to_high(photo.high, photo.rgb[..., 0], g8)
+
+
 def photo_samples(photo: Photo, rgb: np.ndarray, high: np.ndarray | None = None) -> np.ndarray:
     """The samples a lossless (PNG) output of ``photo`` edited to uint8 RGB ``rgb`` holds, as the photo
-    job writes them: uint16 for 16-bit sources (``high`` moved by the 8-bit change), one channel for
-    greyscale, the alpha channel appended untouched. ``[H,W]``, ``[H,W,2]``, ``[H,W,3]`` or
-    ``[H,W,4]``, in RGB(A) order. ``high``: a colour source's edited 16-bit samples, when composited
-    at 16 bits (see :func:`write_photo`)."""
+    job writes them: uint16 for 16-bit sources, one channel for greyscale, the alpha channel appended
+    untouched. ``[H,W]``, ``[H,W,2]``, ``[H,W,3]`` or ``[H,W,4]``, in RGB(A) order. ``high``: the
+    source's edited 16-bit samples (colour ``[H,W,3]`` or grey ``[H,W]``), when composited at 16 bits
+    (see :func:`write_photo`); without it the 8-bit change is moved onto the 16-bit samples."""
     if photo.high is not None:
         if photo.grey:
-            planes = [_apply_to_high(photo.high, photo.rgb[..., 0], _luma(rgb))]
+            planes = [_grey16(photo, _luma(rgb) if high is None else None, high)]
         else:
             high = _apply_to_high(photo.high, photo.rgb, rgb) if high is None else high
             planes = [high[..., 0], high[..., 1], high[..., 2]]
@@ -355,18 +372,44 @@ def photo_samples(photo: Photo, rgb: np.ndarray, high: np.ndarray | None = None)
 
 
 def _png16_bytes(photo: Photo, rgb: np.ndarray, high: np.ndarray | None = None) -> bytes:
-    """A 16-bit PNG (OpenCV's encoder) of the edited photo, with the ICC profile as an iCCP chunk."""
+    """A 16-bit PNG of the edited photo (OpenCV's encoder; grey+alpha, which OpenCV cannot write:
+    :func:`_png16_grey_alpha`), with the ICC profile as an iCCP chunk."""
     import cv2
 
     arr = photo_samples(photo, rgb, high)
-    if arr.ndim == 3 and arr.shape[2] >= 3:  # RGB(A) -> BGR(A)
-        arr = np.ascontiguousarray(arr[..., [2, 1, 0, *range(3, arr.shape[2])]])
-    ok, buf = cv2.imencode(".png", arr)
-    if not ok:  # pragma: no cover - OpenCV failure
-        raise VidinvertError(f"cannot encode a 16-bit PNG for {photo.path.name}")
-    data = buf.tobytes()
+    if arr.ndim == 3 and arr.shape[2] == 2:
+        data = _png16_grey_alpha(arr)
+    else:
+        if arr.ndim == 3:  # RGB(A) -> BGR(A)
+            arr = np.ascontiguousarray(arr[..., [2, 1, 0, *range(3, arr.shape[2])]])
+        ok, buf = cv2.imencode(".png", arr)
+        if not ok:  # pragma: no cover - OpenCV failure
+            raise VidinvertError(f"cannot encode a 16-bit PNG for {photo.path.name}")
+        data = buf.tobytes()
     if photo.icc:
-        body = b"ICC Profile\x00\x00" + zlib.compress(photo.icc)
-        chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+        chunk = _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(photo.icc))
         data = data[:33] + chunk + data[33:]  # right after the signature and IHDR
     return data
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _png16_grey_alpha(arr: np.ndarray, rows: int = 256) -> bytes:
+    """uint16 ``[H,W,2]`` (grey, alpha) as a 16-bit grey+alpha PNG (colour type 4; every row with the
+    Up filter), compressed in row blocks."""
+    h, w = arr.shape[:2]
+    comp = zlib.compressobj(6)
+    parts = []
+    prev = np.zeros(w * 4, np.uint8)
+    for y in range(0, h, rows):
+        raw = arr[y : y + rows].astype(">u2").view(np.uint8).reshape(-1, w * 4)
+        up = np.empty((len(raw), w * 4 + 1), np.uint8)
+        up[:, 0] = 2  # Up: each byte minus the byte above (mod 256)
+        up[:, 1:] = raw - np.concatenate([prev[None], raw[:-1]])
+        prev = raw[-1]
+        parts.append(comp.compress(up.tobytes()))
+    parts.append(comp.flush())
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0))
+            + _png_chunk(b"IDAT", b"".join(parts)) + _png_chunk(b"IEND", b""))

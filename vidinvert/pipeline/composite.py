@@ -27,6 +27,7 @@ import torch
 
 from vidinvert.face import masks as face_masks
 from vidinvert.face.paste import PasteField, blend_rgb, combine_masks, depth_fields, paste_fields
+from vidinvert.imagefile import LUMA_WEIGHTS
 from vidinvert.pipeline.video_config import SIDE_BY_SIDE
 from vidinvert.video.colour import ColourSpec, RGBConverter
 from vidinvert.video.hdr_frames import SdrRGBConverter, rgb_converter
@@ -57,6 +58,27 @@ def composite_field(planes: Planes, fld: PasteField, rendering: Rendering = SDR_
         d = rendering.inverse(r + m[..., None] * target) - x
         d[~support] = 0.0
     add_rgb_delta(planes, box, d, support)
+
+
+def composite_grey_field(grey: np.ndarray, fld: PasteField) -> None:
+    """Composite one face's :class:`PasteField` into a 16-bit greyscale photo's samples (uint16 ``[H,W]``,
+    **in place**): the sample ``x`` (in [0, 1]) as three equal RGB channels, composited like
+    :func:`composite_field` (SDR identity: ``x + m * delta / 2`` for ``delta``, ``x + m * ((G + 1) / 2 - x)``
+    for ``full``, each channel clipped to [0, 1]) in float64, brought back to one channel with the Rec. 601
+    luma weights of the 8-bit path (:data:`vidinvert.imagefile.LUMA_WEIGHTS`, summing to 1: a grey value
+    maps to itself) and rounded once to 16 bits. Samples outside the field's support are left as they are."""
+    x0, y0, x1, y1 = fld.box
+    m = _host(fld.weight).astype(np.float64)
+    support = m > 0
+    if not support.any():
+        return
+    region = grey[y0:y1, x0:x1]
+    x = region.astype(np.float64) / 65535
+    val = _host(fld.value).astype(np.float64)  # [3,h,w], [-1,1] units
+    rgb = x + m * (0.5 * val if fld.mode == "delta" else (val + 1) * 0.5 - x)
+    k = np.asarray(LUMA_WEIGHTS, np.float64) / sum(LUMA_WEIGHTS)
+    new = np.clip(np.rint(65535 * np.tensordot(k, np.clip(rgb, 0.0, 1.0), 1)), 0, 65535)
+    region[support] = new[support]
 
 
 def rgb16_planes(high: np.ndarray) -> Planes:

@@ -39,7 +39,7 @@ from vidinvert.fileio import atomic_path, check_output
 from vidinvert.imagefile import check_photo_output, read_photo, write_photo
 from vidinvert.memory import BatchSize, batch_report
 from vidinvert.metrics.identity import measure_label, measure_of, paired_identity
-from vidinvert.pipeline.composite import composite_field, rgb16_planes
+from vidinvert.pipeline.composite import composite_field, composite_grey_field, rgb16_planes
 from vidinvert.pipeline.edits import EditPlan, style_offsets
 from vidinvert.pipeline.request import EditRequest
 from vidinvert.pipeline.settings import JobSettings
@@ -290,9 +290,10 @@ def paste_photo(photo, chosen, quads, src, recon, img, region, *, inversion: boo
 
 def paste_photo_samples(photo, chosen, quads, src, recon, img, region, *, inversion: bool, cfg: PhotoConfig,
                         masker, mask: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """:func:`paste_photo` and, for a 16-bit colour photo, the same faces composited into its 16-bit
-    samples (uint16 ``[H,W,3]``, the delta added to the 16-bit source: :mod:`vidinvert.pipeline.composite`;
-    None for other photos)."""
+    """:func:`paste_photo` and, for a 16-bit photo, the same faces composited into its 16-bit samples
+    (the delta added to the 16-bit source: :mod:`vidinvert.pipeline.composite`): uint16 ``[H,W,3]`` for
+    colour, ``[H,W]`` for greyscale (:func:`~vidinvert.pipeline.composite.composite_grey_field`); None
+    for 8-bit photos."""
     mode = "full" if inversion else cfg.paste_mode
     if mask is None:
         mask = photo_masks(chosen, src, img, masker=masker, mask_size=cfg.mask_size)
@@ -303,8 +304,13 @@ def paste_photo_samples(photo, chosen, quads, src, recon, img, region, *, invers
     rgb = photo.rgb.copy()
     for fld in fields:
         blend_rgb(rgb, fld)
-    if photo.high is None or photo.grey:
+    if photo.high is None:
         return rgb, None
+    if photo.grey:
+        grey = photo.high.copy()
+        for fld in fields:
+            composite_grey_field(grey, fld)
+        return rgb, grey
     deep = rgb16_planes(photo.high)
     for fld in fields:
         composite_field(deep, fld)
