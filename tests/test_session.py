@@ -213,3 +213,41 @@ def test_a_preview_stops_the_generator_early_and_says_so(editor, media_files, di
     assert changed.any() and not (changed & ~inside).any()
     with pytest.raises(VidinvertError, match="power of two"):
         editor.render(media, 0, settings, preview_size=48)
+
+
+def test_the_faces_of_a_clip_frame_carry_track_ids_and_face_numbers(editor, media_files):
+    """Two people: track ids 0 and 1, ``--face`` numbers 0 and 1 from the left on the first frame with
+    faces (the rule ``--face N`` uses), on a later frame too."""
+    media = editor.open(media_files["two"])
+    for frame in (0, media.frames - 1):
+        faces = editor.faces(media, frame, EditRequest(inputs=(), face="all"))
+        assert sorted(f.track for f in faces) == [0, 1] and sorted(f.number for f in faces) == [0, 1], faces
+        left, right = sorted(faces, key=lambda f: f.box[0])
+        assert (left.number, right.number) == (0, 1) and left.box[2] < right.box[0]
+
+
+def test_a_cancelled_prefix_pass_stops_and_the_next_render_is_exact(tiny_weights, media_files, direction):
+    """``cancel`` set from ``progress`` during the prefix pass of a late frame: ``RenderCancelled``;
+    the same session then renders that frame as a fresh session does."""
+    import threading
+
+    from vidinvert.pipeline.session import RenderCancelled
+
+    settings = EditRequest(inputs=(), direction=(direction,))
+    session = Editor.from_request(EditRequest(inputs=(), **_models(tiny_weights)))
+    media = session.open(media_files["one"])
+    last = media.frames - 1
+    cancel, seen = threading.Event(), []
+
+    def progress(stage, done, total):
+        seen.append((stage, done, total))
+        cancel.set()
+
+    with pytest.raises(RenderCancelled):
+        session.render(media, last, settings, progress=progress, cancel=cancel)
+    assert seen
+    again = session.render(media, last, settings)
+    fresh = Editor.from_request(EditRequest(inputs=(), **_models(tiny_weights)))
+    want = fresh.render(fresh.open(media_files["one"]), last, settings)
+    tag = settings.tags[0]
+    assert again.exact and np.array_equal(again.outputs[tag], want.outputs[tag])
